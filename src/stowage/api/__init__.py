@@ -1,0 +1,1 @@
+"""HTTP adapters: each dialect translates wire format to core calls and back."""

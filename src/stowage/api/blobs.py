@@ -1,0 +1,62 @@
+"""Presigned blob endpoints (local mode): the URLs in ``upload_url`` and ``download_url``.
+
+No bearer token here: the HMAC signature in the query is the credential.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..core.errors import Gone, Invalid, NotFound, TooLarge
+from .deps import StowageDep
+from .responses import MIME_TYPES, blob_response
+
+router = APIRouter(prefix="/blobs", tags=["presigned"])
+
+SIGNED = {
+    403: {"description": "Signature missing, tampered, expired, or for another object/method"},
+    404: {"description": "No such object"},
+}
+
+
+@router.put(
+    "/{object_id}",
+    responses={
+        **SIGNED,
+        409: {"description": "The object is no longer UPLOADING"},
+        413: {"description": "Body over the upload limit"},
+    },
+)
+async def put_blob(
+    object_id: str,
+    request: Request,
+    stowage: StowageDep,
+    expires: str | None = None,
+    signature: str | None = None,
+) -> Response:
+    """Receive the raw bytes of an UPLOADING object; hashed and fsynced before 200."""
+    stowage.presigner.verify("PUT", object_id, expires, signature, stowage.clock.now_ms())
+    limit = stowage.settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the upload exceeds the limit of {limit} bytes")
+    obj = await stowage.objects.upload(object_id, request.stream())
+    return Response(status_code=200, headers={"ETag": f'"{obj.md5}"'})
+
+
+@router.api_route("/{object_id}", methods=["GET", "HEAD"], responses={**SIGNED, 206: {}, 304: {}})
+async def get_blob(
+    object_id: str,
+    request: Request,
+    stowage: StowageDep,
+    expires: str | None = None,
+    signature: str | None = None,
+) -> Response:
+    """Stream a completed object's bytes; supports Range, If-None-Match, If-Match, If-Range."""
+    stowage.presigner.verify("GET", object_id, expires, signature, stowage.clock.now_ms())
+    try:
+        obj = await stowage.objects.downloadable(None, object_id)
+    except (Gone, Invalid):
+        raise NotFound("Object not found") from None
+    return blob_response(request, stowage.objects, obj, MIME_TYPES[obj.content_type])

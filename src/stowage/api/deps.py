@@ -1,0 +1,36 @@
+"""Request-scoped dependencies: the process-wide Stowage and the authenticated caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..core.access import Principal
+from ..service import Stowage
+
+
+def get_stowage(request: Request) -> Stowage:
+    return request.app.state.stowage
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+async def get_principal(request: Request) -> Principal:
+    return await get_stowage(request).access.authenticate(bearer_token(request))
+
+
+def public_base(request: Request) -> str:
+    """The base of absolute URLs handed to clients (presigned upload and download URLs)."""
+    configured = get_stowage(request).settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+StowageDep = Annotated[Stowage, Depends(get_stowage)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,84 @@
+"""Turn every failure into a JSON error the caller can act on; never a stack trace.
+
+The Runloop dialect and the presigned blob endpoints answer ``{"message": ...}``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+
+from ..core import errors as e
+from .responses import JsonResponse
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[e.StowageError], int] = {
+    e.Invalid: 400,
+    e.Gone: 400,
+    e.Unauthenticated: 401,
+    e.Forbidden: 403,
+    e.BadSignature: 403,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.TooLarge: 413,
+}
+
+
+def message_response(status: int, message: str) -> Response:
+    headers = {}
+    if status in (409, 408) or status >= 500:
+        # The Runloop SDKs retry 408/409/5xx unless told not to; our conflicts are final.
+        headers["x-should-retry"] = "false"
+    return JsonResponse({"message": message}, status_code=status, headers=headers)
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    if error.get("type") == "json_invalid":
+        return "request body is not valid JSON"
+    if error.get("type") == "extra_forbidden":
+        return f"unknown field {where!r}"
+    if error.get("type") == "missing":
+        return f"{where} is required"
+    return f"{where}: {error.get('msg', 'invalid value')}" if where else error.get("msg", "invalid")
+
+
+async def _domain(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, e.StowageError)
+    return message_response(STATUS.get(type(exc), 400), exc.message)
+
+
+async def _validation(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return message_response(400, "; ".join(_describe(err) for err in exc.errors()))
+
+
+async def _http(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    response = message_response(exc.status_code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _disconnect(_request: Request, _exc: Exception) -> Response:
+    return message_response(400, "the client disconnected before the body was complete")
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return message_response(500, "internal error; the server log has the details")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(e.StowageError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(ClientDisconnect, _disconnect)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,103 @@
+"""Response helpers: fast JSON, and blob bodies with Range and conditional GET."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ..core.models import ContentType, StoredObject
+from ..core.objects import ObjectService
+
+
+class JsonResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+MIME_TYPES = {
+    ContentType.UNSPECIFIED: "application/octet-stream",
+    ContentType.BINARY: "application/octet-stream",
+    ContentType.TEXT: "text/plain; charset=utf-8",
+    ContentType.GZIP: "application/gzip",
+    ContentType.TAR: "application/x-tar",
+    ContentType.TGZ: "application/gzip",
+}
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
+    """Return (start, length), None to ignore the header, or "unsatisfiable".
+
+    Multiple ranges are answered with the whole object, which RFC 9110 allows.
+    """
+    match = _RANGE.match(header.strip())
+    if not match:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix range: the last N bytes
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            return "unsatisfiable"
+        start = max(0, size - suffix)
+        return start, size - start
+    start = int(first)
+    end = int(last) if last else size - 1
+    if end < start:
+        return None
+    if start >= size:
+        return "unsatisfiable"
+    end = min(end, size - 1)
+    return start, end - start + 1
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    candidates = [c.strip().removeprefix("W/") for c in header.split(",")]
+    return "*" in candidates or etag in candidates
+
+
+def blob_response(
+    request: Request, objects: ObjectService, obj: StoredObject, media_type: str
+) -> Response:
+    assert obj.size is not None and obj.md5 is not None
+    size = obj.size
+    etag = f'"{obj.md5}"'
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(obj.name, safe='')}",
+    }
+    if_match = request.headers.get("if-match")
+    if if_match is not None and not _etag_matches(if_match, etag):
+        return Response(status_code=412, headers=headers)
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and _etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+
+    start, length, status = 0, size, 200
+    range_header = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if range_header and (if_range is None or if_range.strip() == etag):
+        parsed = parse_range(range_header, size)
+        if parsed == "unsatisfiable":
+            headers["Content-Range"] = f"bytes */{size}"
+            return Response(status_code=416, headers=headers)
+        if isinstance(parsed, tuple):
+            start, length = parsed
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=media_type)
+    return StreamingResponse(
+        objects.read(obj, start, length), status_code=status, headers=headers, media_type=media_type
+    )

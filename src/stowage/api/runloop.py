@@ -1,0 +1,252 @@
+"""The Runloop-compatible Objects API under ``/v1/objects``.
+
+Wire details follow the official SDKs (see docs/api.md): success is always 200 with JSON,
+errors are ``{"message": ...}``, delete is ``POST …/delete``, and the create response carries
+an absolute presigned ``upload_url``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..core.errors import Invalid
+from ..core.models import ContentType, ObjectQuery, ObjectState, Page, StoredObject
+from ..core.presign import MAX_URL_LIFETIME_S
+from .deps import PrincipalDep, StowageDep, public_base
+from .responses import JsonResponse
+
+router = APIRouter(prefix="/v1/objects", tags=["runloop"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": 'Invalid parameters; body `{"message": ...}`'},
+    401: {"description": "Missing or invalid bearer token"},
+    403: {"description": "The token lacks the needed scope"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such object visible to this token"}
+}
+
+
+class CreateObjectBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Object name; names may repeat")
+    content_type: ContentType
+    metadata: dict[str, str] | None = None
+    ttl_ms: int | None = Field(default=None, description="Lifetime in ms from creation")
+
+
+class ObjectView(BaseModel):
+    id: str
+    name: str
+    content_type: ContentType
+    state: ObjectState
+    create_time_ms: int
+    delete_after_time_ms: int | None = None
+    metadata: dict[str, str] | None = None
+    size_bytes: int | None = None
+    upload_url: str | None = None
+
+
+class ObjectListView(BaseModel):
+    objects: list[ObjectView]
+    has_more: bool
+    total_count: int | None = None
+
+
+class ObjectDownloadURLView(BaseModel):
+    download_url: str
+
+
+class MetadataKeysView(BaseModel):
+    keys: list[str]
+
+
+class MetadataValuesView(BaseModel):
+    key: str
+    values: list[str]
+
+
+def object_view(obj: StoredObject, upload_url: str | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": obj.public_id,
+        "name": obj.name,
+        "content_type": obj.content_type.value,
+        "state": obj.state.value,
+        "create_time_ms": obj.create_time_ms,
+        "delete_after_time_ms": obj.delete_after_time_ms,
+        "metadata": obj.metadata or {},
+        "size_bytes": obj.size if obj.state is not ObjectState.UPLOADING else None,
+    }
+    if upload_url is not None:
+        view["upload_url"] = upload_url
+    return view
+
+
+def page_view(page: Page) -> JsonResponse:
+    return JsonResponse(
+        {
+            "objects": [object_view(o) for o in page.objects],
+            "has_more": page.has_more,
+            "total_count": page.total_count,
+        }
+    )
+
+
+def presigned_url(
+    request: Request, stowage: StowageDep, method: str, object_id: str, ttl: int
+) -> str:
+    expires = stowage.clock.now_ms() // 1000 + ttl
+    signature = stowage.presigner.sign(method, object_id, expires)
+    return f"{public_base(request)}/blobs/{object_id}?expires={expires}&signature={signature}"
+
+
+@router.post("", response_model=ObjectView, responses=ERRORS)
+async def create_object(
+    body: CreateObjectBody, request: Request, principal: PrincipalDep, stowage: StowageDep
+) -> JsonResponse:
+    """Create an object in UPLOADING state and return a presigned ``upload_url`` to PUT to."""
+    obj = await stowage.objects.create(
+        principal, body.name, body.content_type, body.metadata, body.ttl_ms
+    )
+    url = presigned_url(
+        request, stowage, "PUT", obj.public_id, stowage.settings.upload_url_ttl_seconds
+    )
+    return JsonResponse(object_view(obj, upload_url=url))
+
+
+def _query(
+    owner_id: int | None,
+    public_only: bool,
+    limit: int,
+    starting_after: str | None,
+    name: str | None,
+    content_type: ContentType | None,
+    state: ObjectState | None,
+    search: str | None,
+    include_total_count: bool,
+) -> ObjectQuery:
+    return ObjectQuery(
+        owner_id=owner_id,
+        public_only=public_only,
+        limit=limit,
+        starting_after=starting_after or None,
+        name=name or None,
+        content_type=content_type,
+        state=state,
+        search=search or None,
+        include_total_count=include_total_count,
+    )
+
+
+@router.get("", response_model=ObjectListView, responses=ERRORS)
+async def list_objects(
+    principal: PrincipalDep,
+    stowage: StowageDep,
+    limit: int = Query(20, description="Page size, 1 to 5000"),
+    starting_after: str | None = Query(None, description="Return objects after this id"),
+    name: str | None = Query(None, description="Case-insensitive substring of the name"),
+    content_type: ContentType | None = None,
+    state: ObjectState | None = None,
+    search: str | None = Query(None, description="An object id, or a substring of the name"),
+    include_total_count: bool = True,
+) -> JsonResponse:
+    """List the caller's objects, newest first, with cursor pagination."""
+    query = _query(
+        principal.user.id,
+        False,
+        limit,
+        starting_after,
+        name,
+        content_type,
+        state,
+        search,
+        include_total_count,
+    )
+    return page_view(await stowage.objects.list(principal, query))
+
+
+@router.get("/list_public", response_model=ObjectListView, responses=ERRORS)
+async def list_public_objects(
+    principal: PrincipalDep,
+    stowage: StowageDep,
+    limit: int = 20,
+    starting_after: str | None = None,
+    name: str | None = None,
+    content_type: ContentType | None = None,
+    state: ObjectState | None = None,
+    search: str | None = None,
+    include_total_count: bool = True,
+) -> JsonResponse:
+    """List objects anyone may read. Objects become public through public namespaces."""
+    query = _query(
+        None, True, limit, starting_after, name, content_type, state, search, include_total_count
+    )
+    return page_view(await stowage.objects.list(principal, query))
+
+
+@router.get("/metadata/keys", response_model=MetadataKeysView, responses=ERRORS)
+async def metadata_keys(principal: PrincipalDep, stowage: StowageDep) -> JsonResponse:
+    """Every metadata key used on the caller's live objects."""
+    return JsonResponse({"keys": await stowage.objects.metadata_keys(principal)})
+
+
+@router.get("/metadata/keys/{key}/values", response_model=MetadataValuesView, responses=ERRORS)
+async def metadata_values(key: str, principal: PrincipalDep, stowage: StowageDep) -> JsonResponse:
+    """Every value the given metadata key has on the caller's live objects."""
+    values = await stowage.objects.metadata_values(principal, key)
+    return JsonResponse({"key": key, "values": values})
+
+
+@router.get("/{object_id}", response_model=ObjectView, responses={**ERRORS, **NOT_FOUND})
+async def retrieve_object(
+    object_id: str, principal: PrincipalDep, stowage: StowageDep
+) -> JsonResponse:
+    return JsonResponse(object_view(await stowage.objects.get(principal, object_id)))
+
+
+@router.post(
+    "/{object_id}/complete",
+    response_model=ObjectView,
+    responses={**ERRORS, **NOT_FOUND, 409: {"description": "The object is not UPLOADING"}},
+)
+async def complete_object(
+    object_id: str, principal: PrincipalDep, stowage: StowageDep
+) -> JsonResponse:
+    """Seal the uploaded bytes: the object becomes READ_ONLY with ``size_bytes`` set."""
+    return JsonResponse(object_view(await stowage.objects.complete(principal, object_id)))
+
+
+@router.post("/{object_id}/delete", response_model=ObjectView, responses={**ERRORS, **NOT_FOUND})
+async def delete_object(
+    object_id: str, principal: PrincipalDep, stowage: StowageDep
+) -> JsonResponse:
+    """Delete the bytes at once; the record stays, in state DELETED, for a while."""
+    return JsonResponse(object_view(await stowage.objects.delete(principal, object_id)))
+
+
+@router.get(
+    "/{object_id}/download",
+    response_model=ObjectDownloadURLView,
+    responses={**ERRORS, **NOT_FOUND},
+)
+async def download_url(
+    object_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    stowage: StowageDep,
+    duration_seconds: int | None = Query(
+        None, description=f"URL lifetime, 1 to {MAX_URL_LIFETIME_S} seconds (default 3600)"
+    ),
+) -> JsonResponse:
+    """A presigned URL that downloads the object without a token until it expires."""
+    duration = 3600 if duration_seconds is None else duration_seconds
+    if not 1 <= duration <= MAX_URL_LIFETIME_S:
+        raise Invalid(f"duration_seconds must be between 1 and {MAX_URL_LIFETIME_S}")
+    obj = await stowage.objects.downloadable(principal, object_id)
+    return JsonResponse(
+        {"download_url": presigned_url(request, stowage, "GET", obj.public_id, duration)}
+    )

@@ -1,0 +1,49 @@
+"""The ASGI application: wires the core to its backends and mounts both API dialects."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from . import __version__
+from .api import blobs, errors, runloop
+from .api.responses import JsonResponse
+from .config import Settings
+from .core.clock import Clock
+from .service import build
+
+
+def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = None) -> FastAPI:
+    """Build the app; the caller has run ``bootstrap.prepare`` (migrations, secret)."""
+    stowage = build(settings, presign_secret, clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.reaper_interval_seconds > 0:
+            stowage.reaper.start()
+        try:
+            yield
+        finally:
+            await stowage.reaper.stop()
+            await stowage.meta.close()
+            stowage.blobs.close()
+
+    app = FastAPI(
+        title="stowage",
+        version=__version__,
+        description="A self-hosted object store speaking the Runloop and Djinn CI Objects APIs.",
+        default_response_class=JsonResponse,
+        lifespan=lifespan,
+    )
+    app.state.stowage = stowage
+    errors.install(app)
+    app.include_router(runloop.router)
+    app.include_router(blobs.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,1 @@
+"""Blob backends: where object bytes live."""

@@ -1,0 +1,171 @@
+"""The ``stowage`` command: run the server and administer users and tokens.
+
+Admin commands talk to the metadata database directly (same ``STOWAGE_*`` settings as the
+server), so they work whether or not a server is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .bootstrap import ADMIN_TOKEN_FILE, migrate, prepare
+from .config import Settings
+from .core.access import AccessService, format_scopes, parse_scopes
+from .core.clock import SystemClock
+from .core.errors import StowageError
+from .meta.sql import SqlMetadataStore
+
+app = typer.Typer(
+    help="stowage: a self-hosted object store.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _with_access(action: Callable[[AccessService], Awaitable[T]]) -> T:
+    """Migrate, then run one admin action; domain errors become a message and exit 1."""
+    settings = Settings()
+    migrate(settings)
+
+    async def run() -> T:
+        meta = SqlMetadataStore(settings.sqlalchemy_url)
+        try:
+            return await action(AccessService(meta, SystemClock()))
+        finally:
+            await meta.close()
+
+    try:
+        return asyncio.run(run())
+    except StowageError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+def _banner(settings: Settings, new_token: str | None) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    data = settings.data_dir.resolve()
+    token_file = data / ADMIN_TOKEN_FILE
+    db = settings.database_url or f"SQLite {data / 'stowage.db'}"
+    out.print(f"[bold]stowage {__version__}[/bold] listening on [cyan]{base}[/cyan]")
+    out.print(f"  data:     {data}  (metadata: {db}; blobs: {settings.blob_dir.resolve()})")
+    if new_token:
+        out.print(f"  admin token (shown once, saved to {token_file}):")
+        out.print(f"    [bold green]{new_token}[/bold green]")
+    else:
+        out.print(f"  admin token: in {token_file} (if you kept it); more: stowage tokens create")
+    out.print("  connect:")
+    out.print(f"    export RUNLOOP_BASE_URL={base} RUNLOOP_API_KEY=$(cat {token_file})")
+    out.print(f'    curl -H "Authorization: Bearer $RUNLOOP_API_KEY" {base}/v1/objects')
+    out.print(f"  API docs: {base}/docs")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [STOWAGE_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [STOWAGE_PORT]")] = None,
+) -> None:
+    """Migrate, create the admin on first start, and serve HTTP."""
+    import uvicorn
+
+    from .app import create_app
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)
+    prepared = prepare(settings)
+    _banner(settings, prepared.new_admin_token)
+    sys.stdout.flush()
+    uvicorn.run(
+        create_app(settings, prepared.presign_secret),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        server_header=False,
+    )
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Bring the metadata database schema up to date."""
+    migrate(Settings())
+    out.print("database is up to date")
+
+
+@users_app.command("create")
+def users_create(
+    name: str,
+    email: Annotated[str | None, typer.Option(help="Contact address")] = None,
+    admin: Annotated[bool, typer.Option(help="Make the user an administrator")] = False,
+) -> None:
+    """Create a user (then give them a token with `stowage tokens create`)."""
+    user = _with_access(lambda a: a.create_user(name, email, is_admin=admin))
+    out.print(f"created user {user.name} (id {user.id})")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    user: Annotated[str, typer.Option(help="User who owns the token")],
+    scope: Annotated[
+        str, typer.Option(help='Scopes, e.g. "object:read,write,delete namespace:read"')
+    ],
+    name: Annotated[str, typer.Option(help="A label to recognise the token by")] = "cli",
+) -> None:
+    """Create a token. It is printed once; stowage keeps only its hash."""
+    try:
+        scopes = parse_scopes(scope)
+    except StowageError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    issued = _with_access(lambda a: a.issue_token(user, scopes, name))
+    err.print(f"token {issued.token.id} for {user} ({format_scopes(scopes)}); shown once:")
+    print(issued.secret)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    user: Annotated[str | None, typer.Option(help="Only this user's tokens")] = None,
+) -> None:
+    """List tokens (never their secrets)."""
+    rows = _with_access(lambda a: a.list_tokens(user))
+    table = Table("id", "user", "name", "prefix", "scopes", "created", "revoked")
+    for token, owner in rows:
+        created = datetime.fromtimestamp(token.created_at_ms / 1000, UTC)
+        table.add_row(
+            str(token.id),
+            owner.name,
+            token.name,
+            token.prefix + "…",
+            format_scopes(token.scopes),
+            created.strftime("%Y-%m-%d %H:%M"),
+            "yes" if token.revoked_at_ms else "",
+        )
+    out.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by id; requests with it fail from now on."""
+    _with_access(lambda a: a.revoke_token(token_id))
+    out.print(f"revoked token {token_id}")
+
+
+if __name__ == "__main__":
+    app()

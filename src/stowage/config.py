@@ -1,0 +1,47 @@
+"""Settings from ``STOWAGE_*`` environment variables; the defaults give the embedded store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GIB = 1024**3
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Each field maps to ``STOWAGE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="STOWAGE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; defaults to SQLite at <data_dir>/stowage.db",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base of presigned URLs; defaults to the scheme and host of each request",
+    )
+    presign_secret: str | None = Field(
+        default=None,
+        description="HMAC key for presigned URLs; else <data_dir>/presign-secret is generated",
+    )
+    max_upload_bytes: int = 5 * GIB
+    upload_url_ttl_seconds: int = 3600
+    reaper_interval_seconds: float = 30.0
+    deleted_retention_seconds: int = 86400
+    log_level: str = "info"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'stowage.db').resolve()}"

@@ -1,0 +1,1 @@
+"""The domain: objects, access and validation, with no HTTP, SQL or storage SDK in sight."""

@@ -1,0 +1,127 @@
+"""Who is calling and what they may do: token minting and lookup, scopes, principals.
+
+Scopes follow Djinn's grammar (``resource:perm[,perm] ...``) so one token works in both
+dialects. Tokens are random, shown once, and stored only as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from .clock import Clock
+from .errors import Forbidden, Invalid, NotFound, Unauthenticated
+from .models import Token, User
+from .ports import MetadataStore
+
+RESOURCES = (
+    "build",
+    "invite",
+    "image",
+    "namespace",
+    "object",
+    "variable",
+    "key",
+    "cron",
+    "webhook",
+)
+PERMISSIONS = ("read", "write", "delete")
+ALL_SCOPES = frozenset(f"{r}:{p}" for r in RESOURCES for p in PERMISSIONS)
+TOKEN_PREFIX = "stw_"
+
+
+def parse_scopes(text: str) -> frozenset[str]:
+    """Expand ``object:read,write namespace:read`` into ``{"object:read", ...}``."""
+    scopes: set[str] = set()
+    for item in text.split():
+        resource, sep, perms = item.partition(":")
+        if not sep or not perms:
+            raise Invalid(f"scope {item!r} is not of the form resource:perm[,perm]")
+        if resource not in RESOURCES:
+            raise Invalid(f"unknown scope resource {resource!r}; known: {', '.join(RESOURCES)}")
+        for perm in perms.split(","):
+            if perm not in PERMISSIONS:
+                raise Invalid(
+                    f"unknown permission {perm!r} in scope {item!r}; "
+                    f"known: {', '.join(PERMISSIONS)}"
+                )
+            scopes.add(f"{resource}:{perm}")
+    return frozenset(scopes)
+
+
+def format_scopes(scopes: frozenset[str]) -> str:
+    """The inverse of ``parse_scopes``, in a stable order."""
+    parts = []
+    for resource in RESOURCES:
+        perms = [p for p in PERMISSIONS if f"{resource}:{p}" in scopes]
+        if perms:
+            parts.append(f"{resource}:{','.join(perms)}")
+    return " ".join(parts)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller: the user and the scopes of the token they presented."""
+
+    user: User
+    scopes: frozenset[str]
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise Forbidden(f"this token lacks the {scope} scope")
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: Token
+    secret: str  # the only time the plain token exists
+
+
+class AccessService:
+    def __init__(self, meta: MetadataStore, clock: Clock) -> None:
+        self._meta = meta
+        self._clock = clock
+
+    async def authenticate(self, bearer: str | None) -> Principal:
+        if not bearer:
+            raise Unauthenticated("missing bearer token: send 'Authorization: Bearer <token>'")
+        found = await self._meta.find_token(hash_token(bearer))
+        if found is None:
+            raise Unauthenticated("invalid or revoked token")
+        token, user = found
+        return Principal(user=user, scopes=token.scopes)
+
+    async def create_user(self, name: str, email: str | None, is_admin: bool = False) -> User:
+        if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
+            raise Invalid("user name must be 1-64 letters, digits, '-' or '_'")
+        if await self._meta.get_user_by_name(name) is not None:
+            raise Invalid(f"user {name!r} already exists")
+        return await self._meta.create_user(name, email, is_admin, self._clock.now_ms())
+
+    async def issue_token(self, user_name: str, scopes: frozenset[str], name: str) -> IssuedToken:
+        user = await self._meta.get_user_by_name(user_name)
+        if user is None:
+            raise NotFound(f"no user named {user_name!r}")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = await self._meta.create_token(
+            user.id, name, hash_token(secret), secret[:12], scopes, self._clock.now_ms()
+        )
+        return IssuedToken(token=token, secret=secret)
+
+    async def list_tokens(self, user_name: str | None) -> list[tuple[Token, User]]:
+        user_id = None
+        if user_name is not None:
+            user = await self._meta.get_user_by_name(user_name)
+            if user is None:
+                raise NotFound(f"no user named {user_name!r}")
+            user_id = user.id
+        return await self._meta.list_tokens(user_id)
+
+    async def revoke_token(self, token_id: int) -> None:
+        if not await self._meta.revoke_token(token_id, self._clock.now_ms()):
+            raise NotFound(f"no live token with id {token_id}")

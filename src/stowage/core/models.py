@@ -1,0 +1,114 @@
+"""Domain records shared by the core, the metadata backends and the API adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ContentType(StrEnum):
+    """The Runloop content-type enum: a coarse kind, not a MIME type."""
+
+    UNSPECIFIED = "unspecified"
+    TEXT = "text"
+    BINARY = "binary"
+    GZIP = "gzip"
+    TAR = "tar"
+    TGZ = "tgz"
+
+
+class ObjectState(StrEnum):
+    UPLOADING = "UPLOADING"
+    READ_ONLY = "READ_ONLY"
+    DELETED = "DELETED"
+    ERROR = "ERROR"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    name: str
+    email: str | None
+    is_admin: bool
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    scopes: frozenset[str]
+    created_at_ms: int
+    revoked_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewObject:
+    public_id: str
+    owner_id: int
+    author_id: int
+    name: str
+    content_type: ContentType
+    metadata: dict[str, str] | None
+    create_time_ms: int
+    delete_after_time_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    id: int
+    public_id: str
+    owner_id: int
+    author_id: int
+    name: str
+    content_type: ContentType
+    state: ObjectState
+    metadata: dict[str, str] | None
+    create_time_ms: int
+    delete_after_time_ms: int | None
+    size: int | None
+    md5: str | None
+    sha256: str | None
+    blob_key: str | None
+
+    def expired(self, now_ms: int) -> bool:
+        return self.delete_after_time_ms is not None and self.delete_after_time_ms <= now_ms
+
+
+@dataclass(frozen=True, slots=True)
+class BlobWritten:
+    """What a blob store reports after a durable write: the facts clients verify against."""
+
+    size: int
+    md5: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectQuery:
+    owner_id: int | None
+    limit: int = 20
+    starting_after: str | None = None
+    name: str | None = None
+    content_type: ContentType | None = None
+    state: ObjectState | None = None
+    search: str | None = None
+    include_total_count: bool = True
+    public_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    objects: list[StoredObject]
+    has_more: bool
+    total_count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    """Rows the reaper removed, and the blobs that must go with them."""
+
+    object_ids: list[int] = field(default_factory=list)
+    blob_keys: list[str] = field(default_factory=list)

@@ -1,0 +1,64 @@
+"""Validation of caller-supplied names, metadata and lifetimes, shared by both dialects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .errors import Invalid
+
+MAX_NAME_BYTES = 1024
+MAX_METADATA_BYTES = 64 * 1024
+MAX_METADATA_KEY_CHARS = 256
+MAX_TTL_MS = 10 * 365 * 24 * 3600 * 1000  # ten years: beyond that it is a mistake, not a TTL
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
+def validate_object_name(name: str) -> str:
+    if not name:
+        raise Invalid("name must not be empty")
+    if "\x00" in name:
+        raise Invalid("name must not contain NUL bytes")
+    if _has_control(name):
+        raise Invalid("name must not contain control characters")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise Invalid(f"name is longer than {MAX_NAME_BYTES} bytes")
+    return name
+
+
+def validate_metadata_key(key: str) -> str:
+    if not key:
+        raise Invalid("metadata keys must not be empty")
+    if _has_control(key):
+        raise Invalid("metadata keys must not contain control characters")
+    if len(key) > MAX_METADATA_KEY_CHARS:
+        raise Invalid(f"metadata keys are at most {MAX_METADATA_KEY_CHARS} characters")
+    return key
+
+
+def validate_metadata(metadata: Mapping[str, object] | None) -> dict[str, str] | None:
+    if metadata is None:
+        return None
+    total = 0
+    for key, value in metadata.items():
+        validate_metadata_key(key)
+        if not isinstance(value, str):
+            raise Invalid(f"metadata value for {key!r} must be a string")
+        if "\x00" in value:
+            raise Invalid(f"metadata value for {key!r} must not contain NUL bytes")
+        total += len(key.encode()) + len(value.encode())
+    if total > MAX_METADATA_BYTES:
+        raise Invalid(f"metadata is {total} bytes; the limit is {MAX_METADATA_BYTES} bytes")
+    return dict(metadata)  # type: ignore[arg-type]
+
+
+def validate_ttl_ms(ttl_ms: int | None) -> int | None:
+    if ttl_ms is None:
+        return None
+    if ttl_ms <= 0:
+        raise Invalid("ttl_ms must be a positive number of milliseconds")
+    if ttl_ms > MAX_TTL_MS:
+        raise Invalid(f"ttl_ms must be at most {MAX_TTL_MS} (ten years)")
+    return ttl_ms

@@ -1,0 +1,1 @@
+"""Metadata backends: SQLAlchemy Core over SQLite (default) or PostgreSQL."""

@@ -1,0 +1,159 @@
+"""Fixtures that start real stowage servers on free loopback ports.
+
+* ``proc_server``: ``stowage serve`` as a separate process, as a user would start it.
+* ``server``: uvicorn in a thread of the test process, still over a real socket, but with a
+  ManualClock so expiry can be tested without sleeping, and the reaper triggered by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from stowage.app import create_app
+from stowage.bootstrap import prepare
+from stowage.config import Settings
+from stowage.core.clock import ManualClock
+from stowage.service import Stowage
+
+SMALL_UPLOAD_LIMIT = 8 * 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(base_url: str, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"stowage exited early with {proc.returncode}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"stowage at {base_url} did not become healthy")
+
+
+@dataclass
+class ProcServer:
+    base_url: str
+    token: str
+    data_dir: Path
+    env: dict[str, str]
+    log_path: Path
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the ``stowage`` CLI against this server's data directory."""
+        return subprocess.run(
+            [sys.executable, "-m", "stowage.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
+        )
+
+
+@pytest.fixture(scope="session")
+def proc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcServer]:
+    data_dir = tmp_path_factory.mktemp("proc-data")
+    port = free_port()
+    env = {
+        **os.environ,
+        "STOWAGE_DATA_DIR": str(data_dir),
+        "STOWAGE_PORT": str(port),
+        "STOWAGE_HOST": "127.0.0.1",
+        "STOWAGE_LOG_LEVEL": "warning",
+    }
+    log_path = data_dir.parent / "proc-server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stowage.cli", "serve"], env=env, stdout=log, stderr=log
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base_url, proc)
+        token = (data_dir / "admin-token").read_text().strip()
+        yield ProcServer(base_url, token, data_dir, env, log_path)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@dataclass
+class ThreadServer:
+    base_url: str
+    token: str
+    clock: ManualClock
+    stowage: Stowage
+    settings: Settings
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, coro: Any) -> Any:
+        """Run a coroutine on the server's event loop (e.g. a reaper sweep) and wait."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+    def new_user_token(self, name: str, scopes: str = "object:read,write,delete") -> str:
+        from stowage.core.access import parse_scopes
+
+        access = self.stowage.access
+        self.run(access.create_user(name, None))
+        return self.run(access.issue_token(name, parse_scopes(scopes), "test")).secret
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ThreadServer]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        max_upload_bytes=SMALL_UPLOAD_LIMIT,
+        reaper_interval_seconds=0,  # tests sweep explicitly
+        deleted_retention_seconds=60,
+    )
+    prepared = prepare(settings)
+    assert prepared.new_admin_token is not None
+    clock = ManualClock()
+    app = create_app(settings, prepared.presign_secret, clock)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on"
+    )
+    uv = uvicorn.Server(config)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(uv.serve(),), daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{settings.port}"
+    try:
+        wait_healthy(base_url)
+        yield ThreadServer(
+            base_url, prepared.new_admin_token, clock, app.state.stowage, settings, loop
+        )
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=20)
+        loop.close()
