@@ -61,10 +61,14 @@ class ProcServer:
     env: dict[str, str]
     log_path: Path
 
+    @staticmethod
+    def cli_command() -> list[str]:
+        return [sys.executable, "-m", "stowage.cli"]
+
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the ``stowage`` CLI against this server's data directory."""
         return subprocess.run(
-            [sys.executable, "-m", "stowage.cli", *args],
+            [*self.cli_command(), *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -87,7 +91,7 @@ def proc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcServer
     log_path = data_dir.parent / "proc-server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stowage.cli", "serve"], env=env, stdout=log, stderr=log
+            [*ProcServer.cli_command(), "serve"], env=env, stdout=log, stderr=log
         )
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -51,12 +51,11 @@ def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
         start = max(0, size - suffix)
         return start, size - start
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None
     if start >= size:
         return "unsatisfiable"
-    end = min(end, size - 1)
+    end = min(int(last), size - 1) if last else size - 1
     return start, end - start + 1
 
 

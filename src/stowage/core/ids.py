@@ -1,10 +1,12 @@
-"""Object ids: ULIDs, so ids sort by creation time and serve as stable list cursors."""
+"""Object ids: monotonic ULIDs, so ids sort by creation time and serve as list cursors."""
 
 from __future__ import annotations
 
 import secrets
+import threading
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+_RANDOM_BITS = 80
 OBJECT_ID_PREFIX = "obj_"
 
 
@@ -16,9 +18,30 @@ def _base32(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+class _Monotonic:
+    """Within one millisecond (or if the clock steps back) the random part counts up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_random = 0
+
+    def next(self, now_ms: int) -> tuple[int, int]:
+        with self._lock:
+            if now_ms > self._last_ms:
+                self._last_ms, self._last_random = now_ms, secrets.randbits(_RANDOM_BITS - 1)
+            else:
+                self._last_random += 1 + secrets.randbits(16)
+            return self._last_ms, self._last_random
+
+
+_generator = _Monotonic()
+
+
 def new_object_id(now_ms: int) -> str:
-    """48 bits of milliseconds then 80 random bits: lexicographic order is creation order."""
-    return OBJECT_ID_PREFIX + _base32(now_ms, 10) + _base32(secrets.randbits(80), 16)
+    """48 bits of milliseconds then 80 bits: lexicographic order is creation order."""
+    ms, rand = _generator.next(now_ms)
+    return OBJECT_ID_PREFIX + _base32(ms, 10) + _base32(rand, 16)
 
 
 def new_blob_key() -> str:

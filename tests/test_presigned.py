@@ -1,0 +1,204 @@
+"""Presigned blob URLs: signatures, expiry, limits, Range and conditional GET."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from .conftest import SMALL_UPLOAD_LIMIT, ThreadServer
+
+DATA = os.urandom(3 * 1024 * 1024 + 123)
+
+
+def with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    query.update(changes)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+@pytest.fixture
+def stored(server: ThreadServer) -> tuple[dict, str]:
+    """A completed object holding DATA, and a download URL for it."""
+    with server.client() as c:
+        created = c.post("/v1/objects", json={"name": "r.bin", "content_type": "binary"}).json()
+        assert httpx.put(created["upload_url"], content=DATA).status_code == 200
+        c.post(f"/v1/objects/{created['id']}/complete").raise_for_status()
+        url = c.get(f"/v1/objects/{created['id']}/download").json()["download_url"]
+    return created, url
+
+
+def test_download_whole_with_headers(stored: tuple[dict, str]) -> None:
+    _, url = stored
+    r = httpx.get(url)
+    assert r.status_code == 200
+    assert r.content == DATA
+    assert r.headers["content-length"] == str(len(DATA))
+    assert r.headers["etag"] == f'"{hashlib.md5(DATA).hexdigest()}"'
+    assert r.headers["accept-ranges"] == "bytes"
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert "filename*=UTF-8''r.bin" in r.headers["content-disposition"]
+    head = httpx.head(url)
+    assert head.status_code == 200
+    assert head.headers["content-length"] == str(len(DATA))
+    assert head.content == b""
+
+
+@pytest.mark.parametrize(
+    ("header", "start", "end"),
+    [
+        ("bytes=0-0", 0, 0),
+        ("bytes=10-1048586", 10, 1048586),
+        ("bytes=3000000-", 3000000, len(DATA) - 1),
+        ("bytes=-500", len(DATA) - 500, len(DATA) - 1),
+        ("bytes=100-99999999", 100, len(DATA) - 1),
+        ("bytes=-99999999", 0, len(DATA) - 1),
+    ],
+)
+def test_range_requests(stored: tuple[dict, str], header: str, start: int, end: int) -> None:
+    _, url = stored
+    r = httpx.get(url, headers={"Range": header})
+    assert r.status_code == 206
+    assert r.content == DATA[start : end + 1]
+    assert r.headers["content-range"] == f"bytes {start}-{end}/{len(DATA)}"
+    assert r.headers["content-length"] == str(end - start + 1)
+
+
+@pytest.mark.parametrize("header", [f"bytes={len(DATA)}-", "bytes=-0", "bytes=99999999-"])
+def test_unsatisfiable_range_is_416(stored: tuple[dict, str], header: str) -> None:
+    _, url = stored
+    r = httpx.get(url, headers={"Range": header})
+    assert r.status_code == 416
+    assert r.headers["content-range"] == f"bytes */{len(DATA)}"
+
+
+@pytest.mark.parametrize("header", ["bytes=5-2", "items=0-1", "bytes=0-1,5-6", "garbage"])
+def test_unusable_range_headers_are_ignored(stored: tuple[dict, str], header: str) -> None:
+    _, url = stored
+    r = httpx.get(url, headers={"Range": header})
+    assert r.status_code == 200
+    assert r.content == DATA
+
+
+def test_conditional_requests(stored: tuple[dict, str]) -> None:
+    _, url = stored
+    etag = httpx.head(url).headers["etag"]
+    r = httpx.get(url, headers={"If-None-Match": etag})
+    assert r.status_code == 304
+    assert r.content == b""
+    assert r.headers["etag"] == etag
+    assert httpx.get(url, headers={"If-None-Match": f'"other", W/{etag}'}).status_code == 304
+    assert httpx.get(url, headers={"If-None-Match": "*"}).status_code == 304
+    assert httpx.get(url, headers={"If-None-Match": '"stale"'}).status_code == 200
+    assert httpx.get(url, headers={"If-Match": '"stale"'}).status_code == 412
+    assert httpx.get(url, headers={"If-Match": etag}).status_code == 200
+    ranged = httpx.get(url, headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert ranged.status_code == 206
+    stale = httpx.get(url, headers={"Range": "bytes=0-9", "If-Range": '"stale"'})
+    assert stale.status_code == 200
+    assert len(stale.content) == len(DATA)
+
+
+def test_tampered_and_misused_signatures_are_403(
+    server: ThreadServer, stored: tuple[dict, str]
+) -> None:
+    created, url = stored
+    sig = parse_qs(urlsplit(url).query)["signature"][0]
+    flipped = ("0" if sig[0] != "0" else "1") + sig[1:]
+    cases = {
+        "tampered signature": with_query(url, signature=flipped),
+        "extended expiry": with_query(
+            url, expires=str(int(parse_qs(urlsplit(url).query)["expires"][0]) + 3600)
+        ),
+        "no signature": url.split("?")[0],
+        "non-numeric expiry": with_query(url, expires="tomorrow"),
+    }
+    for label, bad in cases.items():
+        r = httpx.get(bad)
+        assert r.status_code == 403, label
+        assert r.json()["message"], label
+
+    with server.client() as c:
+        other = c.post("/v1/objects", json={"name": "o", "content_type": "text"}).json()
+    cross = url.replace(created["id"], other["id"])
+    assert httpx.get(cross).status_code == 403
+    # A download signature does not authorise an upload, nor an upload URL a download.
+    put = httpx.put(url, content=b"overwrite")
+    assert put.status_code == 403
+    assert "signature" in put.json()["message"]
+    assert httpx.get(other["upload_url"]).status_code == 403
+
+
+def test_expired_urls_are_403(server: ThreadServer, stored: tuple[dict, str]) -> None:
+    _, url = stored
+    with server.client() as c:
+        created = c.post("/v1/objects", json={"name": "late", "content_type": "text"}).json()
+        short = c.get(
+            f"/v1/objects/{stored[0]['id']}/download", params={"duration_seconds": 5}
+        ).json()["download_url"]
+    assert httpx.get(short).status_code == 200
+    server.clock.advance(5_000)
+    r = httpx.get(short)
+    assert r.status_code == 403
+    assert "expired" in r.json()["message"]
+    assert httpx.get(url).status_code == 200  # the hour-long one still works
+    server.clock.advance(3600 * 1000)
+    r = httpx.put(created["upload_url"], content=b"x")
+    assert r.status_code == 403
+    assert "expired" in r.json()["message"]
+
+
+def leftovers(server: ThreadServer) -> list[str]:
+    return sorted(p.name for p in server.settings.blob_dir.rglob("*") if p.is_file())
+
+
+def test_oversized_upload_is_413_and_leaves_nothing(server: ThreadServer) -> None:
+    with server.client() as c:
+        created = c.post("/v1/objects", json={"name": "big", "content_type": "binary"}).json()
+        too_big = b"x" * (SMALL_UPLOAD_LIMIT + 1)
+        r = httpx.put(created["upload_url"], content=too_big)
+        assert r.status_code == 413
+        assert str(SMALL_UPLOAD_LIMIT) in r.json()["message"]
+
+        def stream() -> Iterator[bytes]:  # no Content-Length: the limit is enforced mid-body
+            for _ in range(SMALL_UPLOAD_LIMIT // 65536 + 2):
+                yield b"y" * 65536
+
+        r = httpx.put(created["upload_url"], content=stream())
+        assert r.status_code == 413
+        assert leftovers(server) == []
+        assert c.get(f"/v1/objects/{created['id']}").json()["state"] == "UPLOADING"
+        ok = httpx.put(created["upload_url"], content=b"z" * SMALL_UPLOAD_LIMIT)
+        assert ok.status_code == 200
+
+
+def test_chunked_upload_is_hashed_and_stored_exactly(server: ThreadServer) -> None:
+    pieces = [os.urandom(n) for n in (1, 70_000, 1024 * 1024, 5, 2 * 1024 * 1024 + 3)]
+    data = b"".join(pieces)
+    with server.client() as c:
+        created = c.post("/v1/objects", json={"name": "c", "content_type": "binary"}).json()
+        assert httpx.put(created["upload_url"], content=iter(pieces)).status_code == 200
+        c.post(f"/v1/objects/{created['id']}/complete").raise_for_status()
+        url = c.get(f"/v1/objects/{created['id']}/download").json()["download_url"]
+    assert httpx.get(url).content == data
+    obj = server.run(server.stowage.meta.get_object(created["id"]))
+    assert obj.sha256 == hashlib.sha256(data).hexdigest()
+    assert obj.md5 == hashlib.md5(data).hexdigest()
+    assert obj.size == len(data)
+    assert leftovers(server) == [obj.blob_key]
+
+
+def test_empty_object(server: ThreadServer) -> None:
+    with server.client() as c:
+        created = c.post("/v1/objects", json={"name": "e", "content_type": "text"}).json()
+        assert httpx.put(created["upload_url"], content=b"").status_code == 200
+        assert c.post(f"/v1/objects/{created['id']}/complete").json()["size_bytes"] == 0
+        url = c.get(f"/v1/objects/{created['id']}/download").json()["download_url"]
+    r = httpx.get(url)
+    assert r.status_code == 200 and r.content == b""
+    assert httpx.get(url, headers={"Range": "bytes=0-"}).status_code == 416
