@@ -10,7 +10,8 @@ from ..core.access import Principal
 from ..service import Stowage
 
 
-def get_stowage(request: Request) -> Stowage:
+async def get_stowage(request: Request) -> Stowage:
+    # async on purpose: FastAPI runs sync dependencies in a thread pool, a hop per request
     return request.app.state.stowage
 
 
@@ -23,12 +24,13 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def get_principal(request: Request) -> Principal:
-    return await get_stowage(request).access.authenticate(bearer_token(request))
+    stowage: Stowage = request.app.state.stowage
+    return await stowage.access.authenticate(bearer_token(request))
 
 
 def public_base(request: Request) -> str:
     """The base of absolute URLs handed to clients (presigned upload and download URLs)."""
-    configured = get_stowage(request).settings.public_url
+    configured = request.app.state.stowage.settings.public_url
     return (configured or str(request.base_url)).rstrip("/")
 
 

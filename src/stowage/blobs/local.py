@@ -23,16 +23,23 @@ READ_BYTES = 1024 * 1024
 
 
 class _HashingFile:
-    """A temp file that hashes what it writes. Used from one worker thread at a time."""
+    """A temp file that hashes what it writes. Used from one worker thread at a time.
+
+    The file is opened on the first write, so a small object costs a single thread hop:
+    open, write, fsync and rename all happen in ``publish``.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.fd = -1
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha256 = hashlib.sha256()
         self.size = 0
 
     def write(self, data: bytearray) -> None:
+        if self.fd < 0:
+            self.path.parent.mkdir(exist_ok=True)
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.md5.update(data)
         self.sha256.update(data)
         view = memoryview(data)
@@ -41,7 +48,8 @@ class _HashingFile:
             view = view[written:]
         self.size += len(data)
 
-    def publish(self, final: Path) -> BlobWritten:
+    def publish(self, last: bytearray, final: Path) -> BlobWritten:
+        self.write(last)  # also creates the file for an empty object
         os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
@@ -83,8 +91,7 @@ class LocalBlobStore:
         self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None
     ) -> BlobWritten:
         final = self.path(key)
-        final.parent.mkdir(exist_ok=True)
-        out = await self._run(_HashingFile, final.parent / f".{key}.tmp")
+        out = _HashingFile(final.parent / f".{key}.tmp")
         pending: Future[None] | None = None
         try:
             batch = bytearray()
@@ -102,9 +109,7 @@ class LocalBlobStore:
             if pending is not None:
                 await asyncio.wrap_future(pending)
                 pending = None
-            if batch:
-                await self._run(out.write, batch)
-            return await self._run(out.publish, final)
+            return await self._run(out.publish, batch, final)
         except BaseException:
             if pending is not None:
                 pending.exception()  # wait for the in-flight batch before removing the file
