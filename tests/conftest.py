@@ -30,7 +30,7 @@ from stowage.config import Settings
 from stowage.core.clock import ManualClock
 from stowage.service import Stowage
 
-SMALL_UPLOAD_LIMIT = 8 * 1024 * 1024
+SMALL_UPLOAD_LIMIT = 32 * 1024 * 1024
 
 
 def free_port() -> int:

@@ -202,3 +202,28 @@ def test_empty_object(server: ThreadServer) -> None:
     r = httpx.get(url)
     assert r.status_code == 200 and r.content == b""
     assert httpx.get(url, headers={"Range": "bytes=0-"}).status_code == 416
+
+
+def test_upload_and_download_memory_does_not_grow_with_size(server: ThreadServer) -> None:
+    """A 32 MiB object streams through in bounded memory (the server runs in this process)."""
+    import tracemalloc
+
+    size = SMALL_UPLOAD_LIMIT
+    chunk = os.urandom(256 * 1024)
+    with server.client() as c:
+        created = c.post("/v1/objects", json={"name": "m", "content_type": "binary"}).json()
+        tracemalloc.start()
+        try:
+            body = (chunk for _ in range(size // len(chunk)))
+            assert httpx.put(created["upload_url"], content=body).status_code == 200
+            c.post(f"/v1/objects/{created['id']}/complete").raise_for_status()
+            url = c.get(f"/v1/objects/{created['id']}/download").json()["download_url"]
+            received = 0
+            with httpx.stream("GET", url) as r:
+                for part in r.iter_bytes():
+                    received += len(part)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert received == size
+    assert peak < 8 * 1024 * 1024, f"peak traced memory {peak / 2**20:.1f} MiB"

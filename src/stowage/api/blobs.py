@@ -5,7 +5,9 @@ No bearer token here: the HMAC signature in the query is the credential.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from ..core.errors import Gone, Invalid, NotFound, TooLarge
@@ -13,6 +15,22 @@ from .deps import StowageDep
 from .responses import MIME_TYPES, blob_response
 
 router = APIRouter(prefix="/blobs", tags=["presigned"])
+
+
+def signed_for(method: str) -> object:
+    """A dependency yielding the path's object id once the URL's signature checks out."""
+
+    async def verify(
+        object_id: str,
+        stowage: StowageDep,
+        expires: str | None = None,
+        signature: str | None = None,
+    ) -> str:
+        stowage.presigner.verify(method, object_id, expires, signature, stowage.clock.now_ms())
+        return object_id
+
+    return Depends(verify)
+
 
 SIGNED = {
     403: {"description": "Signature missing, tampered, expired, or for another object/method"},
@@ -29,14 +47,9 @@ SIGNED = {
     },
 )
 async def put_blob(
-    object_id: str,
-    request: Request,
-    stowage: StowageDep,
-    expires: str | None = None,
-    signature: str | None = None,
+    object_id: Annotated[str, signed_for("PUT")], request: Request, stowage: StowageDep
 ) -> Response:
     """Receive the raw bytes of an UPLOADING object; hashed and fsynced before 200."""
-    stowage.presigner.verify("PUT", object_id, expires, signature, stowage.clock.now_ms())
     limit = stowage.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -47,14 +60,9 @@ async def put_blob(
 
 @router.api_route("/{object_id}", methods=["GET", "HEAD"], responses={**SIGNED, 206: {}, 304: {}})
 async def get_blob(
-    object_id: str,
-    request: Request,
-    stowage: StowageDep,
-    expires: str | None = None,
-    signature: str | None = None,
+    object_id: Annotated[str, signed_for("GET")], request: Request, stowage: StowageDep
 ) -> Response:
     """Stream a completed object's bytes; supports Range, If-None-Match, If-Match, If-Range."""
-    stowage.presigner.verify("GET", object_id, expires, signature, stowage.clock.now_ms())
     try:
         obj = await stowage.objects.downloadable(None, object_id)
     except (Gone, Invalid):

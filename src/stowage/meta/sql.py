@@ -96,13 +96,15 @@ def _like_fragment(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _user(row: Row[Any]) -> User:
+def _user(row: Row[Any], prefix: str = "") -> User:
+    """A User from ``row``; ``prefix`` names its columns when joined to another table."""
+    m = row._mapping
     return User(
-        id=row.id,
-        name=row.name,
-        email=row.email,
-        is_admin=bool(row.is_admin),
-        created_at_ms=row.created_at_ms,
+        id=m[prefix + "id"],
+        name=m[prefix + "name"],
+        email=m[prefix + "email"],
+        is_admin=bool(m[prefix + "is_admin"]),
+        created_at_ms=m[prefix + "created_at_ms"],
     )
 
 
@@ -237,14 +239,7 @@ class SqlMetadataStore:
 
     @staticmethod
     def _token_and_user(row: Row[Any]) -> tuple[Token, User]:
-        user = User(
-            id=row.u_id,
-            name=row.u_name,
-            email=row.u_email,
-            is_admin=bool(row.u_is_admin),
-            created_at_ms=row.u_created_at_ms,
-        )
-        return _token(row), user
+        return _token(row), _user(row, prefix="u_")
 
     # Built once: these run on every request, and building a statement costs more than
     # running it on SQLite.
