@@ -8,6 +8,7 @@ from .blobs.local import LocalBlobStore
 from .config import Settings
 from .core.access import AccessService
 from .core.clock import Clock, SystemClock
+from .core.namespaces import NamespaceService
 from .core.objects import Limits, ObjectService
 from .core.presign import Presigner
 from .meta.sql import SqlMetadataStore
@@ -23,6 +24,7 @@ class Stowage:
     meta: SqlMetadataStore
     blobs: LocalBlobStore
     access: AccessService
+    namespaces: NamespaceService
     objects: ObjectService
     presigner: Presigner
     reaper: Reaper
@@ -32,9 +34,11 @@ def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None)
     clock = clock or SystemClock()
     meta = SqlMetadataStore(settings.sqlalchemy_url)
     blob_store = LocalBlobStore(settings.blob_dir)
+    namespaces = NamespaceService(meta, clock)
     objects = ObjectService(
         meta,
         blob_store,
+        namespaces,
         clock,
         Limits(
             max_upload_bytes=settings.max_upload_bytes,
@@ -47,6 +51,7 @@ def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None)
         meta=meta,
         blobs=blob_store,
         access=AccessService(meta, clock),
+        namespaces=namespaces,
         objects=objects,
         presigner=Presigner(presign_secret),
         reaper=Reaper(objects, settings.reaper_interval_seconds),

@@ -64,7 +64,7 @@ async def get_blob(
 ) -> Response:
     """Stream a completed object's bytes; supports Range, If-None-Match, If-Match, If-Range."""
     try:
-        obj = await stowage.objects.downloadable(None, object_id)
+        obj = await stowage.objects.downloadable(None, object_id, presigned=True)
     except (Gone, Invalid):
         raise NotFound("Object not found") from None
     return blob_response(request, stowage.objects, obj, MIME_TYPES[obj.content_type])

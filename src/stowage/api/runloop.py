@@ -119,7 +119,7 @@ async def create_object(
 
 
 def _query(
-    owner_id: int | None,
+    viewer_id: int | None,
     public_only: bool,
     limit: int,
     starting_after: str | None,
@@ -130,7 +130,7 @@ def _query(
     include_total_count: bool,
 ) -> ObjectQuery:
     return ObjectQuery(
-        owner_id=owner_id,
+        viewer_id=viewer_id,
         public_only=public_only,
         limit=limit,
         starting_after=starting_after or None,
@@ -154,7 +154,8 @@ async def list_objects(
     search: str | None = Query(None, description="An object id, or a substring of the name"),
     include_total_count: bool = True,
 ) -> JsonResponse:
-    """List the caller's objects, newest first, with cursor pagination."""
+    """List the caller's objects (their own, and those in namespaces they collaborate on),
+    newest first, with cursor pagination."""
     query = _query(
         principal.user.id,
         False,
@@ -181,7 +182,7 @@ async def list_public_objects(
     search: str | None = None,
     include_total_count: bool = True,
 ) -> JsonResponse:
-    """List objects anyone may read. Objects become public through public namespaces."""
+    """List objects anyone may read: those in public namespaces."""
     query = _query(
         None, True, limit, starting_after, name, content_type, state, search, include_total_count
     )
@@ -246,7 +247,7 @@ async def download_url(
     duration = 3600 if duration_seconds is None else duration_seconds
     if not 1 <= duration <= MAX_URL_LIFETIME_S:
         raise Invalid(f"duration_seconds must be between 1 and {MAX_URL_LIFETIME_S}")
-    obj = await stowage.objects.downloadable(principal, object_id)
+    obj = await stowage.objects.downloadable(principal, object_id, presigned=False)
     return JsonResponse(
         {"download_url": presigned_url(request, stowage, "GET", obj.public_id, duration)}
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..core.errors import TooLarge
 from ..core.models import BlobWritten
+from ..core.sniff import SNIFF_LEN
 
 BATCH_BYTES = 1024 * 1024
 READ_BYTES = 1024 * 1024
@@ -35,11 +36,14 @@ class _HashingFile:
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self.head = b""
 
     def write(self, data: bytearray) -> None:
         if self.fd < 0:
             self.path.parent.mkdir(exist_ok=True)
             self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if len(self.head) < SNIFF_LEN:
+            self.head += data[: SNIFF_LEN - len(self.head)]
         self.md5.update(data)
         self.sha256.update(data)
         view = memoryview(data)
@@ -55,7 +59,7 @@ class _HashingFile:
         self.fd = -1
         os.rename(self.path, final)
         _fsync_dir(final.parent)
-        return BlobWritten(self.size, self.md5.hexdigest(), self.sha256.hexdigest())
+        return BlobWritten(self.size, self.md5.hexdigest(), self.sha256.hexdigest(), self.head)
 
     def discard(self) -> None:
         if self.fd >= 0:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .clock import Clock
 from .errors import Forbidden, Invalid, NotFound, Unauthenticated
-from .models import Token, User
+from .models import Namespace, Token, User, Visibility
 from .ports import MetadataStore
 
 RESOURCES = (
@@ -125,3 +125,34 @@ class AccessService:
     async def revoke_token(self, token_id: int) -> None:
         if not await self._meta.revoke_token(token_id, self._clock.now_ms()):
             raise NotFound(f"no live token with id {token_id}")
+
+
+def may_read(
+    viewer_id: int | None, owner_id: int, root: Namespace | None, collaborating: bool
+) -> bool:
+    """Djinn's visibility rules, used by both dialects: the owner always; outside a
+    namespace nobody else; inside one, by the root's visibility (public: anyone; internal:
+    anyone signed in; private: the root's owner and its collaborators)."""
+    if viewer_id is not None and viewer_id == owner_id:
+        return True
+    if root is None:
+        return False
+    if root.visibility is Visibility.PUBLIC:
+        return True
+    if viewer_id is None:
+        return False
+    if root.visibility is Visibility.INTERNAL:
+        return True
+    return viewer_id == root.owner_id or collaborating
+
+
+def may_modify(
+    viewer_id: int | None, owner_id: int, root: Namespace | None, collaborating: bool
+) -> bool:
+    """Who may add to, delete from or complete in a place: the owner, or inside a namespace
+    the root's owner and collaborators (so a collaborator can delete another's object)."""
+    if viewer_id is None:
+        return False
+    if root is None:
+        return viewer_id == owner_id
+    return viewer_id == root.owner_id or collaborating

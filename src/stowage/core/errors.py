@@ -41,3 +41,15 @@ class TooLarge(StowageError):
 
 class BadSignature(StowageError):
     """A presigned URL was tampered with, expired, or used for another object or method."""
+
+
+class FieldErrors(Invalid):
+    """Validation failures by field, all reported at once (the Djinn error shape)."""
+
+    def __init__(self, fields: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items()))
+        self.fields = fields
+
+
+class NameTaken(Conflict):
+    """A uniquely named object with this name already exists in the same place."""

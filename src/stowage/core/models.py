@@ -17,6 +17,12 @@ class ContentType(StrEnum):
     TGZ = "tgz"
 
 
+class Visibility(StrEnum):
+    PRIVATE = "private"
+    INTERNAL = "internal"
+    PUBLIC = "public"
+
+
 class ObjectState(StrEnum):
     UPLOADING = "UPLOADING"
     READ_ONLY = "READ_ONLY"
@@ -45,6 +51,39 @@ class Token:
 
 
 @dataclass(frozen=True, slots=True)
+class Namespace:
+    """A folder of objects owned by one user. Visibility and collaborators live on the root
+    (``root_id``); every descendant carries a copy of the root's visibility."""
+
+    id: int
+    owner_id: int
+    root_id: int
+    parent_id: int | None
+    name: str
+    path: str
+    level: int
+    description: str
+    visibility: Visibility
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Collaborator:
+    user: User
+    namespace_id: int
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    id: int
+    namespace_id: int
+    inviter_id: int
+    invitee_id: int
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class NewObject:
     public_id: str
     owner_id: int
@@ -54,6 +93,7 @@ class NewObject:
     metadata: dict[str, str] | None
     create_time_ms: int
     delete_after_time_ms: int | None
+    namespace_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +112,8 @@ class StoredObject:
     md5: str | None
     sha256: str | None
     blob_key: str | None
+    namespace_id: int | None
+    mime_type: str | None
 
     def expired(self, now_ms: int) -> bool:
         return self.delete_after_time_ms is not None and self.delete_after_time_ms <= now_ms
@@ -84,19 +126,25 @@ class BlobWritten:
     size: int
     md5: str
     sha256: str
+    head: bytes  # the first bytes (up to 512), for content sniffing
 
 
 @dataclass(frozen=True, slots=True)
 class ObjectQuery:
-    owner_id: int | None
+    """What a list shows. ``viewer_id`` selects the viewer's own objects and those in
+    namespaces they collaborate on; ``public_only`` objects in public namespaces."""
+
+    viewer_id: int | None
+    public_only: bool = False
+    namespace_id: int | None = None
     limit: int = 20
+    offset: int = 0
     starting_after: str | None = None
     name: str | None = None
     content_type: ContentType | None = None
     state: ObjectState | None = None
     search: str | None = None
     include_total_count: bool = True
-    public_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,25 +3,45 @@
 States: UPLOADING (bytes may be (re)uploaded) → READ_ONLY (immutable, downloadable) →
 DELETED (a tombstone kept for ``deleted_retention`` so clients see why a download fails).
 Expired objects disappear immediately and the reaper removes their rows and blobs.
+
+Two ways in: the Runloop three steps (``create``, ``upload``, ``complete``) and the Djinn
+single request (``store``), which validates every field at once and gives the name a
+uniqueness guarantee. Reads and deletes follow one access policy (``access.may_read`` and
+``access.may_modify``) whichever dialect asks.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
-from .access import Principal
+from .access import Principal, may_modify, may_read
 from .clock import Clock
-from .errors import Conflict, Gone, Invalid, NotFound
+from .errors import Conflict, FieldErrors, Gone, Invalid, NameTaken, NotFound, TooLarge
 from .ids import new_blob_key, new_object_id
-from .models import ContentType, NewObject, ObjectQuery, ObjectState, Page, StoredObject
+from .models import (
+    ContentType,
+    Namespace,
+    NewObject,
+    ObjectQuery,
+    ObjectState,
+    Page,
+    StoredObject,
+    Visibility,
+)
+from .namespaces import NamespaceService
 from .naming import validate_metadata, validate_metadata_key, validate_object_name, validate_ttl_ms
 from .ports import BlobStore, MetadataStore
+from .sniff import detect_content_type
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 5000
+UNIQUE_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+UNIQUE_NAME_RULE = r"^[a-zA-Z0-9\._\-]+$"
+Caller = Principal | None  # None: an anonymous request (or a presigned URL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,33 +50,101 @@ class Limits:
     deleted_retention_ms: int
 
 
+def human_size(n: int) -> str:
+    """Whole 1024-based units as Djinn words its limit: 5242880 → "5 MB"."""
+    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} B"
+
+
+def content_kind(name: str, mime_type: str) -> ContentType:
+    """The Runloop content kind of an object uploaded without one (by name, then bytes)."""
+    lower = name.lower()
+    if lower.endswith((".tgz", ".tar.gz")):
+        return ContentType.TGZ
+    if lower.endswith(".tar"):
+        return ContentType.TAR
+    if lower.endswith(".gz") or mime_type == "application/x-gzip":
+        return ContentType.GZIP
+    if mime_type.startswith("text/"):
+        return ContentType.TEXT
+    return ContentType.UNSPECIFIED
+
+
+async def _peek(chunks: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The first non-empty chunk (b"" for an empty body) and the whole stream again."""
+    first = b""
+    async for chunk in chunks:
+        if chunk:
+            first = chunk
+            break
+
+    async def again() -> AsyncIterator[bytes]:
+        if first:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+
+    return first, again()
+
+
 class ObjectService:
-    def __init__(self, meta: MetadataStore, blobs: BlobStore, clock: Clock, limits: Limits) -> None:
+    def __init__(
+        self,
+        meta: MetadataStore,
+        blobs: BlobStore,
+        namespaces: NamespaceService,
+        clock: Clock,
+        limits: Limits,
+    ) -> None:
         self._meta = meta
         self._blobs = blobs
+        self._namespaces = namespaces
         self._clock = clock
-        self._limits = limits
+        self.limits = limits
 
     # --- reads -------------------------------------------------------------------------
 
-    async def _live(self, public_id: str) -> StoredObject:
-        obj = await self._meta.get_object(public_id)
+    async def _live(self, ref: str | int) -> StoredObject:
+        obj = await self._meta.get_object(ref)
         if obj is None or obj.expired(self._clock.now_ms()):
             raise NotFound("Object not found")
         return obj
 
-    async def get(self, principal: Principal, public_id: str) -> StoredObject:
-        principal.require("object:read")
-        obj = await self._live(public_id)
-        if obj.owner_id != principal.user.id:
+    async def _root(self, obj: StoredObject, caller: Caller) -> tuple[Namespace | None, bool]:
+        if obj.namespace_id is None:
+            return None, False
+        access = await self._meta.namespace_access(
+            obj.namespace_id, caller.user.id if caller else None
+        )
+        return access if access is not None else (None, False)
+
+    async def get(self, caller: Caller, ref: str | int) -> StoredObject:
+        """The object if the caller may read it. Objects in public namespaces need neither
+        a token nor the object:read scope; everything else needs both."""
+        obj = await self._live(ref)
+        root, collaborating = await self._root(obj, caller)
+        if root is None or root.visibility is not Visibility.PUBLIC:
+            if caller is None:
+                raise NotFound("Object not found")
+            caller.require("object:read")
+        viewer = caller.user.id if caller else None
+        if not may_read(viewer, obj.owner_id, root, collaborating):
             raise NotFound("Object not found")
         return obj
 
-    async def list(self, principal: Principal | None, query: ObjectQuery) -> Page:
-        if principal is not None:
-            principal.require("object:read")
+    async def list(self, caller: Principal, query: ObjectQuery) -> Page:
+        caller.require("object:read")
         if not 1 <= query.limit <= MAX_PAGE:
             raise Invalid(f"limit must be between 1 and {MAX_PAGE}")
+        return await self._meta.list_objects(query, self._clock.now_ms())
+
+    async def list_in(self, caller: Caller, namespace: Namespace, query: ObjectQuery) -> Page:
+        """Objects of a namespace the caller may already see (``NamespaceService.find``)."""
+        if namespace.visibility is not Visibility.PUBLIC:
+            assert caller is not None
+            caller.require("object:read")
         return await self._meta.list_objects(query, self._clock.now_ms())
 
     async def metadata_keys(self, principal: Principal) -> list[str]:
@@ -68,13 +156,10 @@ class ObjectService:
         validate_metadata_key(key)
         return await self._meta.metadata_values(principal.user.id, key, self._clock.now_ms())
 
-    async def downloadable(self, principal: Principal | None, public_id: str) -> StoredObject:
-        """The object if its bytes may be handed out; ``principal`` None means presigned."""
-        obj = (
-            await self.get(principal, public_id)
-            if principal is not None
-            else await self._live(public_id)
-        )
+    async def downloadable(self, caller: Caller, ref: str | int, presigned: bool) -> StoredObject:
+        """The object if its bytes may be handed out. ``presigned``: the URL's signature
+        already proved access, so only existence and state are checked."""
+        obj = await self._live(ref) if presigned else await self.get(caller, ref)
         if obj.state is ObjectState.DELETED:
             raise Gone("Object is deleted")
         if obj.state is not ObjectState.READ_ONLY or obj.blob_key is None:
@@ -85,7 +170,7 @@ class ObjectService:
         assert obj.blob_key is not None
         return self._blobs.read(obj.blob_key, start, length)
 
-    # --- writes ------------------------------------------------------------------------
+    # --- writes: the Runloop three steps -------------------------------------------------
 
     async def create(
         self,
@@ -121,8 +206,9 @@ class ObjectService:
                 f"Object is {obj.state.value}; uploads are only accepted while UPLOADING"
             )
         key = new_blob_key()
-        written = await self._blobs.put(key, chunks, self._limits.max_upload_bytes)
-        attached, replaced = await self._meta.attach_blob(public_id, key, written)
+        written = await self._blobs.put(key, chunks, self.limits.max_upload_bytes)
+        mime = detect_content_type(written.head)
+        attached, replaced = await self._meta.attach_blob(public_id, key, written, mime)
         if not attached:
             await self._blobs.delete(key)
             raise Conflict("Object was completed or deleted while the upload was running")
@@ -130,9 +216,16 @@ class ObjectService:
             await self._blobs.delete(replaced)
         return await self._live(public_id)
 
+    async def _modifiable(self, caller: Principal, ref: str | int, scope: str) -> StoredObject:
+        caller.require(scope)
+        obj = await self.get(caller, ref)
+        root, collaborating = await self._root(obj, caller)
+        if not may_modify(caller.user.id, obj.owner_id, root, collaborating):
+            raise NotFound("Object not found")
+        return obj
+
     async def complete(self, principal: Principal, public_id: str) -> StoredObject:
-        principal.require("object:write")
-        obj = await self.get(principal, public_id)
+        obj = await self._modifiable(principal, public_id, "object:write")
         if obj.state is not ObjectState.UPLOADING:
             raise Conflict(f"Object is {obj.state.value}, not UPLOADING")
         if obj.blob_key is None:
@@ -142,10 +235,70 @@ class ObjectService:
             raise Conflict("Object changed state while completing")
         return done
 
-    async def delete(self, principal: Principal, public_id: str) -> StoredObject:
-        principal.require("object:delete")
-        await self.get(principal, public_id)
-        result = await self._meta.mark_deleted(public_id, self._clock.now_ms())
+    # --- writes: the Djinn single request ------------------------------------------------
+
+    async def store(
+        self,
+        caller: Principal,
+        name: str | None,
+        namespace_ref: str | None,
+        chunks: AsyncIterator[bytes],
+    ) -> StoredObject:
+        """Validate everything, then stream the body into a READ_ONLY object at once."""
+        caller.require("object:write")
+        target = (
+            await self._namespaces.upload_target(caller, namespace_ref) if namespace_ref else None
+        )
+        errors: dict[str, list[str]] = {}
+        if not name:
+            errors["name"] = ["Name field required"]
+        if not name or not UNIQUE_NAME.match(name):
+            errors.setdefault("name", []).append(f"Name does not match {UNIQUE_NAME_RULE}")
+        elif target is None or target.namespace is not None:
+            namespace_id = target.namespace.id if target and target.namespace else None
+            if await self._meta.name_taken(caller.user.id, namespace_id, name):
+                errors["name"] = ["Name already exists"]
+        first, body = await _peek(chunks)
+        if not first:
+            errors["file"] = ["File field required"]
+        if errors:
+            raise FieldErrors(errors)
+        assert name is not None
+        namespace = await self._namespaces.materialise(target) if target else None
+
+        key = new_blob_key()
+        try:
+            written = await self._blobs.put(key, body, self.limits.max_upload_bytes)
+        except TooLarge:
+            limit = human_size(self.limits.max_upload_bytes)
+            raise FieldErrors({"file": [f"file too large, cannot exceed {limit}"]}) from None
+        mime = detect_content_type(written.head)
+        now = self._clock.now_ms()
+        new = NewObject(
+            public_id=new_object_id(now),
+            owner_id=namespace.owner_id if namespace else caller.user.id,
+            author_id=caller.user.id,
+            name=name,
+            content_type=content_kind(name, mime),
+            metadata=None,
+            create_time_ms=now,
+            delete_after_time_ms=None,
+            namespace_id=namespace.id if namespace else None,
+        )
+        try:
+            return await self._meta.insert_stored_object(new, key, written, mime)
+        except NameTaken:  # lost a race for the name: the database constraint decided
+            await self._blobs.delete(key)
+            raise FieldErrors({"name": ["Name already exists"]}) from None
+        except BaseException:
+            await self._blobs.delete(key)
+            raise
+
+    # --- removal -------------------------------------------------------------------------
+
+    async def delete(self, caller: Principal, ref: str | int) -> StoredObject:
+        obj = await self._modifiable(caller, ref, "object:delete")
+        result = await self._meta.mark_deleted(obj.public_id, self._clock.now_ms())
         if result is None:
             raise NotFound("Object not found")
         tombstone, blob_key = result
@@ -156,7 +309,7 @@ class ObjectService:
     async def reap(self, batch: int = 500) -> int:
         """Remove expired objects and old tombstones; return how many rows went."""
         now = self._clock.now_ms()
-        reaped = await self._meta.reap(now, now - self._limits.deleted_retention_ms, batch)
+        reaped = await self._meta.reap(now, now - self.limits.deleted_retention_ms, batch)
         for key in reaped.blob_keys:
             await self._blobs.delete(key)
         return len(reaped.object_ids)

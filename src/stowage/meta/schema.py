@@ -13,6 +13,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
+    false,
+    text,
 )
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
@@ -45,6 +48,46 @@ tokens = Table(
     sqlite_autoincrement=True,
 )
 
+namespaces = Table(
+    "namespaces",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # A root's root_id is its own id, so it is set right after the insert.
+    Column("root_id", Id),
+    Column("parent_id", Id, ForeignKey("namespaces.id", ondelete="CASCADE")),
+    Column("name", String(32), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("description", String(255), nullable=False),
+    Column("visibility", String(16), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    UniqueConstraint("owner_id", "path", name="uq_namespaces_owner_path"),
+    Index("ix_namespaces_root", "root_id"),
+    sqlite_autoincrement=True,
+)
+
+namespace_collaborators = Table(
+    "namespace_collaborators",
+    metadata,
+    Column("namespace_id", Id, ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("ix_namespace_collaborators_user", "user_id"),
+)
+
+namespace_invites = Table(
+    "namespace_invites",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("namespace_id", Id, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("inviter_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("invitee_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    UniqueConstraint("namespace_id", "invitee_id", name="uq_namespace_invites_invitee"),
+    sqlite_autoincrement=True,
+)
+
 objects = Table(
     "objects",
     metadata,
@@ -63,10 +106,41 @@ objects = Table(
     Column("md5", String(32)),
     Column("sha256", String(64)),
     Column("blob_key", String(64)),
+    Column(
+        "namespace_id",
+        Id,
+        ForeignKey("namespaces.id", ondelete="SET NULL", name="fk_objects_namespace_id"),
+    ),
+    Column("mime_type", String(128)),  # sniffed from the bytes: the Djinn "type"
+    # Djinn uploads must have unique names (per owner, or per namespace); Runloop names
+    # may repeat. Only rows with unique_name set take part in the two indexes below.
+    Column("unique_name", Boolean, nullable=False, server_default=false()),
     Index("ix_objects_owner_public_id", "owner_id", "public_id"),
+    Index("ix_objects_owner_id", "owner_id", "id"),
+    Index("ix_objects_namespace_id", "namespace_id", "id"),
     Index("ix_objects_delete_after", "delete_after_time_ms"),
     Index("ix_objects_deleted_time", "deleted_time_ms"),
     sqlite_autoincrement=True,  # ids are shown to clients: never reuse one
+)
+
+# Written as SQL that means the same on SQLite (0/1) and PostgreSQL (boolean).
+_top_level = text("unique_name AND namespace_id IS NULL")
+_namespaced = text("unique_name AND namespace_id IS NOT NULL")
+Index(
+    "uq_objects_owner_name",
+    objects.c.owner_id,
+    objects.c.name,
+    unique=True,
+    sqlite_where=_top_level,
+    postgresql_where=_top_level,
+)
+Index(
+    "uq_objects_namespace_name",
+    objects.c.namespace_id,
+    objects.c.name,
+    unique=True,
+    sqlite_where=_namespaced,
+    postgresql_where=_namespaced,
 )
 
 object_metadata = Table(

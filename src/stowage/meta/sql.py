@@ -26,7 +26,6 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
-    false,
     func,
     insert,
     or_,
@@ -34,10 +33,15 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, Row, make_url
+from sqlalchemy.exc import IntegrityError
 
+from ..core.errors import NameTaken
 from ..core.models import (
     BlobWritten,
+    Collaborator,
     ContentType,
+    Invite,
+    Namespace,
     NewObject,
     ObjectQuery,
     ObjectState,
@@ -46,8 +50,17 @@ from ..core.models import (
     StoredObject,
     Token,
     User,
+    Visibility,
 )
-from .schema import object_metadata, objects, tokens, users
+from .schema import (
+    namespace_collaborators,
+    namespace_invites,
+    namespaces,
+    object_metadata,
+    objects,
+    tokens,
+    users,
+)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 DB_THREADS = 8
@@ -136,6 +149,33 @@ def _object(row: Row[Any]) -> StoredObject:
         md5=row.md5,
         sha256=row.sha256,
         blob_key=row.blob_key,
+        namespace_id=row.namespace_id,
+        mime_type=row.mime_type,
+    )
+
+
+def _namespace(row: Row[Any]) -> Namespace:
+    return Namespace(
+        id=row.id,
+        owner_id=row.owner_id,
+        root_id=row.root_id,
+        parent_id=row.parent_id,
+        name=row.name,
+        path=row.path,
+        level=row.level,
+        description=row.description,
+        visibility=Visibility(row.visibility),
+        created_at_ms=row.created_at_ms,
+    )
+
+
+def _invite(row: Row[Any]) -> Invite:
+    return Invite(
+        id=row.id,
+        namespace_id=row.namespace_id,
+        inviter_id=row.inviter_id,
+        invitee_id=row.invitee_id,
+        created_at_ms=row.created_at_ms,
     )
 
 
@@ -247,6 +287,7 @@ class SqlMetadataStore:
         tokens.c.token_hash == bindparam("token_hash"), tokens.c.revoked_at_ms.is_(None)
     )
     _GET_OBJECT = select(objects).where(objects.c.public_id == bindparam("public_id"))
+    _GET_OBJECT_BY_ID = select(objects).where(objects.c.id == bindparam("id"))
 
     async def find_token(self, token_hash: str) -> tuple[Token, User] | None:
         def work(conn: Connection) -> tuple[Token, User] | None:
@@ -284,6 +325,7 @@ class SqlMetadataStore:
             "metadata_json": None if new.metadata is None else orjson.dumps(new.metadata).decode(),
             "create_time_ms": new.create_time_ms,
             "delete_after_time_ms": new.delete_after_time_ms,
+            "namespace_id": new.namespace_id,
         }
 
         def work(conn: Connection) -> StoredObject:
@@ -297,9 +339,55 @@ class SqlMetadataStore:
 
         return await self._write(work)
 
-    async def get_object(self, public_id: str) -> StoredObject | None:
+    async def insert_stored_object(
+        self, new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str
+    ) -> StoredObject:
+        """Insert an object whose bytes are already stored (one-request uploads), with a
+        unique name; raise NameTaken when the name is in use in its scope."""
+        values = {
+            "public_id": new.public_id,
+            "owner_id": new.owner_id,
+            "author_id": new.author_id,
+            "name": new.name,
+            "content_type": new.content_type.value,
+            "state": ObjectState.READ_ONLY.value,
+            "create_time_ms": new.create_time_ms,
+            "delete_after_time_ms": new.delete_after_time_ms,
+            "namespace_id": new.namespace_id,
+            "size": blob.size,
+            "md5": blob.md5,
+            "sha256": blob.sha256,
+            "blob_key": blob_key,
+            "mime_type": mime_type,
+            "unique_name": True,
+        }
+        stmt = insert(objects).values(values).returning(*objects.c)
+        try:
+            return await self._write(lambda conn: _object(conn.execute(stmt).one()))
+        except IntegrityError as exc:
+            if "name" in str(exc.orig).lower():
+                raise NameTaken(new.name) from None
+            raise
+
+    async def name_taken(self, owner_id: int, namespace_id: int | None, name: str) -> bool:
+        scope = (
+            objects.c.namespace_id == namespace_id
+            if namespace_id is not None
+            else and_(objects.c.owner_id == owner_id, objects.c.namespace_id.is_(None))
+        )
+        stmt = select(objects.c.id).where(scope, objects.c.name == name, objects.c.unique_name)
+        return await self._read(lambda conn: conn.execute(stmt.limit(1)).first() is not None)
+
+    async def get_object(self, ref: str | int) -> StoredObject | None:
+        """By public id (``obj_…``) or by integer id."""
+        stmt, params = (
+            (self._GET_OBJECT, {"public_id": ref})
+            if isinstance(ref, str)
+            else (self._GET_OBJECT_BY_ID, {"id": ref})
+        )
+
         def work(conn: Connection) -> StoredObject | None:
-            row = conn.execute(self._GET_OBJECT, {"public_id": public_id}).first()
+            row = conn.execute(stmt, params).first()
             return _object(row) if row else None
 
         return await self._read(work)
@@ -307,10 +395,20 @@ class SqlMetadataStore:
     def _filters(self, query: ObjectQuery, now_ms: int) -> list[Any]:
         conds: list[Any] = [_not_expired(now_ms)]
         if query.public_only:
-            # Nothing is public until namespaces give objects a visibility (Djinn dialect).
-            conds.append(false())
-        if query.owner_id is not None:
-            conds.append(objects.c.owner_id == query.owner_id)
+            public = select(namespaces.c.id).where(
+                namespaces.c.visibility == Visibility.PUBLIC.value
+            )
+            conds.append(objects.c.namespace_id.in_(public))
+        if query.viewer_id is not None:
+            shared_roots = select(namespace_collaborators.c.namespace_id).where(
+                namespace_collaborators.c.user_id == query.viewer_id
+            )
+            shared = select(namespaces.c.id).where(namespaces.c.root_id.in_(shared_roots))
+            conds.append(
+                or_(objects.c.owner_id == query.viewer_id, objects.c.namespace_id.in_(shared))
+            )
+        if query.namespace_id is not None:
+            conds.append(objects.c.namespace_id == query.namespace_id)
         if query.state is not None:
             conds.append(objects.c.state == query.state.value)
         else:
@@ -338,6 +436,7 @@ class SqlMetadataStore:
             .where(and_(*page_conds))
             .order_by(objects.c.public_id.desc())
             .limit(query.limit + 1)
+            .offset(query.offset)
         )
         count = select(func.count()).select_from(objects).where(and_(*conds))
 
@@ -353,7 +452,7 @@ class SqlMetadataStore:
         return await self._read(work)
 
     async def attach_blob(
-        self, public_id: str, blob_key: str, blob: BlobWritten
+        self, public_id: str, blob_key: str, blob: BlobWritten, mime_type: str
     ) -> tuple[bool, str | None]:
         current = (
             select(objects.c.state, objects.c.blob_key)
@@ -363,7 +462,13 @@ class SqlMetadataStore:
         change = (
             update(objects)
             .where(objects.c.public_id == public_id)
-            .values(blob_key=blob_key, size=blob.size, md5=blob.md5, sha256=blob.sha256)
+            .values(
+                blob_key=blob_key,
+                size=blob.size,
+                md5=blob.md5,
+                sha256=blob.sha256,
+                mime_type=mime_type,
+            )
         )
 
         def work(conn: Connection) -> tuple[bool, str | None]:
@@ -407,7 +512,12 @@ class SqlMetadataStore:
             updated = conn.execute(
                 update(objects)
                 .where(objects.c.id == row.id)
-                .values(state=ObjectState.DELETED.value, deleted_time_ms=now_ms, blob_key=None)
+                .values(
+                    state=ObjectState.DELETED.value,
+                    deleted_time_ms=now_ms,
+                    blob_key=None,
+                    unique_name=False,  # the name is free again at once
+                )
                 .returning(*objects.c)
             ).one()
             return _object(updated), row.blob_key
@@ -459,3 +569,314 @@ class SqlMetadataStore:
             return Reaped(object_ids=ids, blob_keys=[r.blob_key for r in rows if r.blob_key])
 
         return await self._write(work)
+
+    # --- users by id, for the relations Djinn embeds ------------------------------------
+
+    async def get_users(self, ids: set[int]) -> dict[int, User]:
+        if not ids:
+            return {}
+        stmt = select(users).where(users.c.id.in_(sorted(ids)))
+        return await self._read(lambda conn: {r.id: _user(r) for r in conn.execute(stmt)})
+
+    async def get_user_by_handle(self, handle: str) -> User | None:
+        """A user by name, or by email address."""
+        return await self._one_user(or_(users.c.name == handle, users.c.email == handle))
+
+    # --- namespaces ----------------------------------------------------------------------
+
+    @staticmethod
+    def _insert_namespace(
+        conn: Connection,
+        owner_id: int,
+        parent: Namespace | None,
+        name: str,
+        description: str,
+        visibility: Visibility,
+        now_ms: int,
+    ) -> Namespace:
+        row = conn.execute(
+            insert(namespaces)
+            .values(
+                owner_id=owner_id,
+                root_id=parent.root_id if parent else None,
+                parent_id=parent.id if parent else None,
+                name=name,
+                path=f"{parent.path}/{name}" if parent else name,
+                level=parent.level + 1 if parent else 0,
+                description=description,
+                visibility=(parent.visibility if parent else visibility).value,
+                created_at_ms=now_ms,
+            )
+            .returning(*namespaces.c)
+        ).one()
+        if parent is None:
+            row = conn.execute(
+                update(namespaces)
+                .where(namespaces.c.id == row.id)
+                .values(root_id=row.id)
+                .returning(*namespaces.c)
+            ).one()
+        return _namespace(row)
+
+    async def create_namespace(
+        self,
+        owner_id: int,
+        parent: Namespace | None,
+        name: str,
+        description: str,
+        visibility: Visibility,
+        now_ms: int,
+    ) -> Namespace | None:
+        """The new namespace, or None when the owner already has one at that path."""
+        try:
+            return await self._write(
+                lambda conn: self._insert_namespace(
+                    conn, owner_id, parent, name, description, visibility, now_ms
+                )
+            )
+        except IntegrityError:
+            return None
+
+    async def ensure_namespace_path(
+        self, owner_id: int, segments: list[str], now_ms: int
+    ) -> Namespace:
+        """The owner's namespace at ``a/b/c``, creating only the missing segments (private,
+        or the parent's visibility)."""
+
+        def work(conn: Connection) -> Namespace:
+            parent: Namespace | None = None
+            for depth, name in enumerate(segments):
+                path = "/".join(segments[: depth + 1])
+                row = conn.execute(
+                    select(namespaces).where(
+                        namespaces.c.owner_id == owner_id, namespaces.c.path == path
+                    )
+                ).first()
+                parent = (
+                    _namespace(row)
+                    if row
+                    else self._insert_namespace(
+                        conn, owner_id, parent, name, "", Visibility.PRIVATE, now_ms
+                    )
+                )
+            assert parent is not None
+            return parent
+
+        try:
+            return await self._write(work)
+        except IntegrityError:  # another replica created a segment first: it exists now
+            return await self._write(work)
+
+    async def get_namespace(self, namespace_id: int) -> Namespace | None:
+        stmt = select(namespaces).where(namespaces.c.id == namespace_id)
+
+        def work(conn: Connection) -> Namespace | None:
+            row = conn.execute(stmt).first()
+            return _namespace(row) if row else None
+
+        return await self._read(work)
+
+    async def get_namespace_by_path(self, owner_id: int, path: str) -> Namespace | None:
+        stmt = select(namespaces).where(
+            namespaces.c.owner_id == owner_id, namespaces.c.path == path
+        )
+
+        def work(conn: Connection) -> Namespace | None:
+            row = conn.execute(stmt).first()
+            return _namespace(row) if row else None
+
+        return await self._read(work)
+
+    async def get_namespaces(self, ids: set[int]) -> dict[int, Namespace]:
+        if not ids:
+            return {}
+        stmt = select(namespaces).where(namespaces.c.id.in_(sorted(ids)))
+        return await self._read(lambda conn: {r.id: _namespace(r) for r in conn.execute(stmt)})
+
+    async def list_namespaces(
+        self, viewer_id: int, search: str | None, offset: int, limit: int
+    ) -> tuple[list[Namespace], int]:
+        shared_roots = select(namespace_collaborators.c.namespace_id).where(
+            namespace_collaborators.c.user_id == viewer_id
+        )
+        conds: list[Any] = [
+            or_(namespaces.c.owner_id == viewer_id, namespaces.c.root_id.in_(shared_roots))
+        ]
+        if search:
+            conds.append(func.lower(namespaces.c.path).like(_like_fragment(search), escape="\\"))
+        stmt = (
+            select(namespaces)
+            .where(*conds)
+            .order_by(namespaces.c.path, namespaces.c.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        count = select(func.count()).select_from(namespaces).where(*conds)
+
+        def work(conn: Connection) -> tuple[list[Namespace], int]:
+            return [_namespace(r) for r in conn.execute(stmt)], conn.execute(count).scalar_one()
+
+        return await self._read(work)
+
+    async def update_namespace(
+        self, namespace: Namespace, description: str | None, visibility: Visibility | None
+    ) -> Namespace:
+        def work(conn: Connection) -> Namespace:
+            if description is not None:
+                conn.execute(
+                    update(namespaces)
+                    .where(namespaces.c.id == namespace.id)
+                    .values(description=description)
+                )
+            if visibility is not None:  # set on the root: the whole tree follows
+                conn.execute(
+                    update(namespaces)
+                    .where(namespaces.c.root_id == namespace.root_id)
+                    .values(visibility=visibility.value)
+                )
+            row = conn.execute(select(namespaces).where(namespaces.c.id == namespace.id)).one()
+            return _namespace(row)
+
+        return await self._write(work)
+
+    async def delete_namespace(self, namespace: Namespace) -> None:
+        """Delete the namespace and everything below it. Objects stay with their owner,
+        outside any namespace, and their names stop counting as taken."""
+        prefix = namespace.path + "/"
+        subtree = select(namespaces.c.id).where(
+            namespaces.c.owner_id == namespace.owner_id,
+            or_(
+                namespaces.c.id == namespace.id,
+                # exact, case-sensitive prefix (SQLite's LIKE ignores case)
+                func.substr(namespaces.c.path, 1, len(prefix)) == prefix,
+            ),
+        )
+
+        def work(conn: Connection) -> None:
+            ids = list(conn.execute(subtree).scalars())
+            conn.execute(
+                update(objects)
+                .where(objects.c.namespace_id.in_(ids))
+                .values(namespace_id=None, unique_name=False)
+            )
+            conn.execute(delete(namespace_invites).where(namespace_invites.c.namespace_id.in_(ids)))
+            conn.execute(
+                delete(namespace_collaborators).where(
+                    namespace_collaborators.c.namespace_id.in_(ids)
+                )
+            )
+            conn.execute(delete(namespaces).where(namespaces.c.id.in_(ids)))
+
+        await self._write(work)
+
+    async def namespace_access(
+        self, namespace_id: int, user_id: int | None
+    ) -> tuple[Namespace, bool] | None:
+        """The root of the namespace, and whether ``user_id`` collaborates on it."""
+        root_of = select(namespaces.c.root_id).where(namespaces.c.id == namespace_id)
+
+        def work(conn: Connection) -> tuple[Namespace, bool] | None:
+            row = conn.execute(
+                select(namespaces).where(namespaces.c.id == root_of.scalar_subquery())
+            ).first()
+            if row is None:
+                return None
+            collaborating = False
+            if user_id is not None:
+                collaborating = (
+                    conn.execute(
+                        select(namespace_collaborators.c.user_id).where(
+                            namespace_collaborators.c.namespace_id == row.id,
+                            namespace_collaborators.c.user_id == user_id,
+                        )
+                    ).first()
+                    is not None
+                )
+            return _namespace(row), collaborating
+
+        return await self._read(work)
+
+    async def list_collaborators(self, root_id: int) -> list[Collaborator]:
+        stmt = (
+            select(users, namespace_collaborators.c.created_at_ms.label("joined_at_ms"))
+            .join(namespace_collaborators, namespace_collaborators.c.user_id == users.c.id)
+            .where(namespace_collaborators.c.namespace_id == root_id)
+            .order_by(users.c.name)
+        )
+        return await self._read(
+            lambda conn: [
+                Collaborator(user=_user(r), namespace_id=root_id, created_at_ms=r.joined_at_ms)
+                for r in conn.execute(stmt)
+            ]
+        )
+
+    async def remove_collaborator(self, root_id: int, user_id: int) -> bool:
+        stmt = delete(namespace_collaborators).where(
+            namespace_collaborators.c.namespace_id == root_id,
+            namespace_collaborators.c.user_id == user_id,
+        )
+        return await self._write(lambda conn: conn.execute(stmt).rowcount == 1)
+
+    # --- invites -------------------------------------------------------------------------
+
+    async def create_invite(
+        self, root_id: int, inviter_id: int, invitee_id: int, now_ms: int
+    ) -> Invite | None:
+        """The new invite, or None if that user is already invited to that namespace."""
+        stmt = (
+            insert(namespace_invites)
+            .values(
+                namespace_id=root_id,
+                inviter_id=inviter_id,
+                invitee_id=invitee_id,
+                created_at_ms=now_ms,
+            )
+            .returning(*namespace_invites.c)
+        )
+        try:
+            return await self._write(lambda conn: _invite(conn.execute(stmt).one()))
+        except IntegrityError:
+            return None
+
+    async def get_invite(self, invite_id: int) -> Invite | None:
+        stmt = select(namespace_invites).where(namespace_invites.c.id == invite_id)
+
+        def work(conn: Connection) -> Invite | None:
+            row = conn.execute(stmt).first()
+            return _invite(row) if row else None
+
+        return await self._read(work)
+
+    async def list_invites(
+        self, *, invitee_id: int | None = None, namespace_id: int | None = None
+    ) -> list[Invite]:
+        stmt = select(namespace_invites).order_by(namespace_invites.c.id)
+        if invitee_id is not None:
+            stmt = stmt.where(namespace_invites.c.invitee_id == invitee_id)
+        if namespace_id is not None:
+            stmt = stmt.where(namespace_invites.c.namespace_id == namespace_id)
+        return await self._read(lambda conn: [_invite(r) for r in conn.execute(stmt)])
+
+    async def accept_invite(self, invite: Invite, now_ms: int) -> None:
+        def work(conn: Connection) -> None:
+            already = conn.execute(
+                select(namespace_collaborators.c.user_id).where(
+                    namespace_collaborators.c.namespace_id == invite.namespace_id,
+                    namespace_collaborators.c.user_id == invite.invitee_id,
+                )
+            ).first()
+            if already is None:
+                conn.execute(
+                    insert(namespace_collaborators).values(
+                        namespace_id=invite.namespace_id,
+                        user_id=invite.invitee_id,
+                        created_at_ms=now_ms,
+                    )
+                )
+            conn.execute(delete(namespace_invites).where(namespace_invites.c.id == invite.id))
+
+        await self._write(work)
+
+    async def delete_invite(self, invite_id: int) -> bool:
+        stmt = delete(namespace_invites).where(namespace_invites.c.id == invite_id)
+        return await self._write(lambda conn: conn.execute(stmt).rowcount == 1)

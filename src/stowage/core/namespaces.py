@@ -1,0 +1,279 @@
+"""Namespaces: folders of objects with a visibility, collaborators and invites.
+
+``path[@owner]`` names a namespace when uploading: ``builds``, ``builds/nightly``,
+``shared@alice``. Missing namespaces are created (private) only in the caller's own
+account; someone else's namespace must exist and the caller must collaborate on its root.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .access import Principal, may_read
+from .clock import Clock
+from .errors import FieldErrors, Invalid, NotFound
+from .models import Collaborator, Invite, Namespace, User, Visibility
+from .ports import MetadataStore
+
+MAX_DEPTH = 20
+SEGMENT = re.compile(r"^[a-zA-Z0-9]{1,32}$")
+NAME = re.compile(r"^[a-zA-Z0-9]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceRef:
+    """A parsed ``path[@owner]``; ``owner`` None means the caller's own account."""
+
+    raw: str
+    segments: list[str]
+    owner: str | None
+
+    @property
+    def path(self) -> str:
+        return "/".join(self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadTarget:
+    """Where an upload goes: an existing namespace, or one to create in the caller's account."""
+
+    owner_id: int
+    namespace: Namespace | None
+    create_segments: list[str] | None = None
+
+
+def parse_ref(raw: str) -> NamespaceRef:
+    path, _, owner = raw.partition("@")
+    if not path:
+        raise FieldErrors({"namespace": [f"{raw}: invalid namespace path"]})
+    segments = path.split("/")
+    if not all(SEGMENT.match(s) for s in segments):
+        raise FieldErrors(
+            {"namespace": [f"{raw}: namespace: name can only contain letters and numbers"]}
+        )
+    if len(segments) > MAX_DEPTH:
+        raise FieldErrors({"namespace": [f"{raw}: namespace: deeper than {MAX_DEPTH} levels"]})
+    return NamespaceRef(raw=raw, segments=segments, owner=owner or None)
+
+
+class NamespaceService:
+    def __init__(self, meta: MetadataStore, clock: Clock) -> None:
+        self._meta = meta
+        self._clock = clock
+
+    # --- resolution and access -------------------------------------------------------
+
+    async def upload_target(self, caller: Principal, raw: str) -> UploadTarget:
+        """Resolve ``path[@owner]`` for an upload without creating anything yet."""
+        ref = parse_ref(raw)
+        me = caller.user
+        if ref.owner is None or ref.owner == me.name:
+            existing = await self._meta.get_namespace_by_path(me.id, ref.path)
+            if existing is None:
+                return UploadTarget(owner_id=me.id, namespace=None, create_segments=ref.segments)
+            return UploadTarget(owner_id=me.id, namespace=existing)
+        owner = await self._meta.get_user_by_name(ref.owner)
+        if owner is None:
+            raise FieldErrors({"namespace": [f"Namespace {raw}: namespace: invalid owner"]})
+        root = await self._meta.get_namespace_by_path(owner.id, ref.segments[0])
+        access = await self._meta.namespace_access(root.id, me.id) if root else None
+        if access is None or not access[1]:
+            raise FieldErrors({"namespace": ["Namespace permission denied"]})
+        target = await self._meta.get_namespace_by_path(owner.id, ref.path)
+        if target is None:
+            raise FieldErrors({"namespace": [f"Namespace {raw} does not exist"]})
+        return UploadTarget(owner_id=owner.id, namespace=target)
+
+    async def materialise(self, target: UploadTarget) -> Namespace | None:
+        if target.create_segments is None:
+            return target.namespace
+        return await self._meta.ensure_namespace_path(
+            target.owner_id, target.create_segments, self._clock.now_ms()
+        )
+
+    async def find(
+        self, caller: Principal | None, username: str, path: str, read_scope: bool = True
+    ) -> Namespace:
+        """The namespace at ``/n/username/path`` if the caller may see it, else NotFound.
+
+        Reading a non-public namespace takes ``namespace:read`` unless ``read_scope`` is off
+        (owner operations check their own scope instead)."""
+        owner = await self._meta.get_user_by_name(username)
+        namespace = await self._meta.get_namespace_by_path(owner.id, path) if owner else None
+        if namespace is None:
+            raise NotFound("Not Found")
+        viewer = caller.user.id if caller else None
+        access = await self._meta.namespace_access(namespace.id, viewer)
+        assert access is not None
+        root, collaborating = access
+        if root.visibility is not Visibility.PUBLIC:
+            if caller is None:
+                raise NotFound("Not Found")
+            if read_scope:
+                caller.require("namespace:read")
+        if not may_read(viewer, namespace.owner_id, root, collaborating):
+            raise NotFound("Not Found")
+        return namespace
+
+    async def owned(self, caller: Principal, username: str, path: str, scope: str) -> Namespace:
+        """The namespace, for an operation only its owner may perform."""
+        caller.require(scope)
+        namespace = await self.find(caller, username, path, read_scope=False)
+        if namespace.owner_id != caller.user.id:
+            raise NotFound("Not Found")
+        return namespace
+
+    async def by_ids(self, ids: set[int]) -> dict[int, Namespace]:
+        return await self._meta.get_namespaces(ids)
+
+    async def users_by_ids(self, ids: set[int]) -> dict[int, User]:
+        return await self._meta.get_users(ids)
+
+    # --- namespaces ------------------------------------------------------------------
+
+    async def list(
+        self, caller: Principal, search: str | None, offset: int, limit: int
+    ) -> tuple[list[Namespace], int]:
+        caller.require("namespace:read")
+        return await self._meta.list_namespaces(caller.user.id, search, offset, limit)
+
+    async def create(
+        self,
+        caller: Principal,
+        name: str,
+        parent_path: str | None,
+        description: str,
+        visibility: str | None,
+    ) -> Namespace:
+        caller.require("namespace:write")
+        errors: dict[str, list[str]] = {}
+        if not name:
+            errors.setdefault("name", []).append("Name field required")
+        else:
+            if not 3 <= len(name) <= 32:
+                errors.setdefault("name", []).append(
+                    "Name must be between 3 and 32 characters in length"
+                )
+            if not NAME.match(name):
+                errors.setdefault("name", []).append("Name can only have letters, and numbers")
+        if len(description) > 255:
+            errors["description"] = ["Description cannot be longer than 255 characters in length"]
+        chosen = Visibility.PRIVATE
+        if visibility:
+            try:
+                chosen = Visibility(visibility)
+            except ValueError:
+                errors["visibility"] = ["Visibility must be one of private, internal, public"]
+        parent = None
+        if parent_path:
+            parent = await self._meta.get_namespace_by_path(caller.user.id, parent_path)
+            if parent is None:
+                errors["parent"] = ["Parent namespace does not exist"]
+            elif parent.level + 1 >= MAX_DEPTH:
+                errors["parent"] = [f"Namespaces cannot be nested deeper than {MAX_DEPTH}"]
+        if errors:
+            raise FieldErrors(errors)
+        created = await self._meta.create_namespace(
+            caller.user.id, parent, name, description, chosen, self._clock.now_ms()
+        )
+        if created is None:
+            raise FieldErrors({"name": ["Name already exists"]})
+        return created
+
+    async def update(
+        self,
+        caller: Principal,
+        username: str,
+        path: str,
+        description: str | None,
+        visibility: str | None,
+    ) -> Namespace:
+        namespace = await self.owned(caller, username, path, "namespace:write")
+        errors: dict[str, list[str]] = {}
+        chosen = None
+        if description is not None and len(description) > 255:
+            errors["description"] = ["Description cannot be longer than 255 characters in length"]
+        if visibility is not None:
+            try:
+                chosen = Visibility(visibility)
+            except ValueError:
+                errors["visibility"] = ["Visibility must be one of private, internal, public"]
+            else:
+                if namespace.parent_id is not None and chosen is not namespace.visibility:
+                    errors["visibility"] = ["Visibility is inherited from the root namespace"]
+        if errors:
+            raise FieldErrors(errors)
+        return await self._meta.update_namespace(namespace, description, chosen)
+
+    async def delete(self, caller: Principal, username: str, path: str) -> None:
+        namespace = await self.owned(caller, username, path, "namespace:delete")
+        await self._meta.delete_namespace(namespace)
+
+    # --- collaborators and invites -----------------------------------------------------
+
+    async def collaborators(
+        self, caller: Principal, username: str, path: str
+    ) -> tuple[Namespace, list[Collaborator]]:
+        namespace = await self.owned(caller, username, path, "namespace:read")
+        return namespace, await self._meta.list_collaborators(namespace.root_id)
+
+    async def remove_collaborator(
+        self, caller: Principal, username: str, path: str, collaborator: str
+    ) -> None:
+        namespace = await self.owned(caller, username, path, "namespace:delete")
+        user = await self._meta.get_user_by_name(collaborator)
+        if user is None or not await self._meta.remove_collaborator(namespace.root_id, user.id):
+            raise NotFound("Not Found")
+
+    async def invite(self, caller: Principal, username: str, path: str, handle: str) -> Invite:
+        namespace = await self.owned(caller, username, path, "invite:write")
+        if not handle:
+            raise FieldErrors({"handle": ["Handle field required"]})
+        invitee = await self._meta.get_user_by_handle(handle)
+        if invitee is None:
+            raise Invalid("No such user")
+        if invitee.id == caller.user.id:
+            raise Invalid("Cannot invite yourself")
+        _, collaborating = await self._meta.namespace_access(namespace.root_id, invitee.id) or (
+            None,
+            False,
+        )
+        if collaborating:
+            raise Invalid("User is already a collaborator")
+        created = await self._meta.create_invite(
+            namespace.root_id, caller.user.id, invitee.id, self._clock.now_ms()
+        )
+        if created is None:
+            raise Invalid("User has already been invited")
+        return created
+
+    async def sent_invites(self, caller: Principal, username: str, path: str) -> list[Invite]:
+        namespace = await self.owned(caller, username, path, "invite:read")
+        return await self._meta.list_invites(namespace_id=namespace.root_id)
+
+    async def my_invites(self, caller: Principal) -> list[Invite]:
+        caller.require("invite:read")
+        return await self._meta.list_invites(invitee_id=caller.user.id)
+
+    async def _invite_for(self, caller: Principal, invite_id: int, inviter_may: bool) -> Invite:
+        caller.require("invite:write")
+        invite = await self._meta.get_invite(invite_id)
+        allowed = invite is not None and (
+            invite.invitee_id == caller.user.id
+            or (inviter_may and invite.inviter_id == caller.user.id)
+        )
+        if not allowed:
+            raise NotFound("Not Found")
+        assert invite is not None
+        return invite
+
+    async def accept(self, caller: Principal, invite_id: int) -> Invite:
+        invite = await self._invite_for(caller, invite_id, inviter_may=False)
+        await self._meta.accept_invite(invite, self._clock.now_ms())
+        return invite
+
+    async def reject(self, caller: Principal, invite_id: int) -> None:
+        """The invitee declines, or the inviter withdraws the invite."""
+        invite = await self._invite_for(caller, invite_id, inviter_may=True)
+        await self._meta.delete_invite(invite.id)
