@@ -123,12 +123,20 @@ class ThreadServer:
         headers = {"Authorization": f"Bearer {token or self.token}"}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
 
-    def new_user_token(self, name: str, scopes: str = "object:read,write,delete") -> str:
+    def new_user_token(
+        self, name: str, scopes: str = "object:read,write,delete", email: str | None = None
+    ) -> str:
+        """Create a user and return a new token for them."""
+        access = self.stowage.access
+        self.run(access.create_user(name, email))
+        return self.token_for(name, scopes)
+
+    def token_for(self, name: str, scopes: str) -> str:
+        """Another token for an existing user."""
         from stowage.core.access import parse_scopes
 
-        access = self.stowage.access
-        self.run(access.create_user(name, None))
-        return self.run(access.issue_token(name, parse_scopes(scopes), "test")).secret
+        issued = self.stowage.access.issue_token(name, parse_scopes(scopes), "test")
+        return self.run(issued).secret
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from . import __version__
-from .api import blobs, errors, runloop
+from .api import blobs, djinn, djinn_namespaces, errors, runloop
 from .api.responses import JsonResponse
 from .config import Settings
 from .core.clock import Clock
@@ -41,6 +41,9 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
     errors.install(app)
     app.include_router(runloop.router)
     app.include_router(blobs.router)
+    for router in (djinn.router, djinn_namespaces.router):
+        app.include_router(router)
+        app.include_router(router, prefix="/api", include_in_schema=False)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -38,7 +38,7 @@ def message_response(status: int, message: str) -> Response:
     return JsonResponse({"message": message}, status_code=status, headers=headers)
 
 
-def _describe(error: dict) -> str:
+def describe_validation_error(error: dict) -> str:
     where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
     if error.get("type") == "json_invalid":
         return "request body is not valid JSON"
@@ -56,7 +56,7 @@ async def _domain(_request: Request, exc: Exception) -> Response:
 
 async def _validation(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return message_response(400, "; ".join(_describe(err) for err in exc.errors()))
+    return message_response(400, "; ".join(describe_validation_error(err) for err in exc.errors()))
 
 
 async def _http(_request: Request, exc: Exception) -> Response:

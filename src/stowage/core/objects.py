@@ -216,16 +216,17 @@ class ObjectService:
             await self._blobs.delete(replaced)
         return await self._live(public_id)
 
-    async def _modifiable(self, caller: Principal, ref: str | int, scope: str) -> StoredObject:
+    async def modifiable(self, caller: Principal, ref: str | int, scope: str) -> StoredObject:
+        """The object if the caller holds ``scope`` and may change it (no read scope needed)."""
         caller.require(scope)
-        obj = await self.get(caller, ref)
+        obj = await self._live(ref)
         root, collaborating = await self._root(obj, caller)
         if not may_modify(caller.user.id, obj.owner_id, root, collaborating):
             raise NotFound("Object not found")
         return obj
 
     async def complete(self, principal: Principal, public_id: str) -> StoredObject:
-        obj = await self._modifiable(principal, public_id, "object:write")
+        obj = await self.modifiable(principal, public_id, "object:write")
         if obj.state is not ObjectState.UPLOADING:
             raise Conflict(f"Object is {obj.state.value}, not UPLOADING")
         if obj.blob_key is None:
@@ -297,7 +298,7 @@ class ObjectService:
     # --- removal -------------------------------------------------------------------------
 
     async def delete(self, caller: Principal, ref: str | int) -> StoredObject:
-        obj = await self._modifiable(caller, ref, "object:delete")
+        obj = await self.modifiable(caller, ref, "object:delete")
         result = await self._meta.mark_deleted(obj.public_id, self._clock.now_ms())
         if result is None:
             raise NotFound("Object not found")

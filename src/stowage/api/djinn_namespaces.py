@@ -1,0 +1,210 @@
+"""Djinn namespaces: ``/namespaces``, ``/n/{user}/{path}`` and its ``/-/`` resources, and
+``/invites``. Paths name namespaces as ``a/b/c`` under their owner's username."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from ..core.access import Principal
+from ..core.errors import NotFound
+from ..core.models import ObjectQuery, ObjectState
+from .deps import PrincipalDep, StowageDep
+from .djinn_wire import (
+    PAGE_SIZE,
+    DjinnJson,
+    DjinnRoute,
+    api_base,
+    namespace_url,
+    optional_principal,
+    page_number,
+    paginated,
+    read_fields,
+    render_invites,
+    render_namespaces,
+    render_objects,
+    rfc3339,
+)
+
+router = APIRouter(route_class=DjinnRoute, tags=["djinn namespaces"])
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+PATH = re.compile(r"^[a-zA-Z0-9/]+$")
+NS = "/n/{username}/{path:path}"
+NOT_FOUND = {404: {"description": "Absent, or not visible to this token: always Not Found"}}
+INVALID = {400: {"description": 'Validation: {"field": ["Msg", ...]} or {"message": ...}'}}
+
+
+def _checked(path: str) -> str:
+    if not PATH.match(path):
+        raise NotFound("Not Found")
+    return path.strip("/")
+
+
+@router.get("/namespaces", responses=NOT_FOUND)
+async def list_namespaces(
+    request: Request,
+    principal: PrincipalDep,
+    stowage: StowageDep,
+    search: str | None = None,
+    page: str | None = None,
+) -> DjinnJson:
+    """Namespaces the caller owns or collaborates on, by path; ``search`` matches the path."""
+    number = page_number(page)
+    items, total = await stowage.namespaces.list(
+        principal, search or None, (number - 1) * PAGE_SIZE, PAGE_SIZE
+    )
+    rendered = await render_namespaces(stowage, api_base(request), items)
+    return paginated(request, rendered, number, total)
+
+
+@router.post("/namespaces", status_code=201, responses={**INVALID, **NOT_FOUND})
+async def create_namespace(
+    request: Request, principal: PrincipalDep, stowage: StowageDep
+) -> DjinnJson:
+    """Create a namespace: ``name`` (3-32 letters and digits), optional ``parent`` (the path
+    of one of your namespaces), ``description`` and ``visibility`` (children inherit it)."""
+    fields = await read_fields(request)
+    created = await stowage.namespaces.create(
+        principal,
+        fields.get("name", ""),
+        fields.get("parent") or None,
+        fields.get("description", ""),
+        fields.get("visibility") or None,
+    )
+    rendered = await render_namespaces(stowage, api_base(request), [created])
+    return DjinnJson(rendered[0], status_code=201)
+
+
+@router.get(NS + "/-/objects", responses=NOT_FOUND)
+async def namespace_objects(
+    request: Request,
+    username: str,
+    path: str,
+    caller: OptionalPrincipal,
+    stowage: StowageDep,
+    search: str | None = None,
+    page: str | None = None,
+) -> DjinnJson:
+    """Objects in this namespace; anyone may list a public one."""
+    namespace = await stowage.namespaces.find(caller, username, _checked(path))
+    number = page_number(page)
+    query = ObjectQuery(
+        viewer_id=None,
+        namespace_id=namespace.id,
+        state=ObjectState.READ_ONLY,
+        name=search or None,
+        limit=PAGE_SIZE,
+        offset=(number - 1) * PAGE_SIZE,
+    )
+    found = await stowage.objects.list_in(caller, namespace, query)
+    items = await render_objects(stowage, api_base(request), found.objects)
+    return paginated(request, items, number, found.total_count or 0)
+
+
+@router.get(NS + "/-/collaborators", responses=NOT_FOUND)
+async def list_collaborators(
+    request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
+) -> DjinnJson:
+    """Users who share the namespace's root (its owner only)."""
+    namespace, people = await stowage.namespaces.collaborators(principal, username, _checked(path))
+    url = namespace_url(api_base(request), namespace, principal.user)
+    return DjinnJson(
+        [
+            {
+                "id": c.user.id,
+                "email": c.user.email or "",
+                "username": c.user.name,
+                "created_at": rfc3339(c.created_at_ms),
+                "url": f"{url}/-/collaborators/{c.user.name}",
+            }
+            for c in people
+        ]
+    )
+
+
+@router.delete(NS + "/-/collaborators/{collaborator}", status_code=204, responses=NOT_FOUND)
+async def remove_collaborator(
+    username: str, path: str, collaborator: str, principal: PrincipalDep, stowage: StowageDep
+) -> Response:
+    await stowage.namespaces.remove_collaborator(principal, username, _checked(path), collaborator)
+    return Response(status_code=204)
+
+
+@router.get(NS + "/-/invites", responses=NOT_FOUND)
+async def namespace_invites(
+    request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
+) -> DjinnJson:
+    """Invites the owner has sent for this namespace's root."""
+    invites = await stowage.namespaces.sent_invites(principal, username, _checked(path))
+    return DjinnJson(await render_invites(stowage, api_base(request), invites))
+
+
+@router.post(NS + "/-/invites", status_code=201, responses={**INVALID, **NOT_FOUND})
+async def invite(
+    request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
+) -> DjinnJson:
+    """Invite a user (``handle``: username or email) to collaborate on the namespace."""
+    fields = await read_fields(request)
+    created = await stowage.namespaces.invite(
+        principal, username, _checked(path), fields.get("handle", "")
+    )
+    rendered = await render_invites(stowage, api_base(request), [created])
+    return DjinnJson(rendered[0], status_code=201)
+
+
+@router.get(NS, responses=NOT_FOUND)
+async def get_namespace(
+    request: Request, username: str, path: str, caller: OptionalPrincipal, stowage: StowageDep
+) -> DjinnJson:
+    namespace = await stowage.namespaces.find(caller, username, _checked(path))
+    rendered = await render_namespaces(stowage, api_base(request), [namespace])
+    return DjinnJson(rendered[0])
+
+
+@router.patch(NS, responses={**INVALID, **NOT_FOUND})
+async def update_namespace(
+    request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
+) -> DjinnJson:
+    """Change ``description``, or ``visibility`` on a root (its whole tree follows)."""
+    fields = await read_fields(request)
+    updated = await stowage.namespaces.update(
+        principal, username, _checked(path), fields.get("description"), fields.get("visibility")
+    )
+    rendered = await render_namespaces(stowage, api_base(request), [updated])
+    return DjinnJson(rendered[0])
+
+
+@router.delete(NS, status_code=204, responses=NOT_FOUND)
+async def delete_namespace(
+    username: str, path: str, principal: PrincipalDep, stowage: StowageDep
+) -> Response:
+    """Delete the namespace and those below it; their objects stay with their owner."""
+    await stowage.namespaces.delete(principal, username, _checked(path))
+    return Response(status_code=204)
+
+
+@router.get("/invites", responses=NOT_FOUND)
+async def my_invites(request: Request, principal: PrincipalDep, stowage: StowageDep) -> DjinnJson:
+    """Invites addressed to the caller."""
+    invites = await stowage.namespaces.my_invites(principal)
+    return DjinnJson(await render_invites(stowage, api_base(request), invites))
+
+
+@router.patch("/invites/{invite_id:int}", responses=NOT_FOUND)
+async def accept_invite(
+    request: Request, invite_id: int, principal: PrincipalDep, stowage: StowageDep
+) -> DjinnJson:
+    """Accept: the caller becomes a collaborator on the namespace's root."""
+    invite_row = await stowage.namespaces.accept(principal, invite_id)
+    rendered = await render_invites(stowage, api_base(request), [invite_row])
+    return DjinnJson(rendered[0])
+
+
+@router.delete("/invites/{invite_id:int}", status_code=204, responses=NOT_FOUND)
+async def reject_invite(invite_id: int, principal: PrincipalDep, stowage: StowageDep) -> Response:
+    """Decline an invite (the invitee) or withdraw it (the inviter)."""
+    await stowage.namespaces.reject(principal, invite_id)
+    return Response(status_code=204)

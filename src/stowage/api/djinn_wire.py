@@ -1,0 +1,252 @@
+"""The Djinn dialect's wire format: errors, JSON shapes, pagination.
+
+Djinn answers every auth or permission failure with 404 ``{"message":"Not Found"}`` (so a
+caller cannot probe for what exists), validation with 400 ``{"field": ["Msg", ...]}``, and
+lists with 25 items a page and a ``Link`` header that always carries prev and next.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+
+from ..core.access import Principal
+from ..core.errors import FieldErrors, Invalid, StowageError, TooLarge
+from ..core.models import Invite, Namespace, StoredObject, User
+from ..service import Stowage
+from .deps import bearer_token, public_base
+from .errors import describe_validation_error
+
+PAGE_SIZE = 25
+
+
+class DjinnJson(Response):
+    media_type = "application/json; charset=utf-8"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content) + b"\n"
+
+
+def not_found() -> DjinnJson:
+    return DjinnJson({"message": "Not Found"}, status_code=404)
+
+
+class DjinnRoute(APIRoute):
+    """Maps domain errors to Djinn's statuses for every route of the dialect."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except FieldErrors as exc:
+                return DjinnJson(exc.fields, status_code=400)
+            except (Invalid, TooLarge) as exc:
+                return DjinnJson({"message": exc.message}, status_code=400)
+            except StowageError:  # auth, scope, access, absence: all look the same
+                return not_found()
+            except RequestValidationError as exc:
+                message = "; ".join(describe_validation_error(e) for e in exc.errors())
+                return DjinnJson({"message": message}, status_code=400)
+
+        return run
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """The caller, or None when no token was sent. A bad token is an error, not anonymity."""
+    if not request.headers.get("authorization"):
+        return None
+    stowage: Stowage = request.app.state.stowage
+    return await stowage.access.authenticate(bearer_token(request))
+
+
+def api_base(request: Request) -> str:
+    """Absolute base of ``*_url`` fields: the API lives at / and under /api."""
+    prefix = "/api" if request.url.path == "/api" or request.url.path.startswith("/api/") else ""
+    return public_base(request) + prefix
+
+
+def rfc3339(ms: int) -> str:
+    return (
+        datetime.fromtimestamp(ms / 1000, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def page_number(raw: str | None) -> int:
+    """Djinn's rule: anything but a positive integer means page 1."""
+    try:
+        page = int(raw or "1")
+    except ValueError:
+        return 1
+    return max(page, 1)
+
+
+def paginated(request: Request, items: list[Any], page: int, total: int) -> DjinnJson:
+    last = max(1, math.ceil(total / PAGE_SIZE))
+    url = public_base(request) + request.url.path
+    params = dict(request.query_params)
+
+    def link(target: int) -> str:
+        query = urlencode(sorted({**params, "page": str(target)}.items()))
+        return f"<{url}?{query}>"
+
+    header = f'{link(max(page - 1, 1))}; rel="prev", {link(min(page + 1, last))}; rel="next"'
+    return DjinnJson(items, headers={"Link": header})
+
+
+def user_json(user: User | None) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {
+        "id": user.id,
+        "email": user.email or "",
+        "username": user.name,
+        "created_at": rfc3339(user.created_at_ms),
+    }
+
+
+NAMESPACE_RESOURCES = (
+    "builds",
+    "namespaces",
+    "images",
+    "objects",
+    "variables",
+    "keys",
+    "invites",
+    "collaborators",
+    "webhooks",
+)
+
+
+def namespace_url(base: str, namespace: Namespace, owner: User) -> str:
+    return f"{base}/n/{owner.name}/{namespace.path}"
+
+
+def namespace_json(base: str, namespace: Namespace | None, users: dict[int, User]) -> Any:
+    if namespace is None:
+        return None
+    owner = users.get(namespace.owner_id)
+    url = namespace_url(base, namespace, owner) if owner else ""
+    view: dict[str, Any] = {
+        "id": namespace.id,
+        "user_id": namespace.owner_id,
+        "root_id": namespace.root_id,
+        "parent_id": namespace.parent_id,
+        "name": namespace.name,
+        "path": namespace.path,
+        "description": namespace.description,
+        "visibility": namespace.visibility.value,
+        "created_at": rfc3339(namespace.created_at_ms),
+        "url": url,
+    }
+    for resource in NAMESPACE_RESOURCES:
+        view[f"{resource}_url"] = f"{url}/-/{resource}"
+    view.update({"user": user_json(owner), "build": None, "parent": None})
+    return view
+
+
+def object_json(
+    base: str,
+    obj: StoredObject,
+    users: dict[int, User],
+    namespaces: dict[int, Namespace],
+) -> dict[str, Any]:
+    namespace = namespaces.get(obj.namespace_id) if obj.namespace_id else None
+    return {
+        "id": obj.id,
+        "author_id": obj.author_id,
+        "user_id": obj.owner_id,
+        "namespace_id": obj.namespace_id,
+        "name": obj.name,
+        "type": obj.mime_type,
+        "size": obj.size,
+        "md5": obj.md5,
+        "sha256": obj.sha256,
+        "created_at": rfc3339(obj.create_time_ms),
+        "url": f"{base}/objects/{obj.id}",
+        "builds_url": f"{base}/objects/{obj.id}/builds",
+        "object_id": obj.public_id,  # the id the Runloop dialect shows
+        "author": user_json(users.get(obj.author_id)),
+        "user": user_json(users.get(obj.owner_id)),
+        "namespace": namespace_json(base, namespace, users),
+    }
+
+
+async def render_objects(
+    stowage: Stowage, base: str, objects: list[StoredObject]
+) -> list[dict[str, Any]]:
+    """Object JSON with its author, owner and namespace loaded in two queries a page."""
+    namespaces = await stowage.namespaces.by_ids(
+        {o.namespace_id for o in objects if o.namespace_id}
+    )
+    user_ids = {o.author_id for o in objects} | {o.owner_id for o in objects}
+    user_ids |= {n.owner_id for n in namespaces.values()}
+    users = await stowage.namespaces.users_by_ids(user_ids)
+    return [object_json(base, o, users, namespaces) for o in objects]
+
+
+async def render_namespaces(
+    stowage: Stowage, base: str, items: list[Namespace]
+) -> list[dict[str, Any]]:
+    users = await stowage.namespaces.users_by_ids({n.owner_id for n in items})
+    return [namespace_json(base, n, users) for n in items]
+
+
+async def render_invites(
+    stowage: Stowage, base: str, invites: list[Invite]
+) -> list[dict[str, Any]]:
+    namespaces = await stowage.namespaces.by_ids({i.namespace_id for i in invites})
+    user_ids = {i.inviter_id for i in invites} | {i.invitee_id for i in invites}
+    user_ids |= {n.owner_id for n in namespaces.values()}
+    users = await stowage.namespaces.users_by_ids(user_ids)
+    return [
+        {
+            "id": i.id,
+            "namespace_id": i.namespace_id,
+            "inviter_id": i.inviter_id,
+            "invitee_id": i.invitee_id,
+            "created_at": rfc3339(i.created_at_ms),
+            "url": f"{base}/invites/{i.id}",
+            "namespace": namespace_json(base, namespaces.get(i.namespace_id), users),
+            "inviter": user_json(users.get(i.inviter_id)),
+            "invitee": user_json(users.get(i.invitee_id)),
+        }
+        for i in invites
+    ]
+
+
+async def read_fields(request: Request) -> dict[str, str]:
+    """A JSON or form body as lower-cased field names (Djinn matches them case-blind)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        data: Any = {k: v for k, v in form.items() if isinstance(v, str)}
+    else:
+        raw = await request.body()
+        if not raw.strip():
+            return {}
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise Invalid("request body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise Invalid("request body must be a JSON object")
+    fields = {}
+    for key, value in data.items():
+        if value is not None and not isinstance(value, str):
+            raise FieldErrors({key.lower(): [f"{key.capitalize()} must be a string"]})
+        if value is not None:
+            fields[key.lower()] = value
+    return fields
