@@ -147,6 +147,18 @@ def test_reject_and_withdraw_invites(server: ThreadServer) -> None:
         assert b.get("/n/alice/team").status_code == 404
 
 
+def test_json_sent_as_a_form_is_read_as_json(server: ThreadServer) -> None:
+    """``curl -d '{...}'`` labels JSON as a form; the fields still count."""
+    with server.client() as c:
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        r = c.post("/namespaces", content=b'{"name":"curlish"}', headers=form)
+        assert r.status_code == 201
+        r = c.patch("/n/admin/curlish", content=b'{"visibility":"public"}', headers=form)
+        assert r.json()["visibility"] == "public"
+        r = c.post("/namespaces", content=b"name=formish&visibility=internal", headers=form)
+        assert r.json()["visibility"] == "internal"
+
+
 def test_bad_bodies_are_400_not_500(server: ThreadServer) -> None:
     with server.client() as c:
         for raw in (b"{not json", b"[1]", b'{"name": 5}'):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
@@ -20,11 +20,12 @@ from ..core.models import ObjectQuery, ObjectState, StoredObject
 from ..service import Stowage
 from .deps import PrincipalDep, StowageDep
 from .djinn_wire import (
+    NOT_FOUND,
     PAGE_SIZE,
     DjinnJson,
     DjinnRoute,
+    OptionalPrincipal,
     api_base,
-    optional_principal,
     page_number,
     paginated,
     render_objects,
@@ -33,10 +34,8 @@ from .djinn_wire import (
 from .responses import blob_response
 
 router = APIRouter(route_class=DjinnRoute, tags=["djinn"])
-OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 MAX_ID = 2**63 - 1
 FILE_CHUNK = 1024 * 1024
-NOT_FOUND = {404: {"description": "Absent, or not visible to this token: always Not Found"}}
 
 
 @router.get("/", include_in_schema=False)

@@ -4,22 +4,21 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..core.access import Principal
 from ..core.errors import NotFound
 from ..core.models import ObjectQuery, ObjectState
 from .deps import PrincipalDep, StowageDep
 from .djinn_wire import (
+    NOT_FOUND,
     PAGE_SIZE,
     DjinnJson,
     DjinnRoute,
+    OptionalPrincipal,
     api_base,
     namespace_url,
-    optional_principal,
     page_number,
     paginated,
     read_fields,
@@ -30,10 +29,8 @@ from .djinn_wire import (
 )
 
 router = APIRouter(route_class=DjinnRoute, tags=["djinn namespaces"])
-OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 PATH = re.compile(r"^[a-zA-Z0-9/]+$")
 NS = "/n/{username}/{path:path}"
-NOT_FOUND = {404: {"description": "Absent, or not visible to this token: always Not Found"}}
 INVALID = {400: {"description": 'Validation: {"field": ["Msg", ...]} or {"message": ...}'}}
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.responses import Response
@@ -27,6 +27,7 @@ from .deps import bearer_token, public_base
 from .errors import describe_validation_error
 
 PAGE_SIZE = 25
+NOT_FOUND = {404: {"description": "Absent, or not visible to this token: always Not Found"}}
 
 
 class DjinnJson(Response):
@@ -68,6 +69,9 @@ async def optional_principal(request: Request) -> Principal | None:
         return None
     stowage: Stowage = request.app.state.stowage
     return await stowage.access.authenticate(bearer_token(request))
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 
 def api_base(request: Request) -> str:
@@ -230,11 +234,15 @@ async def render_invites(
 async def read_fields(request: Request) -> dict[str, str]:
     """A JSON or form body as lower-cased field names (Djinn matches them case-blind)."""
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+    raw = b"" if content_type.startswith("multipart/form-data") else await request.body()
+    # curl -d sends JSON labelled as a form; take it for what it is (Djinn lost such bodies).
+    if content_type.startswith("multipart/form-data") or (
+        content_type.startswith("application/x-www-form-urlencoded")
+        and not raw.lstrip().startswith(b"{")
+    ):
         form = await request.form()
         data: Any = {k: v for k, v in form.items() if isinstance(v, str)}
     else:
-        raw = await request.body()
         if not raw.strip():
             return {}
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from typing import Any, TypeVar
 
 import orjson
@@ -65,6 +66,7 @@ from .schema import (
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 DB_THREADS = 8
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def driver_url(url: str) -> URL:
@@ -109,74 +111,42 @@ def _like_fragment(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _user(row: Row[Any], prefix: str = "") -> User:
-    """A User from ``row``; ``prefix`` names its columns when joined to another table."""
+def _record(cls: type[R], row: Row[Any], prefix: str = "", **converted: Any) -> R:
+    """Build dataclass ``cls`` from the row's columns of the same names (optionally
+    prefixed, when joined to another table); ``converted`` supplies typed values."""
     m = row._mapping
-    return User(
-        id=m[prefix + "id"],
-        name=m[prefix + "name"],
-        email=m[prefix + "email"],
-        is_admin=bool(m[prefix + "is_admin"]),
-        created_at_ms=m[prefix + "created_at_ms"],
-    )
+    values = {
+        f.name: converted[f.name] if f.name in converted else m[prefix + f.name]
+        for f in fields(cls)  # type: ignore[arg-type]
+    }
+    return cls(**values)
+
+
+def _user(row: Row[Any], prefix: str = "") -> User:
+    return _record(User, row, prefix, is_admin=bool(row._mapping[prefix + "is_admin"]))
 
 
 def _token(row: Row[Any]) -> Token:
-    return Token(
-        id=row.id,
-        user_id=row.user_id,
-        name=row.name,
-        prefix=row.prefix,
-        scopes=frozenset(row.scopes.split()),
-        created_at_ms=row.created_at_ms,
-        revoked_at_ms=row.revoked_at_ms,
-    )
+    return _record(Token, row, scopes=frozenset(row.scopes.split()))
 
 
 def _object(row: Row[Any]) -> StoredObject:
-    return StoredObject(
-        id=row.id,
-        public_id=row.public_id,
-        owner_id=row.owner_id,
-        author_id=row.author_id,
-        name=row.name,
+    metadata = orjson.loads(row.metadata_json) if row.metadata_json is not None else None
+    return _record(
+        StoredObject,
+        row,
         content_type=ContentType(row.content_type),
         state=ObjectState(row.state),
-        metadata=orjson.loads(row.metadata_json) if row.metadata_json is not None else None,
-        create_time_ms=row.create_time_ms,
-        delete_after_time_ms=row.delete_after_time_ms,
-        size=row.size,
-        md5=row.md5,
-        sha256=row.sha256,
-        blob_key=row.blob_key,
-        namespace_id=row.namespace_id,
-        mime_type=row.mime_type,
+        metadata=metadata,
     )
 
 
 def _namespace(row: Row[Any]) -> Namespace:
-    return Namespace(
-        id=row.id,
-        owner_id=row.owner_id,
-        root_id=row.root_id,
-        parent_id=row.parent_id,
-        name=row.name,
-        path=row.path,
-        level=row.level,
-        description=row.description,
-        visibility=Visibility(row.visibility),
-        created_at_ms=row.created_at_ms,
-    )
+    return _record(Namespace, row, visibility=Visibility(row.visibility))
 
 
 def _invite(row: Row[Any]) -> Invite:
-    return Invite(
-        id=row.id,
-        namespace_id=row.namespace_id,
-        inviter_id=row.inviter_id,
-        invitee_id=row.invitee_id,
-        created_at_ms=row.created_at_ms,
-    )
+    return _record(Invite, row)
 
 
 def _not_expired(now_ms: int) -> Any:
@@ -223,6 +193,17 @@ class SqlMetadataStore:
             return run()
         return await asyncio.wrap_future(self._read_pool.submit(run))
 
+    async def _first(
+        self, stmt: Any, mapper: Callable[[Row[Any]], R], params: dict[str, Any] | None = None
+    ) -> R | None:
+        """The first row of ``stmt`` through ``mapper``, or None."""
+
+        def work(conn: Connection) -> R | None:
+            row = conn.execute(stmt, params).first()
+            return mapper(row) if row else None
+
+        return await self._read(work)
+
     # --- users and tokens ----------------------------------------------------------------
 
     async def create_user(self, name: str, email: str | None, is_admin: bool, now_ms: int) -> User:
@@ -234,11 +215,7 @@ class SqlMetadataStore:
         return await self._write(lambda conn: _user(conn.execute(stmt).one()))
 
     async def _one_user(self, where: Any) -> User | None:
-        def work(conn: Connection) -> User | None:
-            row = conn.execute(select(users).where(where)).first()
-            return _user(row) if row else None
-
-        return await self._read(work)
+        return await self._first(select(users).where(where), _user)
 
     async def get_user(self, user_id: int) -> User | None:
         return await self._one_user(users.c.id == user_id)
@@ -290,11 +267,7 @@ class SqlMetadataStore:
     _GET_OBJECT_BY_ID = select(objects).where(objects.c.id == bindparam("id"))
 
     async def find_token(self, token_hash: str) -> tuple[Token, User] | None:
-        def work(conn: Connection) -> tuple[Token, User] | None:
-            row = conn.execute(self._FIND_TOKEN, {"token_hash": token_hash}).first()
-            return self._token_and_user(row) if row else None
-
-        return await self._read(work)
+        return await self._first(self._FIND_TOKEN, self._token_and_user, {"token_hash": token_hash})
 
     async def list_tokens(self, user_id: int | None) -> list[tuple[Token, User]]:
         stmt = self._TOKEN_WITH_USER.order_by(tokens.c.id)
@@ -380,17 +353,9 @@ class SqlMetadataStore:
 
     async def get_object(self, ref: str | int) -> StoredObject | None:
         """By public id (``obj_…``) or by integer id."""
-        stmt, params = (
-            (self._GET_OBJECT, {"public_id": ref})
-            if isinstance(ref, str)
-            else (self._GET_OBJECT_BY_ID, {"id": ref})
-        )
-
-        def work(conn: Connection) -> StoredObject | None:
-            row = conn.execute(stmt, params).first()
-            return _object(row) if row else None
-
-        return await self._read(work)
+        if isinstance(ref, str):
+            return await self._first(self._GET_OBJECT, _object, {"public_id": ref})
+        return await self._first(self._GET_OBJECT_BY_ID, _object, {"id": ref})
 
     def _filters(self, query: ObjectQuery, now_ms: int) -> list[Any]:
         conds: list[Any] = [_not_expired(now_ms)]
@@ -668,24 +633,15 @@ class SqlMetadataStore:
             return await self._write(work)
 
     async def get_namespace(self, namespace_id: int) -> Namespace | None:
-        stmt = select(namespaces).where(namespaces.c.id == namespace_id)
-
-        def work(conn: Connection) -> Namespace | None:
-            row = conn.execute(stmt).first()
-            return _namespace(row) if row else None
-
-        return await self._read(work)
+        return await self._first(
+            select(namespaces).where(namespaces.c.id == namespace_id), _namespace
+        )
 
     async def get_namespace_by_path(self, owner_id: int, path: str) -> Namespace | None:
         stmt = select(namespaces).where(
             namespaces.c.owner_id == owner_id, namespaces.c.path == path
         )
-
-        def work(conn: Connection) -> Namespace | None:
-            row = conn.execute(stmt).first()
-            return _namespace(row) if row else None
-
-        return await self._read(work)
+        return await self._first(stmt, _namespace)
 
     async def get_namespaces(self, ids: set[int]) -> dict[int, Namespace]:
         if not ids:
@@ -839,13 +795,9 @@ class SqlMetadataStore:
             return None
 
     async def get_invite(self, invite_id: int) -> Invite | None:
-        stmt = select(namespace_invites).where(namespace_invites.c.id == invite_id)
-
-        def work(conn: Connection) -> Invite | None:
-            row = conn.execute(stmt).first()
-            return _invite(row) if row else None
-
-        return await self._read(work)
+        return await self._first(
+            select(namespace_invites).where(namespace_invites.c.id == invite_id), _invite
+        )
 
     async def list_invites(
         self, *, invitee_id: int | None = None, namespace_id: int | None = None
