@@ -3,11 +3,16 @@
 * ``proc_server``: ``stowage serve`` as a separate process, as a user would start it.
 * ``server``: uvicorn in a thread of the test process, still over a real socket, but with a
   ManualClock so expiry can be tested without sleeping, and the reaper triggered by hand.
+
+Both run once per metadata backend: SQLite, and PostgreSQL (``STOWAGE_TEST_DATABASE_URL``,
+else 127.0.0.1:5432 database ``test`` when it answers; otherwise those runs are skipped
+with the reason). Each server gets a schema of its own, dropped afterwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -15,14 +20,17 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from stowage.app import create_app
 from stowage.bootstrap import prepare
@@ -31,6 +39,43 @@ from stowage.core.clock import ManualClock
 from stowage.service import Stowage
 
 SMALL_UPLOAD_LIMIT = 32 * 1024 * 1024
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> str | None:
+    """A reachable PostgreSQL for the tests, or None (its tests then skip)."""
+    configured = os.environ.get("STOWAGE_TEST_DATABASE_URL")
+    url = configured or DEFAULT_PG
+    try:
+        with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
+            # Shared by every test schema; migrations create it when it is missing.
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+    except psycopg.Error:
+        if configured:
+            raise  # asked for explicitly: a failure is an error, not a skip
+        return None
+    return url
+
+
+@contextlib.contextmanager
+def database_url(backend: str, pg_base: str | None) -> Iterator[str | None]:
+    """None for SQLite (the default); for PostgreSQL a URL into a fresh private schema."""
+    if backend == "sqlite":
+        yield None
+        return
+    if pg_base is None:
+        pytest.skip(f"PostgreSQL is not reachable at {DEFAULT_PG}; set STOWAGE_TEST_DATABASE_URL")
+    schema = f"stowage_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_base, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_url(pg_base).update_query_dict({"options": f"-csearch_path={schema},public"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(pg_base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def free_port() -> int:
@@ -77,8 +122,19 @@ class ProcServer:
         )
 
 
-@pytest.fixture(scope="session")
-def proc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcServer]:
+@pytest.fixture(scope="session", params=BACKENDS)
+def proc_server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_base_url: str | None,
+) -> Iterator[ProcServer]:
+    with database_url(request.param, pg_base_url) as db_url:
+        yield from _run_proc_server(tmp_path_factory, db_url)
+
+
+def _run_proc_server(
+    tmp_path_factory: pytest.TempPathFactory, db_url: str | None
+) -> Iterator[ProcServer]:
     data_dir = tmp_path_factory.mktemp("proc-data")
     port = free_port()
     env = {
@@ -88,6 +144,8 @@ def proc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcServer
         "STOWAGE_HOST": "127.0.0.1",
         "STOWAGE_LOG_LEVEL": "warning",
     }
+    if db_url:
+        env["STOWAGE_DATABASE_URL"] = db_url
     log_path = data_dir.parent / "proc-server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -139,9 +197,17 @@ class ThreadServer:
         return self.run(issued).secret
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ThreadServer]:
+@pytest.fixture(params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_base_url: str | None
+) -> Iterator[ThreadServer]:
+    with database_url(request.param, pg_base_url) as db_url:
+        yield from _run_thread_server(tmp_path, db_url)
+
+
+def _run_thread_server(tmp_path: Path, db_url: str | None) -> Iterator[ThreadServer]:
     settings = Settings(
+        database_url=db_url,
         data_dir=tmp_path / "data",
         port=free_port(),
         max_upload_bytes=SMALL_UPLOAD_LIMIT,

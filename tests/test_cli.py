@@ -20,7 +20,8 @@ def test_first_start_created_private_secrets_and_printed_the_token(
     assert f"listening on {proc_server.base_url}" in banner
     assert proc_server.token in banner
     assert "RUNLOOP_BASE_URL" in banner
-    assert (proc_server.data_dir / "stowage.db").exists()
+    on_sqlite = "STOWAGE_DATABASE_URL" not in proc_server.env
+    assert (proc_server.data_dir / "stowage.db").exists() == on_sqlite
 
 
 def test_users_and_tokens_lifecycle(proc_server: ProcServer) -> None:

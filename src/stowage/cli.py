@@ -15,6 +15,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from . import __version__
 from .bootstrap import ADMIN_TOKEN_FILE, migrate, prepare
@@ -62,7 +63,11 @@ def _banner(settings: Settings, new_token: str | None) -> None:
     base = f"http://{settings.host}:{settings.port}"
     data = settings.data_dir.resolve()
     token_file = data / ADMIN_TOKEN_FILE
-    db = settings.database_url or f"SQLite {data / 'stowage.db'}"
+    db = (
+        make_url(settings.database_url).render_as_string(hide_password=True)
+        if settings.database_url
+        else f"SQLite {data / 'stowage.db'}"
+    )
     out.print(f"[bold]stowage {__version__}[/bold] listening on [cyan]{base}[/cyan]")
     out.print(f"  data:     {data}  (metadata: {db}; blobs: {settings.blob_dir.resolve()})")
     if new_token:
