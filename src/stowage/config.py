@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,14 @@ class Settings(BaseSettings):
         default=None,
         description="HMAC key for presigned URLs; else <data_dir>/presign-secret is generated",
     )
+    blob_store: Literal["local", "s3"] = "local"
+    s3_endpoint: str | None = Field(default=None, description="e.g. http://127.0.0.1:8333")
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_path_style: bool = Field(default=True, description="false for virtual-hosted buckets")
+    s3_prefix: str = Field(default="", description="key prefix, to share a bucket")
     max_upload_bytes: int = 5 * GIB
     upload_url_ttl_seconds: int = 3600
     reaper_interval_seconds: float = 30.0

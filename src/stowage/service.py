@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .blobs.local import LocalBlobStore
+from .blobs.s3 import S3BlobStore
 from .config import Settings
 from .core.access import AccessService
 from .core.clock import Clock, SystemClock
@@ -22,7 +23,7 @@ class Stowage:
     settings: Settings
     clock: Clock
     meta: SqlMetadataStore
-    blobs: LocalBlobStore
+    blobs: LocalBlobStore | S3BlobStore
     access: AccessService
     namespaces: NamespaceService
     objects: ObjectService
@@ -30,10 +31,26 @@ class Stowage:
     reaper: Reaper
 
 
+def make_blob_store(settings: Settings) -> LocalBlobStore | S3BlobStore:
+    if settings.blob_store == "local":
+        return LocalBlobStore(settings.blob_dir)
+    if not settings.s3_bucket:
+        raise ValueError("STOWAGE_BLOB_STORE=s3 needs STOWAGE_S3_BUCKET")
+    return S3BlobStore(
+        bucket=settings.s3_bucket,
+        endpoint=settings.s3_endpoint,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+        path_style=settings.s3_path_style,
+        prefix=settings.s3_prefix,
+    )
+
+
 def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None) -> Stowage:
     clock = clock or SystemClock()
     meta = SqlMetadataStore(settings.sqlalchemy_url)
-    blob_store = LocalBlobStore(settings.blob_dir)
+    blob_store = make_blob_store(settings)
     namespaces = NamespaceService(meta, clock)
     objects = ObjectService(
         meta,

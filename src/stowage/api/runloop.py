@@ -112,8 +112,9 @@ async def create_object(
     obj = await stowage.objects.create(
         principal, body.name, body.content_type, body.metadata, body.ttl_ms
     )
-    url = presigned_url(
-        request, stowage, "PUT", obj.public_id, stowage.settings.upload_url_ttl_seconds
+    ttl = stowage.settings.upload_url_ttl_seconds
+    url = stowage.objects.direct_upload_url(obj, ttl) or presigned_url(
+        request, stowage, "PUT", obj.public_id, ttl
     )
     return JsonResponse(object_view(obj, upload_url=url))
 
@@ -248,6 +249,10 @@ async def download_url(
     if not 1 <= duration <= MAX_URL_LIFETIME_S:
         raise Invalid(f"duration_seconds must be between 1 and {MAX_URL_LIFETIME_S}")
     obj = await stowage.objects.downloadable(principal, object_id, presigned=False)
-    return JsonResponse(
-        {"download_url": presigned_url(request, stowage, "GET", obj.public_id, duration)}
+    if obj.delete_after_time_ms is not None:  # a URL never outlives its object
+        left_ms = obj.delete_after_time_ms - stowage.clock.now_ms()
+        duration = max(1, min(duration, -(-left_ms // 1000)))
+    url = stowage.objects.direct_download_url(obj, duration) or presigned_url(
+        request, stowage, "GET", obj.public_id, duration
     )
+    return JsonResponse({"download_url": url})

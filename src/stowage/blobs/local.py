@@ -138,3 +138,11 @@ class LocalBlobStore:
 
     async def exists(self, key: str) -> bool:
         return await self._run(self.path(key).exists)
+
+    async def keys(self) -> set[str]:
+        """Every stored blob key (temporary files excluded), for fsck and tests."""
+
+        def scan() -> set[str]:
+            return {p.name for p in self.root.glob("*/*") if not p.name.startswith(".")}
+
+        return await self._run(scan)

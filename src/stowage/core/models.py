@@ -160,3 +160,4 @@ class Reaped:
 
     object_ids: list[int] = field(default_factory=list)
     blob_keys: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)  # public ids that were UPLOADING

@@ -33,7 +33,7 @@ from .models import (
 )
 from .namespaces import NamespaceService
 from .naming import validate_metadata, validate_metadata_key, validate_object_name, validate_ttl_ms
-from .ports import BlobStore, MetadataStore
+from .ports import BlobStore, DirectBlobStore, MetadataStore
 from .sniff import detect_content_type
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,12 @@ def content_kind(name: str, mime_type: str) -> ContentType:
     return ContentType.UNSPECIFIED
 
 
+def staging_key(public_id: str) -> str:
+    """Where a client's direct (presigned S3) upload lands before ``complete`` adopts it.
+    The final blob gets a key of its own, so a still-valid upload URL cannot change it."""
+    return f"upload-{public_id}"
+
+
 async def _peek(chunks: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
     """The first non-empty chunk (b"" for an empty body) and the whole stream again."""
     first = b""
@@ -103,6 +109,21 @@ class ObjectService:
         self._namespaces = namespaces
         self._clock = clock
         self.limits = limits
+
+    @property
+    def _direct(self) -> DirectBlobStore | None:
+        return self._blobs if isinstance(self._blobs, DirectBlobStore) else None
+
+    def direct_upload_url(self, obj: StoredObject, expires_s: int) -> str | None:
+        """A presigned URL on the blob store itself, or None when stowage takes the bytes."""
+        direct = self._direct
+        return direct.presign("PUT", staging_key(obj.public_id), expires_s) if direct else None
+
+    def direct_download_url(self, obj: StoredObject, expires_s: int) -> str | None:
+        direct = self._direct
+        if direct is None or obj.blob_key is None:
+            return None
+        return direct.presign("GET", obj.blob_key, expires_s)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -230,11 +251,35 @@ class ObjectService:
         if obj.state is not ObjectState.UPLOADING:
             raise Conflict(f"Object is {obj.state.value}, not UPLOADING")
         if obj.blob_key is None:
-            raise Invalid("Nothing has been uploaded yet: PUT the bytes to upload_url first")
+            if self._direct is None:
+                raise Invalid("Nothing has been uploaded yet: PUT the bytes to upload_url first")
+            await self._adopt(self._direct, obj)
         done = await self._meta.complete_object(public_id)
         if done is None:
             raise Conflict("Object changed state while completing")
         return done
+
+    async def _adopt(self, direct: DirectBlobStore, obj: StoredObject) -> None:
+        """Make a direct upload the object's blob: copy it to a key of its own (the upload
+        URL may still be valid) and hash it, which costs one read of the object."""
+        staged = staging_key(obj.public_id)
+        size = await direct.size(staged)
+        if size is None:
+            raise Invalid("Nothing has been uploaded yet: PUT the bytes to upload_url first")
+        if size > self.limits.max_upload_bytes:
+            await direct.delete(staged)
+            raise TooLarge(f"the upload exceeds the limit of {self.limits.max_upload_bytes} bytes")
+        key = new_blob_key()
+        await direct.copy(staged, key)
+        written = await direct.digest(key)
+        mime = detect_content_type(written.head)
+        attached, replaced = await self._meta.attach_blob(obj.public_id, key, written, mime)
+        if not attached:
+            await direct.delete(key)
+            raise Conflict("Object was completed or deleted while completing")
+        if replaced:
+            await direct.delete(replaced)
+        await direct.delete(staged)
 
     # --- writes: the Djinn single request ------------------------------------------------
 
@@ -305,6 +350,8 @@ class ObjectService:
         tombstone, blob_key = result
         if blob_key:
             await self._blobs.delete(blob_key)
+        if self._direct and obj.state is ObjectState.UPLOADING:
+            await self._direct.delete(staging_key(obj.public_id))
         return tombstone
 
     async def reap(self, batch: int = 500) -> int:
@@ -313,4 +360,7 @@ class ObjectService:
         reaped = await self._meta.reap(now, now - self.limits.deleted_retention_ms, batch)
         for key in reaped.blob_keys:
             await self._blobs.delete(key)
+        if self._direct:
+            for public_id in reaped.unfinished:
+                await self._direct.delete(staging_key(public_id))
         return len(reaped.object_ids)

@@ -521,7 +521,11 @@ class SqlMetadataStore:
                 objects.c.deleted_time_ms <= deleted_before_ms,
             ),
         )
-        pick = select(objects.c.id, objects.c.blob_key).where(due).limit(limit)
+        pick = (
+            select(objects.c.id, objects.c.blob_key, objects.c.public_id, objects.c.state)
+            .where(due)
+            .limit(limit)
+        )
         if not self._sqlite:
             pick = pick.with_for_update(skip_locked=True)
 
@@ -531,7 +535,11 @@ class SqlMetadataStore:
             if ids:
                 conn.execute(delete(object_metadata).where(object_metadata.c.object_id.in_(ids)))
                 conn.execute(delete(objects).where(objects.c.id.in_(ids)))
-            return Reaped(object_ids=ids, blob_keys=[r.blob_key for r in rows if r.blob_key])
+            return Reaped(
+                object_ids=ids,
+                blob_keys=[r.blob_key for r in rows if r.blob_key],
+                unfinished=[r.public_id for r in rows if r.state == ObjectState.UPLOADING.value],
+            )
 
         return await self._write(work)
 
