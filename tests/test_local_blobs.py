@@ -37,7 +37,7 @@ def test_put_read_delete(tmp_path: Path) -> None:
         assert written.sha256 == hashlib.sha256(data).hexdigest()
         assert files(tmp_path) == [store.path("ab" + "0" * 30)]
         assert oct(store.path("ab" + "0" * 30).stat().st_mode & 0o777) == "0o600"
-        parts = [p async for p in store.read("ab" + "0" * 30, 1000, 2 * 1024 * 1024)]
+        parts = [p async for p in await store.read("ab" + "0" * 30, 1000, 2 * 1024 * 1024)]
         assert b"".join(parts) == data[1000 : 1000 + 2 * 1024 * 1024]
         assert await store.exists("ab" + "0" * 30)
         await store.delete("ab" + "0" * 30)

@@ -67,4 +67,4 @@ async def get_blob(
         obj = await stowage.objects.downloadable(None, object_id, presigned=True)
     except (Gone, Invalid):
         raise NotFound("Object not found") from None
-    return blob_response(request, stowage.objects, obj, MIME_TYPES[obj.content_type])
+    return await blob_response(request, stowage.objects, obj, MIME_TYPES[obj.content_type])

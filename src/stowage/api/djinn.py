@@ -147,7 +147,7 @@ async def get_object(
     obj = await _visible(stowage, caller, object_id)
     if _wants_bytes(request, obj):
         media = mimetypes.guess_type(obj.name)[0] or obj.mime_type or "application/octet-stream"
-        return blob_response(request, stowage.objects, obj, media)
+        return await blob_response(request, stowage.objects, obj, media)
     rendered: list[dict[str, Any]] = await render_objects(stowage, api_base(request), [obj])
     return DjinnJson(rendered[0])
 

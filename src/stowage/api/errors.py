@@ -27,14 +27,17 @@ STATUS: dict[type[e.StowageError], int] = {
     e.NotFound: 404,
     e.Conflict: 409,
     e.TooLarge: 413,
+    e.Unavailable: 503,
 }
 
 
 def message_response(status: int, message: str) -> Response:
     headers = {}
-    if status in (409, 408) or status >= 500:
-        # The Runloop SDKs retry 408/409/5xx unless told not to; our conflicts are final.
+    if status == 409:
+        # The Runloop SDKs retry 409 unless told not to; our conflicts are final.
         headers["x-should-retry"] = "false"
+    if status == 503:
+        headers["Retry-After"] = str(e.Unavailable.retry_after_s)
     return JsonResponse({"message": message}, status_code=status, headers=headers)
 
 

@@ -64,7 +64,7 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-def blob_response(
+async def blob_response(
     request: Request, objects: ObjectService, obj: StoredObject, media_type: str
 ) -> Response:
     assert obj.size is not None and obj.md5 is not None
@@ -97,6 +97,5 @@ def blob_response(
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=media_type)
-    return StreamingResponse(
-        objects.read(obj, start, length), status_code=status, headers=headers, media_type=media_type
-    )
+    body = await objects.read(obj, start, length)
+    return StreamingResponse(body, status_code=status, headers=headers, media_type=media_type)

@@ -121,17 +121,22 @@ class LocalBlobStore:
             raise
 
     async def read(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
+        """Open the file now (a missing blob fails before a response starts), then stream."""
         fd = await self._run(os.open, self.path(key), os.O_RDONLY)
-        try:
-            offset, end = start, start + length
-            while offset < end:
-                data = await self._run(os.pread, fd, min(READ_BYTES, end - offset), offset)
-                if not data:
-                    break
-                offset += len(data)
-                yield data
-        finally:
-            os.close(fd)
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                offset, end = start, start + length
+                while offset < end:
+                    data = await self._run(os.pread, fd, min(READ_BYTES, end - offset), offset)
+                    if not data:
+                        break
+                    offset += len(data)
+                    yield data
+            finally:
+                os.close(fd)
+
+        return stream()
 
     async def delete(self, key: str) -> None:
         await self._run(self.path(key).unlink, True)

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 
 import obstore
 from obstore.store import S3Store
 
-from ..core.errors import TooLarge
+from ..core.errors import TooLarge, Unavailable
 from ..core.models import BlobWritten
 from ..core.sniff import SNIFF_LEN
 
@@ -29,12 +30,28 @@ PART_BYTES = 8 * 1024 * 1024
 READ_BYTES = 1024 * 1024
 
 
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield
+
+
 class _Hasher:
     def __init__(self) -> None:
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha256 = hashlib.sha256()
         self.size = 0
         self.head = b""
+        self.failure: BaseException | None = None  # raised by the incoming stream, not S3
+
+    async def guard(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except GeneratorExit:  # closed by the consumer: not a failure of the stream
+            raise
+        except BaseException as exc:
+            self.failure = self.failure or exc
+            raise
 
     def update(self, data: bytes | bytearray) -> None:
         if len(self.head) < SNIFF_LEN:
@@ -45,6 +62,21 @@ class _Hasher:
 
     def result(self) -> BlobWritten:
         return BlobWritten(self.size, self.md5.hexdigest(), self.sha256.hexdigest(), self.head)
+
+
+def _outage(exc: Exception) -> Unavailable:
+    return Unavailable(f"the blob store is unavailable; retry shortly ({type(exc).__name__})")
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """Anything but a missing key is the store failing us: report an outage (503)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise _outage(exc) from exc
 
 
 class S3BlobStore:
@@ -88,21 +120,24 @@ class S3BlobStore:
         return obstore.sign(self._store, method, self.path(key), timedelta(seconds=expires_s))  # type: ignore[arg-type]
 
     async def copy(self, source: str, target: str) -> None:
-        await obstore.copy_async(self._store, self.path(source), self.path(target))
+        with _reachable():
+            await obstore.copy_async(self._store, self.path(source), self.path(target))
 
     async def digest(self, key: str) -> BlobWritten:
         """Hash a stored blob by reading it back: the cost of uploads that bypass stowage."""
         hasher = _Hasher()
-        result = await obstore.get_async(self._store, self.path(key))
-        async for chunk in result.stream(READ_BYTES):
-            await asyncio.wrap_future(self._pool.submit(hasher.update, bytes(chunk)))
+        with _reachable():
+            result = await obstore.get_async(self._store, self.path(key))
+            async for chunk in result.stream(READ_BYTES):
+                await asyncio.wrap_future(self._pool.submit(hasher.update, bytes(chunk)))
         return hasher.result()
 
     async def keys(self) -> set[str]:
         """Every blob key under this store's prefix (for fsck and tests)."""
         found: set[str] = set()
-        async for batch in obstore.list(self._store, f"{self._prefix}blobs/"):
-            found.update(meta["path"].rsplit("/", 1)[-1] for meta in batch)
+        with _reachable():
+            async for batch in obstore.list(self._store, f"{self._prefix}blobs/"):
+                found.update(meta["path"].rsplit("/", 1)[-1] for meta in batch)
         return found
 
     async def _hashed(
@@ -110,10 +145,11 @@ class S3BlobStore:
     ) -> AsyncIterator[bytes]:
         batch = bytearray()
         total = 0
-        async for chunk in chunks:
+        async for chunk in hasher.guard(chunks):
             total += len(chunk)
             if max_bytes is not None and total > max_bytes:
-                raise TooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
+                hasher.failure = TooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
+                raise hasher.failure
             batch += chunk
             if len(batch) >= BATCH_BYTES:
                 await asyncio.wrap_future(self._pool.submit(hasher.update, batch))
@@ -127,33 +163,46 @@ class S3BlobStore:
         self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None
     ) -> BlobWritten:
         hasher = _Hasher()
-        await obstore.put_async(
-            self._store,
-            self.path(key),
-            self._hashed(chunks, hasher, max_bytes),
-            chunk_size=PART_BYTES,
-            max_concurrency=4,
-        )
+        try:
+            await obstore.put_async(
+                self._store,
+                self.path(key),
+                self._hashed(chunks, hasher, max_bytes),
+                chunk_size=PART_BYTES,
+                max_concurrency=4,
+            )
+        except Exception as exc:
+            if hasher.failure is not None:  # the client's stream broke or was too large
+                raise hasher.failure from None
+            raise _outage(exc) from exc
         return hasher.result()
 
     async def read(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
+        """Open the range (so an outage fails before any response starts), then stream."""
         if length == 0:
-            return
-        result = await obstore.get_async(
-            self._store, self.path(key), options={"range": (start, start + length)}
-        )
-        async for chunk in result.stream(READ_BYTES):
-            yield bytes(chunk)
+            return _nothing()
+        with _reachable():
+            result = await obstore.get_async(
+                self._store, self.path(key), options={"range": (start, start + length)}
+            )
+
+        async def stream() -> AsyncIterator[bytes]:
+            async for chunk in result.stream(READ_BYTES):
+                yield bytes(chunk)
+
+        return stream()
 
     async def delete(self, key: str) -> None:
-        await obstore.delete_async(self._store, self.path(key))
+        with _reachable():
+            await obstore.delete_async(self._store, self.path(key))
 
     async def exists(self, key: str) -> bool:
         return await self.size(key) is not None
 
     async def size(self, key: str) -> int | None:
         try:
-            meta = await obstore.head_async(self._store, self.path(key))
+            with _reachable():
+                meta = await obstore.head_async(self._store, self.path(key))
         except FileNotFoundError:  # obstore maps 404 to the builtin
             return None
         return meta["size"]

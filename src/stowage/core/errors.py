@@ -53,3 +53,9 @@ class FieldErrors(Invalid):
 
 class NameTaken(Conflict):
     """A uniquely named object with this name already exists in the same place."""
+
+
+class Unavailable(StowageError):
+    """A dependency (database, blob store) cannot be reached; worth retrying shortly."""
+
+    retry_after_s = 5

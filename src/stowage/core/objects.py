@@ -187,9 +187,9 @@ class ObjectService:
             raise Invalid(f"Object is {obj.state.value}; only completed objects can be downloaded")
         return obj
 
-    def read(self, obj: StoredObject, start: int, length: int) -> AsyncIterator[bytes]:
+    async def read(self, obj: StoredObject, start: int, length: int) -> AsyncIterator[bytes]:
         assert obj.blob_key is not None
-        return self._blobs.read(obj.blob_key, start, length)
+        return await self._blobs.read(obj.blob_key, start, length)
 
     # --- writes: the Runloop three steps -------------------------------------------------
 

@@ -13,8 +13,9 @@ Each operation is one synchronous transaction. Where it runs depends on the data
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -34,9 +35,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, Row, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from ..core.errors import NameTaken
+from ..core.errors import NameTaken, Unavailable
 from ..core.models import (
     BlobWritten,
     Collaborator,
@@ -149,6 +151,15 @@ def _invite(row: Row[Any]) -> Invite:
     return _record(Invite, row)
 
 
+@contextmanager
+def _reachable() -> Iterator[None]:
+    """Connection failures are an outage to report (503), not a bug (500)."""
+    try:
+        yield
+    except (OperationalError, InterfaceError, PoolTimeout) as exc:
+        raise Unavailable("the metadata database is unavailable; retry shortly") from exc
+
+
 def _not_expired(now_ms: int) -> Any:
     return or_(objects.c.delete_after_time_ms.is_(None), objects.c.delete_after_time_ms > now_ms)
 
@@ -164,7 +175,12 @@ class SqlMetadataStore:
             self._read_pool = None
         else:
             self._writer = self._reader = create_engine(
-                target, pool_pre_ping=True, pool_size=DB_THREADS, max_overflow=0
+                target,
+                pool_pre_ping=True,  # a connection that died while PostgreSQL was away is replaced
+                pool_size=DB_THREADS,
+                max_overflow=0,
+                pool_timeout=10,
+                connect_args={"connect_timeout": 5},
             )
             self._write_pool = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="db")
             self._read_pool = self._write_pool
@@ -179,14 +195,14 @@ class SqlMetadataStore:
         """Run ``work`` in one write transaction on a DB thread."""
 
         def run() -> T:
-            with self._writer.begin() as conn:
+            with _reachable(), self._writer.begin() as conn:
                 return work(conn)
 
         return await asyncio.wrap_future(self._write_pool.submit(run))
 
     async def _read(self, work: Callable[[Connection], T]) -> T:
         def run() -> T:
-            with self._reader.connect() as conn:
+            with _reachable(), self._reader.connect() as conn:
                 return work(conn)
 
         if self._read_pool is None:

@@ -1,0 +1,88 @@
+"""Dependencies going away: PostgreSQL or S3 unreachable gives 503 with Retry-After (not a
+500, not a hang), and requests succeed again when they come back, without a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from .conftest import ThreadServer, _run_thread_server, backend_settings
+from .tcpproxy import TcpProxy
+
+
+@dataclass
+class FragileServer:
+    server: ThreadServer
+    database: TcpProxy
+    s3: TcpProxy
+
+
+@pytest.fixture
+def fragile(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_base_url: str | None
+) -> Iterator[FragileServer]:
+    """PostgreSQL + S3 stowage whose connections to both pass through blockable proxies."""
+    with backend_settings("postgres-s3", request, pg_base_url) as settings:
+        db = make_url(settings["database_url"])
+        database = TcpProxy(db.host or "127.0.0.1", db.port or 5432)
+        s3_url = urlsplit(settings["s3_endpoint"])
+        s3 = TcpProxy(s3_url.hostname or "127.0.0.1", s3_url.port or 80)
+        settings["database_url"] = db.set(port=database.port).render_as_string(False)
+        settings["s3_endpoint"] = f"http://127.0.0.1:{s3.port}"
+        try:
+            for server in _run_thread_server(tmp_path, settings):
+                yield FragileServer(server, database, s3)
+        finally:
+            database.close()
+            s3.close()
+
+
+def assert_unavailable(r: httpx.Response) -> None:
+    assert r.status_code == 503, r.text
+    assert r.headers["retry-after"] == "5"
+    assert "unavailable" in r.json()["message"]
+
+
+def test_database_outage_and_recovery(fragile: FragileServer) -> None:
+    server = fragile.server
+    with server.client() as c:
+        obj = c.post("/objects", params={"name": "a.txt"}, content=b"a" * 600).json()
+        fragile.database.block()
+        for r in (
+            c.get("/v1/objects"),
+            c.get(f"/objects/{obj['id']}"),
+            c.post("/v1/objects", json={"name": "x", "content_type": "text"}),
+            c.post("/objects", params={"name": "b.txt"}, content=b"b"),
+        ):
+            assert_unavailable(r)
+        fragile.database.unblock()
+        assert c.get(f"/objects/{obj['id']}").json()["name"] == "a.txt"
+        assert c.get("/v1/objects").status_code == 200
+        assert c.post("/objects", params={"name": "b.txt"}, content=b"b").status_code == 201
+
+
+def test_blob_store_outage_and_recovery(fragile: FragileServer) -> None:
+    server = fragile.server
+    accept = {"Accept": "application/octet-stream"}
+    with server.client() as c:
+        obj = c.post("/objects", params={"name": "a.bin"}, content=b"\x00" * 1000).json()
+        pending = c.post("/v1/objects", json={"name": "p", "content_type": "text"}).json()
+        httpx.put(pending["upload_url"], content=b"pending").raise_for_status()
+
+        fragile.s3.block()
+        assert_unavailable(c.get(f"/objects/{obj['id']}", headers=accept))
+        assert_unavailable(c.post("/objects", params={"name": "b.bin"}, content=b"b"))
+        assert_unavailable(c.post(f"/v1/objects/{pending['id']}/complete"))
+        assert c.get(f"/objects/{obj['id']}").status_code == 200  # metadata still answers
+        assert c.get("/objects", params={"search": "b.bin"}).json() == []  # nothing half-made
+
+        fragile.s3.unblock()
+        assert c.get(f"/objects/{obj['id']}", headers=accept).content == b"\x00" * 1000
+        assert c.post(f"/v1/objects/{pending['id']}/complete").json()["state"] == "READ_ONLY"
+        assert c.post("/objects", params={"name": "b.bin"}, content=b"b").status_code == 201
