@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 QUICK ?=
 
-.PHONY: serve test bench lint format clean
+.PHONY: serve test bench cluster lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick,)
+
+cluster: $(VENV)/.installed-dev
+	$(BIN)/python -m stowage.cluster
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

