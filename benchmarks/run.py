@@ -27,6 +27,8 @@ from typing import Any
 
 import httpx
 
+from . import s3_mode
+
 MIB = 1024 * 1024
 RESULTS = Path(__file__).parent / "results"
 
@@ -74,11 +76,12 @@ def curl_seconds(args: list[str]) -> float:
 class Server:
     """``stowage serve`` in its own process on a free loopback port."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {
             **os.environ,
+            **(extra_env or {}),
             "STOWAGE_DATA_DIR": str(data_dir),
             "STOWAGE_PORT": str(self.port),
             "STOWAGE_LOG_LEVEL": "warning",
@@ -150,6 +153,23 @@ async def small_objects(server: Server, count: int, concurrency: int) -> tuple[f
         return await run(flow, count), await run(trivial, count * 3)
 
 
+def print_s3(s3: dict[str, Any], size_mib: int) -> None:
+    print("\nS3 mode: stowage (PostgreSQL + SeaweedFS, Djinn dialect) beside SeaweedFS + s5cmd\n")
+    if "skipped" in s3:
+        print(f"skipped: {s3['skipped']}")
+        return
+    print("| workload | stowage on SeaweedFS | SeaweedFS direct (s5cmd) | ratio |")
+    print("|---|---:|---:|---:|")
+    rows = [
+        (f"{size_mib} MiB PUT, MiB/s", "stowage_put_mib_s", "seaweedfs_put_mib_s"),
+        (f"{size_mib} MiB GET, MiB/s", "stowage_get_mib_s", "seaweedfs_get_mib_s"),
+        ("4 KiB PUT/s (32 in flight)", "stowage_small_put_s", "seaweedfs_small_put_s"),
+        ("4 KiB GET/s (32 in flight)", "stowage_small_get_s", "seaweedfs_small_get_s"),
+    ]
+    for label, ours, theirs in rows:
+        print(f"| {label} | {s3[ours]:.0f} | {s3[theirs]:.0f} | {s3[ours] / s3[theirs]:.2f} |")
+
+
 def machine() -> dict[str, Any]:
     import stowage
 
@@ -195,6 +215,7 @@ def main() -> None:
             small, ceiling = asyncio.run(small_objects(server, small_count, concurrency))
         finally:
             server.stop()
+        s3 = s3_mode.run(work, source, size_mib, small_count // 2, Server)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -218,6 +239,7 @@ def main() -> None:
         ratio = f"{value / base:.2f}" if base else ""
         base_text = f"{base:.0f}" if base else ""
         print(f"| {name} | {value:.0f} | {unit} | {base_name} | {base_text} | {ratio} |")
+    print_s3(s3, size_mib)
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "quick": args.quick,
@@ -237,6 +259,7 @@ def main() -> None:
             "small_objects": small_count,
             "small_concurrency": concurrency,
         },
+        "s3": s3,
         "ratios": {
             "put_vs_dd": put / dd,
             "get_vs_dd": get / dd,
