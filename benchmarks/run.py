@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from . import s3_mode
+from .measure import curl_seconds
 
 MIB = 1024 * 1024
 RESULTS = Path(__file__).parent / "results"
@@ -61,16 +62,6 @@ def hash_mib_s(size_mib: int) -> float:
         md5.update(block)
         sha.update(block)
     return size_mib / (time.perf_counter() - start)
-
-
-def curl_seconds(args: list[str]) -> float:
-    out = subprocess.run(
-        ["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{time_total}", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return float(out.stdout)
 
 
 class Server:

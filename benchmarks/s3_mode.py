@@ -23,6 +23,8 @@ from sqlalchemy.engine import make_url
 
 from stowage.seaweed import SeaweedFS
 
+from .measure import curl_seconds
+
 BUCKET = "bench"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -43,16 +45,6 @@ def s5cmd(s3: SeaweedFS, *args: str) -> float:
         capture_output=True,
     )
     return time.perf_counter() - start
-
-
-def curl_seconds(args: list[str]) -> float:
-    out = subprocess.run(
-        ["curl", "-sS", "--fail", "-o", "/dev/null", "-w", "%{time_total}", *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return float(out.stdout)
 
 
 async def stowage_small(base: str, headers: dict[str, str], count: int) -> tuple[float, float]:

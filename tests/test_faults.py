@@ -12,6 +12,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from stowage.seaweed import SeaweedFS
+
 from .conftest import ThreadServer, _run_thread_server, backend_settings
 from .tcpproxy import TcpProxy
 
@@ -41,6 +43,21 @@ def fragile(
         finally:
             database.close()
             s3.close()
+
+
+@pytest.fixture
+def own_seaweed(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_base_url: str | None
+) -> Iterator[tuple[ThreadServer, SeaweedFS]]:
+    """PostgreSQL + S3 stowage on a SeaweedFS of its own, which the test may stop."""
+    s3 = SeaweedFS.start(tmp_path / "seaweedfs", buckets=("own",))
+    try:
+        with backend_settings("postgres-s3", request, pg_base_url) as settings:
+            settings.update(s3_endpoint=s3.endpoint, s3_bucket="own")
+            for server in _run_thread_server(tmp_path, settings):
+                yield server, s3
+    finally:
+        s3.stop()
 
 
 def assert_unavailable(r: httpx.Response) -> None:
@@ -86,3 +103,16 @@ def test_blob_store_outage_and_recovery(fragile: FragileServer) -> None:
         assert c.get(f"/objects/{obj['id']}", headers=accept).content == b"\x00" * 1000
         assert c.post(f"/v1/objects/{pending['id']}/complete").json()["state"] == "READ_ONLY"
         assert c.post("/objects", params={"name": "b.bin"}, content=b"b").status_code == 201
+
+
+def test_seaweedfs_stopped_and_started_again(own_seaweed: tuple[ThreadServer, SeaweedFS]) -> None:
+    server, s3 = own_seaweed
+    accept = {"Accept": "application/octet-stream"}
+    with server.client() as c:
+        obj = c.post("/objects", params={"name": "kept.bin"}, content=b"k" * 4096).json()
+        s3.stop()
+        assert_unavailable(c.get(f"/objects/{obj['id']}", headers=accept))
+        assert_unavailable(c.post("/objects", params={"name": "new.bin"}, content=b"n"))
+        s3.restart()
+        assert c.get(f"/objects/{obj['id']}", headers=accept).content == b"k" * 4096
+        assert c.post("/objects", params={"name": "new.bin"}, content=b"n").status_code == 201

@@ -66,6 +66,7 @@ class SeaweedFS:
     access_key: str
     secret_key: str
     workdir: Path
+    command: list[str]
     process: subprocess.Popen[bytes]
 
     @classmethod
@@ -97,18 +98,28 @@ class SeaweedFS:
             *([f"-bucket={','.join(buckets)}"] if buckets else []),
             *(f"-{flag}={port}" for flag, port in ports.items()),
         ]
-        log = open(workdir / "weed.log", "ab")  # noqa: SIM115 - owned by the child
-        process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
-        log.close()
         server = cls(
             endpoint=f"http://127.0.0.1:{ports['s3.port']}",
             access_key=ACCESS_KEY,
             secret_key=SECRET_KEY,
             workdir=workdir,
-            process=process,
+            command=command,
+            process=cls._spawn(command, workdir),
         )
         server.wait_ready(timeout_s)
         return server
+
+    @staticmethod
+    def _spawn(command: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+        log = open(workdir / "weed.log", "ab")  # noqa: SIM115 - owned by the child
+        process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        return process
+
+    def restart(self, timeout_s: float = 60) -> None:
+        """Start again after ``stop``: same ports, same data."""
+        self.process = self._spawn(self.command, self.workdir)
+        self.wait_ready(timeout_s)
 
     def answers(self) -> bool:
         try:
