@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -83,19 +85,74 @@ def backend_settings(
 
 
 @pytest.fixture(scope="session")
-def pg_base_url() -> str | None:
-    """A reachable PostgreSQL for the tests, or None (its tests then skip)."""
+def pg_base_url() -> Iterator[str | None]:
+    """A reachable PostgreSQL for the tests: STOWAGE_TEST_DATABASE_URL, else the local
+    one, else a throwaway cluster (initdb/pg_ctl on PATH), else None (its tests skip)."""
     configured = os.environ.get("STOWAGE_TEST_DATABASE_URL")
-    url = configured or DEFAULT_PG
+    if configured:
+        _prepare_pg(configured)  # asked for explicitly: a failure is an error, not a skip
+        yield configured
+        return
     try:
-        with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
-            # Shared by every test schema; migrations create it when it is missing.
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+        _prepare_pg(DEFAULT_PG)
     except psycopg.Error:
-        if configured:
-            raise  # asked for explicitly: a failure is an error, not a skip
-        return None
-    return url
+        with throwaway_postgres() as url:
+            yield url
+        return
+    yield DEFAULT_PG
+
+
+def _prepare_pg(url: str) -> None:
+    with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
+        # Shared by every test schema; migrations create it when it is missing.
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str | None]:
+    """A private PostgreSQL cluster for this session, or None when one cannot be made."""
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not initdb or not pg_ctl:
+        yield None
+        return
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        if shutil.which("runuser") is None or not _user_exists("postgres"):
+            yield None
+            return
+        prefix = ["runuser", "-u", "postgres", "--"]
+    # Not under pytest's tmp dirs: they are private to root, and postgres must enter this.
+    workdir = Path(tempfile.mkdtemp(prefix="stowage-test-pg-"))
+    if prefix:
+        shutil.chown(workdir, "postgres")
+    data, port = workdir / "data", free_port()
+    subprocess.run(
+        [*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+    log = workdir / "postgres.log"
+    start = [*prefix, pg_ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"]
+    subprocess.run(start, check=True, capture_output=True)
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    try:
+        _prepare_pg(url)
+        yield url
+    finally:
+        stop = [*prefix, pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]
+        subprocess.run(stop, check=False, capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
@@ -105,7 +162,10 @@ def database_url(backend: str, pg_base: str | None) -> Iterator[str | None]:
         yield None
         return
     if pg_base is None:
-        pytest.skip(f"PostgreSQL is not reachable at {DEFAULT_PG}; set STOWAGE_TEST_DATABASE_URL")
+        pytest.skip(
+            f"no PostgreSQL: none at {DEFAULT_PG} and no initdb/pg_ctl to make one; "
+            "set STOWAGE_TEST_DATABASE_URL"
+        )
     schema = f"stowage_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_base, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
