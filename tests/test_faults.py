@@ -116,3 +116,23 @@ def test_seaweedfs_stopped_and_started_again(own_seaweed: tuple[ThreadServer, Se
         s3.restart()
         assert c.get(f"/objects/{obj['id']}", headers=accept).content == b"k" * 4096
         assert c.post("/objects", params={"name": "new.bin"}, content=b"n").status_code == 201
+
+
+def test_readyz_follows_the_dependencies(fragile: FragileServer) -> None:
+    with httpx.Client(base_url=fragile.server.base_url) as c:
+        assert c.get("/readyz").json() == {
+            "status": "ready",
+            "checks": {"database": "ok", "blobs": "ok"},
+        }
+        fragile.database.block()
+        r = c.get("/readyz")
+        assert r.status_code == 503
+        assert "unavailable" in r.json()["checks"]["database"]
+        assert r.json()["checks"]["blobs"] == "ok"
+        assert c.get("/healthz").status_code == 200  # the process itself is fine
+        fragile.database.unblock()
+        fragile.s3.block()
+        r = c.get("/readyz")
+        assert (r.status_code, r.json()["checks"]["database"]) == (503, "ok")
+        fragile.s3.unblock()
+        assert c.get("/readyz").status_code == 200

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from . import __version__
 from .api import blobs, djinn, djinn_namespaces, errors, runloop
+from .api.middleware import ResponseHeaders
 from .api.responses import JsonResponse
 from .config import Settings
 from .core.clock import Clock
@@ -45,8 +46,18 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
         app.include_router(router)
         app.include_router(router, prefix="/api", include_in_schema=False)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
+        """The process is up (for liveness probes)."""
         return {"status": "ok"}
 
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
+    async def readyz() -> JsonResponse:
+        """The metadata database and the blob store both answer (for readiness probes)."""
+        checks = await stowage.readiness()
+        ready = all(ok == "ok" for ok in checks.values())
+        status = {"status": "ready" if ready else "unavailable", "checks": checks}
+        return JsonResponse(status, status_code=200 if ready else 503)
+
+    app.add_middleware(ResponseHeaders)
     return app

@@ -30,6 +30,17 @@ class Stowage:
     presigner: Presigner
     reaper: Reaper
 
+    async def readiness(self) -> dict[str, str]:
+        """Each dependency's state: "ok", or why it is not."""
+        checks = {}
+        for name, probe in (("database", self.meta.count_users), ("blobs", self.blobs.ping)):
+            try:
+                await probe()
+                checks[name] = "ok"
+            except Exception as exc:  # any failure means not ready; say which
+                checks[name] = getattr(exc, "message", type(exc).__name__)
+        return checks
+
 
 def make_blob_store(settings: Settings) -> LocalBlobStore | S3BlobStore:
     if settings.blob_store == "local":

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..core.errors import TooLarge
+from ..core.errors import TooLarge, Unavailable
 from ..core.models import BlobWritten
 from ..core.sniff import SNIFF_LEN
 
@@ -143,6 +143,11 @@ class LocalBlobStore:
 
     async def exists(self, key: str) -> bool:
         return await self._run(self.path(key).exists)
+
+    async def ping(self) -> None:
+        """Raise unless blobs can be written here."""
+        if not await self._run(os.access, self.root, os.W_OK):
+            raise Unavailable(f"the blob directory {self.root} is not writable")
 
     async def keys(self) -> set[str]:
         """Every stored blob key (temporary files excluded), for fsck and tests."""

@@ -196,6 +196,10 @@ class S3BlobStore:
         with _reachable():
             await obstore.delete_async(self._store, self.path(key))
 
+    async def ping(self) -> None:
+        """Raise Unavailable unless the bucket answers (a missing probe key is an answer)."""
+        await self.size("readiness-probe")
+
     async def exists(self, key: str) -> bool:
         return await self.size(key) is not None
 
