@@ -280,9 +280,19 @@ class ThreadServer:
         """True when presigned URLs point at S3 rather than at stowage."""
         return self.settings.blob_store == "s3"
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the ``stowage`` CLI with this server's settings."""
+        env = dict(os.environ)
+        for name, value in self.settings.model_dump().items():
+            if value is not None:
+                env[f"STOWAGE_{name.upper()}"] = str(value)
+        return subprocess.run(
+            [*ProcServer.cli_command(), *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
     def stored_blobs(self) -> set[str]:
         """The blob keys in the store, whichever backend it is."""
-        return self.run(self.stowage.blobs.keys())
+        return set(self.run(self.stowage.blobs.inventory()))
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.token}"}

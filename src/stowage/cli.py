@@ -24,6 +24,7 @@ from .config import Settings
 from .core.access import AccessService, format_scopes, parse_scopes
 from .core.clock import SystemClock
 from .core.errors import StowageError
+from .core.fsck import FsckReport
 from .meta.sql import SqlMetadataStore
 
 app = typer.Typer(
@@ -117,6 +118,63 @@ def migrate_command() -> None:
     """Bring the metadata database schema up to date."""
     migrate(Settings())
     out.print("database is up to date")
+
+
+@app.command()
+def fsck(
+    verify: Annotated[bool, typer.Option(help="Re-hash every blob against its sha256")] = False,
+    fix: Annotated[bool, typer.Option(help="Delete orphan blobs")] = False,
+    grace: Annotated[
+        float, typer.Option(help="Ignore orphans younger than this many seconds")
+    ] = 3600,
+) -> None:
+    """Check that rows and blobs agree: orphans, missing blobs, checksum mismatches.
+
+    Exits 0 when nothing is wrong (or --fix removed every orphan), 1 otherwise."""
+    from rich.progress import Progress
+
+    from .core.fsck import check
+    from .service import make_blob_store
+
+    settings = Settings()
+    migrate(settings)
+
+    async def run() -> FsckReport:
+        meta = SqlMetadataStore(settings.sqlalchemy_url)
+        blobs = make_blob_store(settings)
+        try:
+            with Progress(console=err, transient=True, disable=not verify) as bar:
+                task = bar.add_task("verifying", total=None)
+                return await check(
+                    meta,
+                    blobs,
+                    SystemClock(),
+                    verify=verify,
+                    fix=fix,
+                    grace_s=grace,
+                    progress=lambda n: bar.update(task, completed=n),
+                )
+        finally:
+            blobs.close()
+            await meta.close()
+
+    report = asyncio.run(run())
+    out.print(f"{report.rows} objects with blobs, {report.blobs} blobs stored")
+    if verify:
+        out.print(f"verified {report.verified} blobs")
+    for label, items in (
+        ("orphan blobs", report.orphans),
+        ("objects whose blob is missing", report.missing),
+        ("objects whose bytes do not match their sha256", report.corrupt),
+    ):
+        if items:
+            out.print(f"[yellow]{len(items)} {label}:[/yellow] {' '.join(items)}")
+    if report.removed:
+        out.print(f"removed {len(report.removed)} orphan blobs")
+    unresolved = report.missing or report.corrupt or (report.orphans and not fix)
+    if not unresolved:
+        out.print("[green]clean[/green]" if report.clean else "[green]fixed[/green]")
+    raise typer.Exit(1 if unresolved else 0)
 
 
 @users_app.command("create")

@@ -9,6 +9,7 @@ the event loop receives the next, so memory stays at about two batches per uploa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -149,10 +150,15 @@ class LocalBlobStore:
         if not await self._run(os.access, self.root, os.W_OK):
             raise Unavailable(f"the blob directory {self.root} is not writable")
 
-    async def keys(self) -> set[str]:
-        """Every stored blob key (temporary files excluded), for fsck and tests."""
+    async def inventory(self) -> dict[str, float]:
+        """Every stored blob key with its modification time (temporary files excluded)."""
 
-        def scan() -> set[str]:
-            return {p.name for p in self.root.glob("*/*") if not p.name.startswith(".")}
+        def scan() -> dict[str, float]:
+            found = {}
+            for path in self.root.glob("*/*"):
+                if not path.name.startswith("."):
+                    with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                        found[path.name] = path.stat().st_mtime
+            return found
 
         return await self._run(scan)

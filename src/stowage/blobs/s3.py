@@ -132,12 +132,13 @@ class S3BlobStore:
                 await asyncio.wrap_future(self._pool.submit(hasher.update, bytes(chunk)))
         return hasher.result()
 
-    async def keys(self) -> set[str]:
-        """Every blob key under this store's prefix (for fsck and tests)."""
-        found: set[str] = set()
+    async def inventory(self) -> dict[str, float]:
+        """Every blob key under this store's prefix, with its last-modified time."""
+        found: dict[str, float] = {}
         with _reachable():
             async for batch in obstore.list(self._store, f"{self._prefix}blobs/"):
-                found.update(meta["path"].rsplit("/", 1)[-1] for meta in batch)
+                for meta in batch:
+                    found[meta["path"].rsplit("/", 1)[-1]] = meta["last_modified"].timestamp()
         return found
 
     async def _hashed(

@@ -529,6 +529,18 @@ class SqlMetadataStore:
         )
         return await self._read(lambda conn: list(conn.execute(stmt).scalars()))
 
+    async def blob_references(self) -> dict[str, tuple[str, int, str]]:
+        stmt = select(
+            objects.c.blob_key, objects.c.public_id, objects.c.size, objects.c.sha256
+        ).where(objects.c.blob_key.is_not(None))
+        return await self._read(
+            lambda conn: {r.blob_key: (r.public_id, r.size, r.sha256) for r in conn.execute(stmt)}
+        )
+
+    async def unfinished_ids(self) -> set[str]:
+        stmt = select(objects.c.public_id).where(objects.c.state == ObjectState.UPLOADING.value)
+        return await self._read(lambda conn: set(conn.execute(stmt).scalars()))
+
     async def reap(self, now_ms: int, deleted_before_ms: int, limit: int) -> Reaped:
         due = or_(
             objects.c.delete_after_time_ms <= now_ms,
