@@ -110,6 +110,7 @@ def serve(
         http="httptools",
         log_level=settings.log_level,
         server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
 
 
