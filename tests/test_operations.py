@@ -43,3 +43,47 @@ def test_healthz_and_readyz(server: ThreadServer) -> None:
         ready = c.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["checks"] == {"database": "ok", "blobs": "ok"}
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        sample, _, rest = key.partition("{")
+        got = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
+        if sample == name and got == want:
+            return float(value)
+    return 0.0
+
+
+def test_prometheus_metrics(server: ThreadServer) -> None:
+    with server.client() as c:
+        for i in range(3):
+            c.post("/objects", params={"name": f"m{i}.bin"}, content=b"m" * 1000)
+        c.get("/objects/999999")
+        c.post("/v1/objects", json={"name": "ttl", "content_type": "text", "ttl_ms": 1})
+        server.clock.advance(1)
+        server.run(server.stowage.reaper.run_once())
+        text = httpx.get(server.base_url + "/metrics").text
+    route = {"route": "/objects", "method": "POST"}
+    assert metric(text, "stowage_requests_total", status="201", **route) == 3
+    assert (
+        metric(
+            text,
+            "stowage_requests_total",
+            route="/objects/{object_id:int}",
+            method="GET",
+            status="404",
+        )
+        == 1
+    )
+    assert metric(text, "stowage_request_duration_seconds_count", **route) == 3
+    assert metric(text, "stowage_received_bytes_total") >= 3000
+    assert metric(text, "stowage_sent_bytes_total") > 0
+    assert metric(text, "stowage_objects") == 3
+    assert metric(text, "stowage_stored_bytes") == 3000
+    assert metric(text, "stowage_reaper_runs_total") == 1
+    assert metric(text, "stowage_reaped_objects_total") == 1

@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import Response
 
 from . import __version__
 from .api import blobs, djinn, djinn_namespaces, errors, runloop
-from .api.middleware import ResponseHeaders
+from .api.middleware import Observe
 from .api.responses import JsonResponse
 from .config import Settings
 from .core.clock import Clock
@@ -59,5 +61,11 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
         status = {"status": "ready" if ready else "unavailable", "checks": checks}
         return JsonResponse(status, status_code=200 if ready else 503)
 
-    app.add_middleware(ResponseHeaders)
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        await stowage.refresh_store_figures()
+        return Response(stowage.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(Observe, metrics=stowage.metrics)
     return app

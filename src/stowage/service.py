@@ -13,6 +13,7 @@ from .core.namespaces import NamespaceService
 from .core.objects import Limits, ObjectService
 from .core.presign import Presigner
 from .meta.sql import SqlMetadataStore
+from .metrics import Metrics
 from .reaper import Reaper
 
 
@@ -29,6 +30,12 @@ class Stowage:
     objects: ObjectService
     presigner: Presigner
     reaper: Reaper
+    metrics: Metrics
+
+    async def refresh_store_figures(self) -> None:
+        figures = self.metrics.store
+        figures.objects, figures.bytes = await self.meta.totals(self.clock.now_ms())
+        figures.reaper_runs, figures.reaped = self.reaper.runs, self.reaper.removed
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency's state: "ok", or why it is not."""
@@ -83,4 +90,5 @@ def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None)
         objects=objects,
         presigner=Presigner(presign_secret),
         reaper=Reaper(objects, settings.reaper_interval_seconds),
+        metrics=Metrics(),
     )

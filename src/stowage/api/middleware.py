@@ -1,4 +1,4 @@
-"""Headers every response carries: the request id, and the security headers.
+"""What happens around every request: the request id, the security headers, metrics.
 
 A plain ASGI middleware rather than Starlette's BaseHTTPMiddleware, which would wrap every
 streamed body in another task and queue.
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..metrics import Metrics
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -23,26 +26,44 @@ DOC_PATHS = ("/docs", "/redoc")
 _CLEAN_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,200}$")
 
 
-class ResponseHeaders:
-    def __init__(self, app: ASGIApp) -> None:
+class Observe:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id.decode()
         extra = [(b"x-request-id", request_id), *SECURITY_HEADERS]
         if not scope["path"].startswith(DOC_PATHS):
             extra.append(API_CSP)
+        status, sent, received = 500, 0, 0
 
-        async def send_with_headers(message: Message) -> None:
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            return message
+
+        async def observing_send(message: Message) -> None:
+            nonlocal status, sent
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), *extra]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, counting_receive, observing_send)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            seconds = time.perf_counter() - started
+            self.metrics.observe(route, scope["method"], status, seconds, sent, received)
 
 
 def _request_id(scope: dict[str, Any]) -> bytes:

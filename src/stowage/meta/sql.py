@@ -529,6 +529,18 @@ class SqlMetadataStore:
         )
         return await self._read(lambda conn: list(conn.execute(stmt).scalars()))
 
+    async def totals(self, now_ms: int) -> tuple[int, int]:
+        """Completed, unexpired objects and their bytes (for metrics)."""
+        stmt = select(func.count(), func.coalesce(func.sum(objects.c.size), 0)).where(
+            objects.c.state == ObjectState.READ_ONLY.value, _not_expired(now_ms)
+        )
+
+        def work(conn: Connection) -> tuple[int, int]:
+            count, size = conn.execute(stmt).one()
+            return int(count), int(size)
+
+        return await self._read(work)
+
     async def blob_references(self) -> dict[str, tuple[str, int, str]]:
         stmt = select(
             objects.c.blob_key, objects.c.public_id, objects.c.size, objects.c.sha256
