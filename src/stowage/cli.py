@@ -7,7 +7,6 @@ server), so they work whether or not a server is running.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from . import __version__
+from . import __version__, logs
 from .bootstrap import ADMIN_TOKEN_FILE, migrate, prepare
 from .config import Settings
 from .core.access import AccessService, format_scopes, parse_scopes
@@ -95,10 +94,7 @@ def serve(
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(settings.log_level, settings.log_format)
     prepared = prepare(settings)
     _banner(settings, prepared.new_admin_token)
     sys.stdout.flush()
@@ -111,6 +107,8 @@ def serve(
         log_level=settings.log_level,
         server_header=False,
         timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        access_log=False,  # stowage writes its own access line, with the request id
+        log_config=None,  # keep the handlers logs.configure installed
     )
 
 

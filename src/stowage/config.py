@@ -47,6 +47,7 @@ class Settings(BaseSettings):
         default=30, description="on SIGTERM, how long in-flight requests may take to finish"
     )
     log_level: str = "info"
+    log_format: Literal["json", "text"] = "json"
 
     @property
     def blob_dir(self) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import logs
 from ..metrics import Metrics
 
 SECURITY_HEADERS = [
@@ -38,6 +39,7 @@ class Observe:
         started = time.perf_counter()
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id.decode()
+        logs.request_id.set(request_id.decode())
         extra = [(b"x-request-id", request_id), *SECURITY_HEADERS]
         if not scope["path"].startswith(DOC_PATHS):
             extra.append(API_CSP)
@@ -64,6 +66,7 @@ class Observe:
             route = getattr(scope.get("route"), "path", "unmatched")
             seconds = time.perf_counter() - started
             self.metrics.observe(route, scope["method"], status, seconds, sent, received)
+            logs.log_request(scope["method"], scope["path"], route, status, seconds, sent, received)
 
 
 def _request_id(scope: dict[str, Any]) -> bytes:
