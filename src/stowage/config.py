@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     upload_url_ttl_seconds: int = 3600
     reaper_interval_seconds: float = 30.0
     deleted_retention_seconds: int = 86400
+    body_timeout_seconds: float = Field(
+        default=60, description="an upload that sends nothing for this long is abandoned"
+    )
     shutdown_timeout_seconds: float = Field(
         default=30, description="on SIGTERM, how long in-flight requests may take to finish"
     )

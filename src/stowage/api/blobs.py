@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from ..core.errors import Gone, Invalid, NotFound, TooLarge
-from .deps import StowageDep
+from .deps import StowageDep, request_body
 from .responses import MIME_TYPES, blob_response
 
 router = APIRouter(prefix="/blobs", tags=["presigned"])
@@ -54,7 +54,7 @@ async def put_blob(
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the upload exceeds the limit of {limit} bytes")
-    obj = await stowage.objects.upload(object_id, request.stream())
+    obj = await stowage.objects.upload(object_id, request_body(request))
     return Response(status_code=200, headers={"ETag": f'"{obj.md5}"'})
 
 

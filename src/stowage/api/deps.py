@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from ..core.access import Principal
+from ..core.errors import BodyTimeout
 from ..service import Stowage
 
 
@@ -36,3 +39,19 @@ def public_base(request: Request) -> str:
 
 StowageDep = Annotated[Stowage, Depends(get_stowage)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def request_body(request: Request) -> AsyncIterator[bytes]:
+    """The request body as it arrives, abandoned when the client stalls: a stalled upload
+    must not hold a temporary file and a connection forever."""
+    idle = request.app.state.stowage.settings.body_timeout_seconds
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise BodyTimeout(f"no body data for {idle:g} s; the upload was abandoned") from None
+        yield chunk

@@ -18,7 +18,7 @@ from ..core.access import Principal
 from ..core.errors import NotFound
 from ..core.models import ObjectQuery, ObjectState, StoredObject
 from ..service import Stowage
-from .deps import PrincipalDep, StowageDep
+from .deps import PrincipalDep, StowageDep, request_body
 from .djinn_wire import (
     NOT_FOUND,
     PAGE_SIZE,
@@ -89,7 +89,7 @@ async def _body_and_fields(request: Request) -> tuple[AsyncIterator[bytes], str 
     name = request.query_params.get("name")
     namespace = request.query_params.get("namespace")
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return request.stream(), name, namespace
+        return request_body(request), name, namespace
     form = await request.form()
     upload = form.get("file")
     form_name, form_namespace = form.get("name"), form.get("namespace")

@@ -20,7 +20,14 @@ from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from ..core.access import Principal
-from ..core.errors import FieldErrors, Invalid, StowageError, TooLarge, Unavailable
+from ..core.errors import (
+    BodyTimeout,
+    FieldErrors,
+    Invalid,
+    StowageError,
+    TooLarge,
+    Unavailable,
+)
 from ..core.models import Invite, Namespace, StoredObject, User
 from ..service import Stowage
 from .deps import bearer_token, public_base
@@ -54,6 +61,8 @@ class DjinnRoute(APIRoute):
                 return DjinnJson(exc.fields, status_code=400)
             except (Invalid, TooLarge) as exc:
                 return DjinnJson({"message": exc.message}, status_code=400)
+            except BodyTimeout as exc:
+                return DjinnJson({"message": exc.message}, status_code=408)
             except Unavailable as exc:
                 retry = {"Retry-After": str(exc.retry_after_s)}
                 return DjinnJson({"message": exc.message}, status_code=503, headers=retry)

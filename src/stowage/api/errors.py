@@ -27,6 +27,7 @@ STATUS: dict[type[e.StowageError], int] = {
     e.NotFound: 404,
     e.Conflict: 409,
     e.TooLarge: 413,
+    e.BodyTimeout: 408,
     e.Unavailable: 503,
 }
 

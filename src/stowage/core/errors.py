@@ -59,3 +59,7 @@ class Unavailable(StowageError):
     """A dependency (database, blob store) cannot be reached; worth retrying shortly."""
 
     retry_after_s = 5
+
+
+class BodyTimeout(StowageError):
+    """The client stopped sending the request body; what arrived was discarded."""
