@@ -7,6 +7,7 @@ server), so they work whether or not a server is running.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -95,6 +96,8 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
     logs.configure(settings.log_level, settings.log_format)
+    # A file-size limit must fail the one write (EFBIG → 507), not kill the server.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     prepared = prepare(settings)
     _banner(settings, prepared.new_admin_token)
     sys.stdout.flush()

@@ -23,6 +23,7 @@ from ..core.access import Principal
 from ..core.errors import (
     BodyTimeout,
     FieldErrors,
+    InsufficientStorage,
     Invalid,
     StowageError,
     TooLarge,
@@ -63,6 +64,8 @@ class DjinnRoute(APIRoute):
                 return DjinnJson({"message": exc.message}, status_code=400)
             except BodyTimeout as exc:
                 return DjinnJson({"message": exc.message}, status_code=408)
+            except InsufficientStorage as exc:
+                return DjinnJson({"message": exc.message}, status_code=507)
             except Unavailable as exc:
                 retry = {"Retry-After": str(exc.retry_after_s)}
                 return DjinnJson({"message": exc.message}, status_code=503, headers=retry)

@@ -29,6 +29,7 @@ STATUS: dict[type[e.StowageError], int] = {
     e.TooLarge: 413,
     e.BodyTimeout: 408,
     e.Unavailable: 503,
+    e.InsufficientStorage: 507,
 }
 
 

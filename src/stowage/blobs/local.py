@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import os
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..core.errors import TooLarge, Unavailable
+from ..core.errors import InsufficientStorage, TooLarge, Unavailable
 from ..core.models import BlobWritten
 from ..core.sniff import SNIFF_LEN
 
 BATCH_BYTES = 1024 * 1024
 READ_BYTES = 1024 * 1024
+NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 
 class _HashingFile:
@@ -115,10 +117,14 @@ class LocalBlobStore:
                 await asyncio.wrap_future(pending)
                 pending = None
             return await self._run(out.publish, batch, final)
-        except BaseException:
+        except BaseException as exc:
             if pending is not None:
                 pending.exception()  # wait for the in-flight batch before removing the file
             out.discard()
+            if isinstance(exc, OSError) and exc.errno in NO_SPACE:
+                raise InsufficientStorage(
+                    "not enough storage for this upload; nothing was kept"
+                ) from exc
             raise
 
     async def read(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:

@@ -63,3 +63,7 @@ class Unavailable(StowageError):
 
 class BodyTimeout(StowageError):
     """The client stopped sending the request body; what arrived was discarded."""
+
+
+class InsufficientStorage(StowageError):
+    """The blob store ran out of space (or hit a size limit) mid-write; nothing was kept."""

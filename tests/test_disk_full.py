@@ -1,0 +1,68 @@
+"""Out of space mid-write: 507 with a message, the partial file gone, other objects intact.
+
+The server runs under RLIMIT_FSIZE, so any file it grows past 8 MiB fails with EFBIG,
+as a full disk would fail with ENOSPC.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from .conftest import free_port, wait_healthy
+
+LIMIT = 8 * 1024 * 1024
+
+
+def limit_file_size() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
+
+
+def test_a_full_disk_gives_507_and_keeps_everything_else(tmp_path: Path) -> None:
+    port = free_port()
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "STOWAGE_DATA_DIR": str(data),
+        "STOWAGE_PORT": str(port),
+        "STOWAGE_LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stowage.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=limit_file_size,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, process)
+        headers = {"Authorization": f"Bearer {(data / 'admin-token').read_text().strip()}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
+            kept = c.post("/objects", params={"name": "kept.bin"}, content=b"k" * 1_000_000)
+            assert kept.status_code == 201
+            r = c.post("/objects", params={"name": "huge.bin"}, content=b"h" * (LIMIT + 1024))
+            assert r.status_code == 507
+            assert "not enough storage" in r.json()["message"]
+            created = c.post("/v1/objects", json={"name": "r", "content_type": "binary"}).json()
+            put = httpx.put(created["upload_url"], content=b"r" * (LIMIT + 1024))
+            assert put.status_code == 507
+            assert "not enough storage" in put.json()["message"]
+
+            temp_files = [p for p in (data / "blobs").rglob("*") if p.name.endswith(".tmp")]
+            assert temp_files == []
+            got = c.get(
+                f"/objects/{kept.json()['id']}", headers={"Accept": "application/octet-stream"}
+            )
+            assert got.content == b"k" * 1_000_000
+            assert c.post("/objects", params={"name": "small.bin"}, content=b"s").status_code == 201
+            assert process.poll() is None  # the server lived through it
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
