@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     upload_url_ttl_seconds: int = 3600
     reaper_interval_seconds: float = 30.0
     deleted_retention_seconds: int = 86400
+    max_concurrent_uploads: int = Field(default=256, description="per process")
+    max_concurrent_uploads_per_token: int = Field(default=64, description="per process")
     body_timeout_seconds: float = Field(
         default=60, description="an upload that sends nothing for this long is abandoned"
     )

@@ -9,6 +9,7 @@ from .blobs.s3 import S3BlobStore
 from .config import Settings
 from .core.access import AccessService
 from .core.clock import Clock, SystemClock
+from .core.limits import UploadSlots
 from .core.namespaces import NamespaceService
 from .core.objects import Limits, ObjectService
 from .core.presign import Presigner
@@ -31,6 +32,7 @@ class Stowage:
     presigner: Presigner
     reaper: Reaper
     metrics: Metrics
+    uploads: UploadSlots
 
     async def refresh_store_figures(self) -> None:
         figures = self.metrics.store
@@ -91,4 +93,7 @@ def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None)
         presigner=Presigner(presign_secret),
         reaper=Reaper(objects, settings.reaper_interval_seconds),
         metrics=Metrics(),
+        uploads=UploadSlots(
+            settings.max_concurrent_uploads, settings.max_concurrent_uploads_per_token
+        ),
     )

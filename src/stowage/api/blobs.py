@@ -54,7 +54,8 @@ async def put_blob(
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the upload exceeds the limit of {limit} bytes")
-    obj = await stowage.objects.upload(object_id, request_body(request))
+    async with stowage.uploads.hold(f"object:{object_id}"):
+        obj = await stowage.objects.upload(object_id, request_body(request))
     return Response(status_code=200, headers={"ETag": f'"{obj.md5}"'})
 
 

@@ -114,8 +114,9 @@ async def create_object(
 ) -> DjinnJson:
     """Upload: the raw body is the file, ``?name=`` (required) and ``?namespace=path[@owner]``.
     A multipart form with a ``file`` part works too. The type is sniffed from the bytes."""
-    body, name, namespace = await _body_and_fields(request)
-    obj = await stowage.objects.store(principal, name, namespace or None, body)
+    async with stowage.uploads.hold(f"token:{principal.token_id}"):
+        body, name, namespace = await _body_and_fields(request)
+        obj = await stowage.objects.store(principal, name, namespace or None, body)
     rendered = await render_objects(stowage, api_base(request), [obj])
     return DjinnJson(rendered[0], status_code=201)
 

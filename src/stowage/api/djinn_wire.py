@@ -26,6 +26,7 @@ from ..core.errors import (
     InsufficientStorage,
     Invalid,
     StowageError,
+    TooBusy,
     TooLarge,
     Unavailable,
 )
@@ -66,6 +67,9 @@ class DjinnRoute(APIRoute):
                 return DjinnJson({"message": exc.message}, status_code=408)
             except InsufficientStorage as exc:
                 return DjinnJson({"message": exc.message}, status_code=507)
+            except TooBusy as exc:
+                retry = {"Retry-After": str(exc.retry_after_s)}
+                return DjinnJson({"message": exc.message}, status_code=429, headers=retry)
             except Unavailable as exc:
                 retry = {"Retry-After": str(exc.retry_after_s)}
                 return DjinnJson({"message": exc.message}, status_code=503, headers=retry)

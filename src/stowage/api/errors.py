@@ -30,6 +30,7 @@ STATUS: dict[type[e.StowageError], int] = {
     e.BodyTimeout: 408,
     e.Unavailable: 503,
     e.InsufficientStorage: 507,
+    e.TooBusy: 429,
 }
 
 
@@ -40,6 +41,8 @@ def message_response(status: int, message: str) -> Response:
         headers["x-should-retry"] = "false"
     if status == 503:
         headers["Retry-After"] = str(e.Unavailable.retry_after_s)
+    if status == 429:
+        headers["Retry-After"] = str(e.TooBusy.retry_after_s)
     return JsonResponse({"message": message}, status_code=status, headers=headers)
 
 

@@ -70,6 +70,7 @@ class Principal:
 
     user: User
     scopes: frozenset[str]
+    token_id: int = 0
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -94,7 +95,7 @@ class AccessService:
         if found is None:
             raise Unauthenticated("invalid or revoked token")
         token, user = found
-        return Principal(user=user, scopes=token.scopes)
+        return Principal(user=user, scopes=token.scopes, token_id=token.id)
 
     async def create_user(self, name: str, email: str | None, is_admin: bool = False) -> User:
         if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():

@@ -67,3 +67,9 @@ class BodyTimeout(StowageError):
 
 class InsufficientStorage(StowageError):
     """The blob store ran out of space (or hit a size limit) mid-write; nothing was kept."""
+
+
+class TooBusy(StowageError):
+    """Too many uploads at once, for this token or for this server; retry shortly."""
+
+    retry_after_s = 1

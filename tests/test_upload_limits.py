@@ -1,0 +1,76 @@
+"""Concurrent-upload limits: 429 with Retry-After per token and per server, never a queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+
+from .conftest import ThreadServer
+
+
+class HeldUpload:
+    """An upload whose body stays open until released, holding its slot meanwhile."""
+
+    def __init__(self, server: ThreadServer, token: str, name: str) -> None:
+        self.release = threading.Event()
+        self.result: httpx.Response | None = None
+
+        def body() -> Iterator[bytes]:
+            yield b"first part"
+            self.release.wait(30)
+            yield b" and the rest"
+
+        def run() -> None:
+            self.result = httpx.post(
+                f"{server.base_url}/objects",
+                params={"name": name},
+                content=body(),
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+            )
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+
+    def finish(self) -> httpx.Response:
+        self.release.set()
+        self.thread.join(30)
+        assert self.result is not None
+        return self.result
+
+
+def wait_for_slots(server: ThreadServer, count: int) -> None:
+    deadline = time.monotonic() + 10
+    while server.stowage.uploads.in_use < count:
+        assert time.monotonic() < deadline, "the held uploads never reached the server"
+        time.sleep(0.01)
+
+
+def test_per_token_and_server_limits(server: ThreadServer) -> None:
+    slots = server.stowage.uploads
+    slots.per_caller, slots.total = 1, 2
+    other = server.new_user_token("other", "object:read,write")
+    third = server.new_user_token("third", "object:read,write")
+
+    held = HeldUpload(server, server.token, "held.txt")
+    wait_for_slots(server, 1)
+    with server.client() as c:
+        r = c.post("/objects", params={"name": "second.txt"}, content=b"x")
+        assert (r.status_code, r.headers["retry-after"]) == (429, "1")
+        assert "per token" in r.json()["message"]
+
+    held_other = HeldUpload(server, other, "other.txt")
+    wait_for_slots(server, 2)
+    with server.client(third) as c:
+        r = c.post("/objects", params={"name": "third.txt"}, content=b"x")
+        assert r.status_code == 429
+        assert "as many uploads as it can" in r.json()["message"]
+
+    assert held.finish().status_code == 201
+    assert held_other.finish().status_code == 201
+    with server.client(third) as c:
+        assert c.post("/objects", params={"name": "third.txt"}, content=b"x").status_code == 201
+    assert slots.in_use == 0
