@@ -197,6 +197,33 @@ def wait_healthy(base_url: str, proc: subprocess.Popen[bytes] | None = None) -> 
     raise RuntimeError(f"stowage at {base_url} did not become healthy")
 
 
+def start_serve(
+    data_dir: Path,
+    *,
+    log_level: str = "warning",
+    stderr: Any = subprocess.DEVNULL,
+    preexec_fn: Any = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``stowage serve`` on a free port with a data dir of its own; returns it once healthy."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "STOWAGE_DATA_DIR": str(data_dir),
+        "STOWAGE_PORT": str(port),
+        "STOWAGE_LOG_LEVEL": log_level,
+    }
+    process = subprocess.Popen(
+        [*ProcServer.cli_command(), "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        preexec_fn=preexec_fn,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_healthy(base, process)
+    return process, base
+
+
 @dataclass
 class ProcServer:
     base_url: str

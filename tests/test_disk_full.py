@@ -6,16 +6,13 @@ as a full disk would fail with ENOSPC.
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
-from .conftest import free_port, wait_healthy
+from .conftest import start_serve
 
 LIMIT = 8 * 1024 * 1024
 
@@ -25,24 +22,9 @@ def limit_file_size() -> None:
 
 
 def test_a_full_disk_gives_507_and_keeps_everything_else(tmp_path: Path) -> None:
-    port = free_port()
     data = tmp_path / "data"
-    env = {
-        **os.environ,
-        "STOWAGE_DATA_DIR": str(data),
-        "STOWAGE_PORT": str(port),
-        "STOWAGE_LOG_LEVEL": "warning",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stowage.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=limit_file_size,
-    )
-    base = f"http://127.0.0.1:{port}"
+    process, base = start_serve(data, preexec_fn=limit_file_size)
     try:
-        wait_healthy(base, process)
         headers = {"Authorization": f"Bearer {(data / 'admin-token').read_text().strip()}"}
         with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
             kept = c.post("/objects", params={"name": "kept.bin"}, content=b"k" * 1_000_000)

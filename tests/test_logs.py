@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
-from .conftest import free_port, wait_healthy
+from .conftest import start_serve
 
 
 def test_json_access_lines_carry_the_request_id_and_no_secrets(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "STOWAGE_DATA_DIR": str(tmp_path / "data"),
-        "STOWAGE_PORT": str(port),
-        "STOWAGE_LOG_LEVEL": "info",
-    }
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "stowage.cli", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
-    base = f"http://127.0.0.1:{port}"
+        process, base = start_serve(tmp_path / "data", log_level="info", stderr=out)
     try:
-        wait_healthy(base, process)
         token = (tmp_path / "data" / "admin-token").read_text().strip()
         headers = {"Authorization": f"Bearer {token}", "X-Request-Id": "trace-me-42"}
         created = httpx.post(

@@ -5,33 +5,17 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-from .conftest import free_port, wait_healthy
+from .conftest import start_serve
 
 
 def test_sigterm_finishes_the_upload_in_flight(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "STOWAGE_DATA_DIR": str(tmp_path),
-        "STOWAGE_PORT": str(port),
-        "STOWAGE_LOG_LEVEL": "warning",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "stowage.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_healthy(base, process)
+    process, base = start_serve(tmp_path)
     token = (tmp_path / "admin-token").read_text().strip()
     first_sent, terminated = threading.Event(), threading.Event()
     chunk = os.urandom(256 * 1024)
