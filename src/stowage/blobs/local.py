@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
 import os
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from ..core.errors import InsufficientStorage, TooLarge, Unavailable
 from ..core.models import BlobWritten
-from ..core.sniff import SNIFF_LEN
+from .digest import Digest
 
 BATCH_BYTES = 1024 * 1024
 READ_BYTES = 1024 * 1024
@@ -36,24 +35,17 @@ class _HashingFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.fd = -1
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-        self.head = b""
+        self.digest = Digest()
 
     def write(self, data: bytearray) -> None:
         if self.fd < 0:
             self.path.parent.mkdir(exist_ok=True)
             self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        if len(self.head) < SNIFF_LEN:
-            self.head += data[: SNIFF_LEN - len(self.head)]
-        self.md5.update(data)
-        self.sha256.update(data)
+        self.digest.update(data)
         view = memoryview(data)
         while view:
             written = os.write(self.fd, view)
             view = view[written:]
-        self.size += len(data)
 
     def publish(self, last: bytearray, final: Path) -> BlobWritten:
         self.write(last)  # also creates the file for an empty object
@@ -62,7 +54,7 @@ class _HashingFile:
         self.fd = -1
         os.rename(self.path, final)
         _fsync_dir(final.parent)
-        return BlobWritten(self.size, self.md5.hexdigest(), self.sha256.hexdigest(), self.head)
+        return self.digest.result()
 
     def discard(self) -> None:
         if self.fd >= 0:

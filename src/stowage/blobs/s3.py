@@ -12,7 +12,6 @@ itself, so Runloop uploads and downloads never pass through stowage.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from obstore.store import S3Store
 
 from ..core.errors import TooLarge, Unavailable
 from ..core.models import BlobWritten
-from ..core.sniff import SNIFF_LEN
+from .digest import Digest
 
 BATCH_BYTES = 1024 * 1024
 PART_BYTES = 8 * 1024 * 1024
@@ -35,12 +34,11 @@ async def _nothing() -> AsyncIterator[bytes]:
     yield
 
 
-class _Hasher:
+class _Hasher(Digest):
+    """A Digest that also remembers a failure of the incoming stream (not of S3)."""
+
     def __init__(self) -> None:
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-        self.head = b""
+        super().__init__()
         self.failure: BaseException | None = None  # raised by the incoming stream, not S3
 
     async def guard(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -52,16 +50,6 @@ class _Hasher:
         except BaseException as exc:
             self.failure = self.failure or exc
             raise
-
-    def update(self, data: bytes | bytearray) -> None:
-        if len(self.head) < SNIFF_LEN:
-            self.head += bytes(data[: SNIFF_LEN - len(self.head)])
-        self.md5.update(data)
-        self.sha256.update(data)
-        self.size += len(data)
-
-    def result(self) -> BlobWritten:
-        return BlobWritten(self.size, self.md5.hexdigest(), self.sha256.hexdigest(), self.head)
 
 
 def _outage(exc: Exception) -> Unavailable:

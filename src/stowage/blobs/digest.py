@@ -1,0 +1,26 @@
+"""What every blob write computes on the way: md5, sha256, size, and the first bytes."""
+
+from __future__ import annotations
+
+import hashlib
+
+from ..core.models import BlobWritten
+from ..core.sniff import SNIFF_LEN
+
+
+class Digest:
+    def __init__(self) -> None:
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.head = b""
+
+    def update(self, data: bytes | bytearray) -> None:
+        if len(self.head) < SNIFF_LEN:
+            self.head += bytes(data[: SNIFF_LEN - len(self.head)])
+        self.md5.update(data)
+        self.sha256.update(data)
+        self.size += len(data)
+
+    def result(self) -> BlobWritten:
+        return BlobWritten(self.size, self.md5.hexdigest(), self.sha256.hexdigest(), self.head)
