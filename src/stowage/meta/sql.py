@@ -160,6 +160,22 @@ def _reachable() -> Iterator[None]:
         raise Unavailable("the metadata database is unavailable; retry shortly") from exc
 
 
+def _new_row(new: NewObject, state: ObjectState) -> dict[str, Any]:
+    """Column values of a new object row, whichever way it is created."""
+    return {
+        "public_id": new.public_id,
+        "owner_id": new.owner_id,
+        "author_id": new.author_id,
+        "name": new.name,
+        "content_type": new.content_type.value,
+        "state": state.value,
+        "metadata_json": None if new.metadata is None else orjson.dumps(new.metadata).decode(),
+        "create_time_ms": new.create_time_ms,
+        "delete_after_time_ms": new.delete_after_time_ms,
+        "namespace_id": new.namespace_id,
+    }
+
+
 def _not_expired(now_ms: int) -> Any:
     return or_(objects.c.delete_after_time_ms.is_(None), objects.c.delete_after_time_ms > now_ms)
 
@@ -304,18 +320,7 @@ class SqlMetadataStore:
     # --- objects -------------------------------------------------------------------------
 
     async def create_object(self, new: NewObject) -> StoredObject:
-        values = {
-            "public_id": new.public_id,
-            "owner_id": new.owner_id,
-            "author_id": new.author_id,
-            "name": new.name,
-            "content_type": new.content_type.value,
-            "state": ObjectState.UPLOADING.value,
-            "metadata_json": None if new.metadata is None else orjson.dumps(new.metadata).decode(),
-            "create_time_ms": new.create_time_ms,
-            "delete_after_time_ms": new.delete_after_time_ms,
-            "namespace_id": new.namespace_id,
-        }
+        values = _new_row(new, ObjectState.UPLOADING)
 
         def work(conn: Connection) -> StoredObject:
             row = conn.execute(insert(objects).values(values).returning(*objects.c)).one()
@@ -334,15 +339,7 @@ class SqlMetadataStore:
         """Insert an object whose bytes are already stored (one-request uploads), with a
         unique name; raise NameTaken when the name is in use in its scope."""
         values = {
-            "public_id": new.public_id,
-            "owner_id": new.owner_id,
-            "author_id": new.author_id,
-            "name": new.name,
-            "content_type": new.content_type.value,
-            "state": ObjectState.READ_ONLY.value,
-            "create_time_ms": new.create_time_ms,
-            "delete_after_time_ms": new.delete_after_time_ms,
-            "namespace_id": new.namespace_id,
+            **_new_row(new, ObjectState.READ_ONLY),
             "size": blob.size,
             "md5": blob.md5,
             "sha256": blob.sha256,
