@@ -140,9 +140,6 @@ class LocalBlobStore:
     async def delete(self, key: str) -> None:
         await self._run(self.path(key).unlink, True)
 
-    async def exists(self, key: str) -> bool:
-        return await self._run(self.path(key).exists)
-
     async def ping(self) -> None:
         """Raise unless blobs can be written here."""
         if not await self._run(os.access, self.root, os.W_OK):

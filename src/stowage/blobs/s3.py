@@ -189,9 +189,6 @@ class S3BlobStore:
         """Raise Unavailable unless the bucket answers (a missing probe key is an answer)."""
         await self.size("readiness-probe")
 
-    async def exists(self, key: str) -> bool:
-        return await self.size(key) is not None
-
     async def size(self, key: str) -> int | None:
         try:
             with _reachable():

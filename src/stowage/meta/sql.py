@@ -249,9 +249,6 @@ class SqlMetadataStore:
     async def _one_user(self, where: Any) -> User | None:
         return await self._first(select(users).where(where), _user)
 
-    async def get_user(self, user_id: int) -> User | None:
-        return await self._one_user(users.c.id == user_id)
-
     async def get_user_by_name(self, name: str) -> User | None:
         return await self._one_user(users.c.name == name)
 
@@ -676,11 +673,6 @@ class SqlMetadataStore:
             return await self._write(work)
         except IntegrityError:  # another replica created a segment first: it exists now
             return await self._write(work)
-
-    async def get_namespace(self, namespace_id: int) -> Namespace | None:
-        return await self._first(
-            select(namespaces).where(namespaces.c.id == namespace_id), _namespace
-        )
 
     async def get_namespace_by_path(self, owner_id: int, path: str) -> Namespace | None:
         stmt = select(namespaces).where(
