@@ -18,12 +18,10 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from stowage.app import create_app
 from stowage.bootstrap import prepare
 from stowage.config import Settings
 from stowage.core.clock import ManualClock
+from stowage.processes import free_port, wait_healthy
 from stowage.seaweed import SeaweedFS
 from stowage.service import Stowage
 
@@ -175,26 +174,6 @@ def database_url(backend: str, pg_base: str | None) -> Iterator[str | None]:
     finally:
         with psycopg.connect(pg_base, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(base_url: str, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"stowage exited early with {proc.returncode}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"stowage at {base_url} did not become healthy")
 
 
 def start_serve(

@@ -68,7 +68,7 @@ def test_bad_cli_input_gives_a_message_and_nonzero_exit(proc_server: ProcServer)
 def test_a_second_start_keeps_the_admin_and_does_not_reprint_a_token(
     proc_server: ProcServer,
 ) -> None:
-    from .conftest import free_port, wait_healthy
+    from stowage.processes import free_port, wait_healthy
 
     port = free_port()
     env = {**proc_server.env, "STOWAGE_PORT": str(port)}

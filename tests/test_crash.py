@@ -22,7 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import BACKENDS, backend_settings, free_port, wait_healthy
+from stowage.processes import free_port, wait_healthy
+
+from .conftest import BACKENDS, backend_settings
 
 ROUNDS = 3
 UPLOADS = 100

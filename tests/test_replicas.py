@@ -21,7 +21,9 @@ import httpx
 import psycopg
 import pytest
 
-from .conftest import backend_settings, free_port, wait_healthy
+from stowage.processes import free_port, wait_healthy
+
+from .conftest import backend_settings
 
 EXPIRING = 30
 

@@ -12,13 +12,12 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
+from .processes import wait_healthy
 from .seaweed import SeaweedFS
 
 BUCKET = "stowage"
@@ -35,19 +34,6 @@ def ensure_database(url: str) -> None:
         ).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{target.database}"')
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"replica at {url} did not start; see its log")
-        time.sleep(0.1)
 
 
 def wait_for_stop() -> None:
@@ -95,7 +81,10 @@ def main() -> None:
             log.close()
             url = f"http://127.0.0.1:{port}"
             replicas.append((url, process))
-            wait_healthy(url, process)
+            try:
+                wait_healthy(url, process, timeout_s=60)
+            except RuntimeError as exc:
+                raise SystemExit(f"{exc}; see {args.dir}/replica-N.log") from None
         tokens = sorted(args.dir.glob("replica-*/admin-token"))
         print("stowage cluster is up (Ctrl-C stops it)")
         print(f"  metadata:  {make_url(database).render_as_string(hide_password=True)}")
