@@ -1,261 +1,273 @@
-"""``make bench``: stowage throughput beside baselines measured in the same run.
+"""``make bench``: stowage beside baselines measured in the same run on the same machine.
 
-Baselines: the disk's own durable write speed (``dd conv=fdatasync``) on the filesystem that
-holds stowage's data, and md5 + sha256 speed on one core (the work every upload must do).
-Big transfers use curl so the client is not the bottleneck. Prints a markdown table and
-writes ``benchmarks/results/latest.json``.
+Prints a markdown table (every workload, its baseline, the ratio and the goal from issue 6)
+and writes ``benchmarks/results/latest.json`` with the figures, machine facts and versions.
+``--quick`` (``make bench QUICK=1``) shrinks every workload to finish in under two minutes.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import hashlib
 import json
 import os
 import platform
 import shutil
-import signal
-import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+from stowage.seaweed import SeaweedFS, weed_binary
 
-from . import s3_mode
-from .measure import curl_seconds
+from . import big, listing, memory, small
+from .report import Row, markdown
+from .stack import pg_schema, s3_env, sendfile_server, stowage
 
-MIB = 1024 * 1024
 RESULTS = Path(__file__).parent / "results"
+BUCKET = "bench"
+GIB = 1024
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@dataclass
+class Plan:
+    big_mib: int
+    rounds: int
+    dd_samples: int
+    small_count: int
+    list_rows: int
+    list_requests: int
+    memory_mib: tuple[int, int]  # a small and a big object size: peak RSS must not follow
+
+    @classmethod
+    def make(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(128, 1, 2, 600, 100_000, 40, (16, 128))
+        return cls(GIB, 3, 3, 3000, 1_000_000, 200, (64, GIB))
 
 
-def dd_fdatasync_mib_s(directory: Path, size_mib: int) -> float:
-    target = directory / "dd-probe"
-    start = time.perf_counter()
-    subprocess.run(
-        ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={size_mib}", "conv=fdatasync"],
-        check=True,
-        capture_output=True,
+def size_label(mib: int) -> str:
+    return f"{mib // GIB} GiB" if mib >= GIB and mib % GIB == 0 else f"{mib} MiB"
+
+
+def big_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -> list[Row]:
+    label = size_label(plan.big_mib)
+    source = big.make_source(work / "source.bin", plan.big_mib)
+    dd = statistics.median(
+        big.dd_fdatasync_mib_s(work, plan.big_mib) for _ in range(plan.dd_samples)
     )
-    elapsed = time.perf_counter() - start
-    target.unlink()
-    return size_mib / elapsed
-
-
-def hash_mib_s(size_mib: int) -> float:
-    """md5 then sha256 over the same buffer, as one upload does, on one core."""
-    block = os.urandom(MIB)
-    start = time.perf_counter()
-    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    for _ in range(size_mib):
-        md5.update(block)
-        sha.update(block)
-    return size_mib / (time.perf_counter() - start)
-
-
-class Server:
-    """``stowage serve`` in its own process on a free loopback port."""
-
-    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            **(extra_env or {}),
-            "STOWAGE_DATA_DIR": str(data_dir),
-            "STOWAGE_PORT": str(self.port),
-            "STOWAGE_LOG_LEVEL": "warning",
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stowage.cli", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    hashing = big.hash_mib_s(min(plan.big_mib, 512))
+    with stowage(work / "local") as server:
+        runloop = big.median_transfer(
+            [big.runloop_round(server, source) for _ in range(plan.rounds)]
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("stowage did not start") from None
-                time.sleep(0.05)
-        token = (data_dir / "admin-token").read_text().strip()
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=30)
-
-
-def big_object_round(server: Server, source: Path, size_mib: int) -> tuple[float, float]:
-    with httpx.Client(base_url=server.base, headers=server.headers) as c:
-        created = c.post("/v1/objects", json={"name": "big.bin", "content_type": "binary"}).json()
-        put_s = curl_seconds(["-T", str(source), created["upload_url"]])
-        c.post(f"/v1/objects/{created['id']}/complete").raise_for_status()
-        url = c.get(f"/v1/objects/{created['id']}/download").json()["download_url"]
-        get_s = curl_seconds([url])
-        c.post(f"/v1/objects/{created['id']}/delete").raise_for_status()
-    return size_mib / put_s, size_mib / get_s
-
-
-async def small_objects(server: Server, count: int, concurrency: int) -> tuple[float, float]:
-    """Three-step flows per second, and the same client's ceiling in requests per second
-    against a trivial endpoint (``/healthz``), so a client-bound figure is visible as such."""
-    payload = os.urandom(4096)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=server.base, headers=server.headers, limits=limits, timeout=60
-    ) as c:
-
-        async def run(step: Any, n: int) -> float:
-            queue = iter(range(n))
-
-            async def worker() -> None:
-                for i in queue:
-                    await step(i)
-
-            start = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return n / (time.perf_counter() - start)
-
-        async def flow(i: int) -> None:
-            created = (
-                await c.post("/v1/objects", json={"name": f"s{i}", "content_type": "binary"})
-            ).json()
-            (await c.put(created["upload_url"], content=payload)).raise_for_status()
-            (await c.post(f"/v1/objects/{created['id']}/complete")).raise_for_status()
-
-        async def trivial(_i: int) -> None:
-            (await c.get("/healthz")).raise_for_status()
-
-        return await run(flow, count), await run(trivial, count * 3)
+        djinn = big.median_transfer(
+            [big.djinn_round(server, source, f"big-{i}") for i in range(plan.rounds)]
+        )
+    with sendfile_server(work) as base:
+        sendfile, sendfile_ranges = big.sendfile_get(base, source)
+    seaweed = big.seaweedfs_round(s3, BUCKET, source)
+    figures["big"] = {
+        "object_mib": plan.big_mib,
+        "dd_fdatasync_mib_s": dd,
+        "md5_sha256_mib_s": hashing,
+        "runloop": asdict(runloop),
+        "djinn": asdict(djinn),
+        "sendfile": {"get": sendfile, "get_ranges": sendfile_ranges},
+        "seaweedfs": asdict(seaweed),
+    }
+    section = f"{label} objects"
+    rows = []
+    for dialect, t in (("Runloop presigned", runloop), ("Djinn POST /objects", djinn)):
+        rows += [
+            Row(section, f"PUT, {dialect} (md5+sha256, fsync)", t.put, "MiB/s",
+                "dd conv=fdatasync", dd, "≥ 0.85× dd", at_least_ratio=0.85),
+            Row(section, f"PUT, {dialect}", t.put, "MiB/s",
+                "SeaweedFS PUT (s5cmd)", seaweed.put, "≥ 3× SeaweedFS", at_least_ratio=3),
+        ]  # fmt: skip
+    rows.append(Row(section, "md5 + sha256 on one core", hashing, "MiB/s"))
+    for dialect, t in (("Runloop presigned", runloop), ("Djinn Accept", djinn)):
+        rows += [
+            Row(section, f"GET whole, {dialect}", t.get, "MiB/s", "sendfile server",
+                sendfile, "≥ 0.8× sendfile, ≥ 1.5 GiB/s", at_least_ratio=0.8,
+                at_least_value=1536),
+            Row(section, f"GET 4 parallel ranges, {dialect}", t.get_ranges, "MiB/s",
+                "sendfile server, same ranges", sendfile_ranges, "≥ 0.8× sendfile",
+                at_least_ratio=0.8),
+        ]  # fmt: skip
+    rows.append(
+        Row(section, "GET whole, Runloop presigned", runloop.get, "MiB/s",
+            "SeaweedFS GET (s5cmd cat)", seaweed.get)
+    )  # fmt: skip
+    return rows
 
 
-def print_s3(s3: dict[str, Any], size_mib: int) -> None:
-    print("\nS3 mode: stowage (PostgreSQL + SeaweedFS, Djinn dialect) beside SeaweedFS + s5cmd\n")
-    if "skipped" in s3:
-        print(f"skipped: {s3['skipped']}")
-        return
-    print("| workload | stowage on SeaweedFS | SeaweedFS direct (s5cmd) | ratio |")
-    print("|---|---:|---:|---:|")
-    rows = [
-        (f"{size_mib} MiB PUT, MiB/s", "stowage_put_mib_s", "seaweedfs_put_mib_s"),
-        (f"{size_mib} MiB GET, MiB/s", "stowage_get_mib_s", "seaweedfs_get_mib_s"),
-        ("4 KiB PUT/s (32 in flight)", "stowage_small_put_s", "seaweedfs_small_put_s"),
-        ("4 KiB GET/s (32 in flight)", "stowage_small_get_s", "seaweedfs_small_get_s"),
+def small_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -> list[Row]:
+    n = plan.small_count
+    with stowage(work / "small-local") as server:
+        ceiling = small.ceiling(server, n * 3)
+        djinn = small.djinn(server, n, "s")
+        flow = small.runloop_flow(server, n)
+    seaweed = small.seaweedfs(s3, BUCKET, work, n)
+    figures["small"] = {
+        "count": n,
+        "concurrency": small.CONCURRENCY,
+        "load_generator_ceiling_req_s": ceiling,
+        "djinn": asdict(djinn),
+        "runloop_flow_objects_s": flow,
+        "seaweedfs": asdict(seaweed),
+    }
+    section = "4 KiB objects, 32 in flight"
+    return [
+        Row(section, "load generator ceiling (GET /healthz)", ceiling, "req/s"),
+        Row(section, "PUT, Djinn POST /objects", djinn.put_s, "objects/s",
+            "SeaweedFS PUT (s5cmd)", seaweed.put_s, "≥ 1.2× SeaweedFS", at_least_ratio=1.2),
+        Row(section, "GET, Djinn Accept", djinn.get_s, "objects/s",
+            "SeaweedFS GET (s5cmd)", seaweed.get_s, "≥ 1.2× SeaweedFS", at_least_ratio=1.2),
+        Row(section, "Runloop create + PUT + complete", flow, "objects/s",
+            "load generator ceiling ÷ 3", ceiling / 3, "≥ 500 objects/s", at_least_value=500),
+    ]  # fmt: skip
+
+
+def s3_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -> list[Row]:
+    """stowage on PostgreSQL + SeaweedFS through the Djinn dialect, where the bytes pass
+    through stowage (Runloop uploads in S3 mode go straight to the bucket)."""
+    section = "S3 mode (PostgreSQL + SeaweedFS)"
+    with pg_schema() as db:
+        if db is None:
+            figures["s3_mode"] = {"skipped": "no PostgreSQL (set STOWAGE_BENCH_DATABASE_URL)"}
+            return []
+        source = work / "source.bin"
+        env = {"STOWAGE_DATABASE_URL": db, **s3_env(s3, BUCKET), "STOWAGE_S3_PREFIX": "stowage/"}
+        with stowage(work / "s3-mode", env) as server:
+            t = big.djinn_round(server, source, "big")
+            smalls = small.djinn(server, plan.small_count, "s")
+    direct = figures["big"]["seaweedfs"]
+    theirs = figures["small"]["seaweedfs"]
+    figures["s3_mode"] = {"big": asdict(t), "small": asdict(smalls)}
+    label = size_label(plan.big_mib)
+    return [
+        Row(section, f"{label} PUT, Djinn", t.put, "MiB/s", "SeaweedFS PUT", direct["put"]),
+        Row(section, f"{label} GET, Djinn", t.get, "MiB/s", "SeaweedFS GET", direct["get"]),
+        Row(section, "4 KiB PUT, Djinn", smalls.put_s, "objects/s", "SeaweedFS", theirs["put_s"]),
+        Row(section, "4 KiB GET, Djinn", smalls.get_s, "objects/s", "SeaweedFS", theirs["get_s"]),
     ]
-    for label, ours, theirs in rows:
-        print(f"| {label} | {s3[ours]:.0f} | {s3[theirs]:.0f} | {s3[ours] / s3[theirs]:.2f} |")
 
 
-def machine() -> dict[str, Any]:
-    import stowage
+PAGE_GOAL_MS = 20
+PAGES = {"Runloop page (50, no count)", "Runloop deep page (starting_after)",
+         "Djinn page 1 (25, name order)"}  # fmt: skip
+
+
+def list_rows(plan: Plan, work: Path, figures: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    figures["list"] = {"rows": plan.list_rows}
+    section = f"list at {plan.list_rows:,} objects"
+
+    def measure(db: str, server: Any, middle: str) -> None:
+        found = listing.latencies(server, plan.list_rows, middle, plan.list_requests)
+        figures["list"][db] = [asdict(f) for f in found]
+        for f in found:
+            page = f.what in PAGES
+            rows.append(
+                Row(f"{section}, {db}", f.what, f.p99_ms, "ms p99", f"p50 {f.p50_ms:.1f} ms",
+                    goal="< 20 ms" if page else "", at_most_value=PAGE_GOAL_MS if page else None)
+            )  # fmt: skip
+
+    with stowage(work / "list-sqlite") as server:
+        middle = listing.fill_sqlite(str(work / "list-sqlite" / "stowage.db"), plan.list_rows)
+        measure("SQLite", server, middle)
+    with pg_schema() as db:
+        if db is not None:
+            with stowage(work / "list-pg", {"STOWAGE_DATABASE_URL": db}) as server:
+                measure("PostgreSQL", server, listing.fill_postgres(db, plan.list_rows))
+    return rows
+
+
+def memory_rows(plan: Plan, work: Path, figures: dict[str, Any]) -> list[Row]:
+    rows, found = [], {}
+    for mib in plan.memory_mib:
+        source = big.make_source(work / f"memory-{mib}.bin", mib)
+        peak, speed = memory.peak_rss_mib(work / f"memory-{mib}", source)
+        found[mib] = {"peak_rss_mib": peak, "aggregate_mib_s": speed}
+        source.unlink()
+        shutil.rmtree(work / f"memory-{mib}")
+        rows.append(
+            Row("memory", f"peak RSS, {memory.UPLOADS} × {size_label(mib)} uploads at once",
+                peak, "MiB", f"{speed:.0f} MiB/s in all", goal="< 200 MB",
+                at_most_value=200 * 1e6 / 2**20)
+        )  # fmt: skip
+    figures["memory"] = found
+    return rows
+
+
+def versions() -> dict[str, Any]:
+    import stowage as package
+
+    def first_line(*command: str) -> str:
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return "not found"
+        return (out.stdout or out.stderr).strip().splitlines()[0]
 
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "stowage": stowage.__version__,
-        "curl": subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout.split(
-            "\n"
-        )[0],
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+        "stowage": package.__version__,
+        "sqlite": sqlite3.sqlite_version,
+        "seaweedfs": first_line(weed_binary(), "version"),
+        "s5cmd": first_line(str(Path(sys.executable).parent / "s5cmd"), "version"),
+        "curl": first_line("curl", "--version"),
+        "postgresql": first_line("psql", "--version"),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller, faster runs")
+    parser.add_argument("--quick", action="store_true", help="small, fast runs (< 2 min)")
     parser.add_argument("--dir", type=Path, default=RESULTS, help="where data lives during runs")
     args = parser.parse_args()
     if shutil.which("curl") is None:
-        sys.exit("curl is needed for the big-object benchmarks")
-
-    size_mib = 64 if args.quick else 256
-    rounds = 1 if args.quick else 3
-    small_count = 300 if args.quick else 2000
-    concurrency = 16
+        sys.exit("curl is needed for the big-object benchmarks (apt install curl)")
+    plan = Plan.make(args.quick)
     args.dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=args.dir))
+    figures: dict[str, Any] = {}
+    rows: list[Row] = []
+    began = time.monotonic()
     try:
-        source = work / "source.bin"
-        with open(source, "wb") as f:
-            for _ in range(size_mib):
-                f.write(os.urandom(MIB))
-        # This VM's disk swings between ~0.4 and ~2 GB/s under fdatasync: take 5 samples.
-        dd_samples = [dd_fdatasync_mib_s(work, size_mib) for _ in range(5)]
-        dd = statistics.median(dd_samples)
-        hashing = hash_mib_s(size_mib)
-        server = Server(work / "data")
+        s3 = SeaweedFS.start(work / "seaweedfs", buckets=(BUCKET,))
         try:
-            runs = [big_object_round(server, source, size_mib) for _ in range(rounds)]
-            put = statistics.median(r[0] for r in runs)
-            get = statistics.median(r[1] for r in runs)
-            small, ceiling = asyncio.run(small_objects(server, small_count, concurrency))
+            for name, section in (("big", big_rows), ("small", small_rows), ("s3", s3_rows)):
+                print(f"… {name} objects", file=sys.stderr)
+                rows += section(plan, work, s3, figures)
         finally:
-            server.stop()
-        s3 = s3_mode.run(work, source, size_mib, small_count // 2, Server)
+            s3.stop()
+        print("… listing", file=sys.stderr)
+        rows += list_rows(plan, work, figures)
+        print("… memory", file=sys.stderr)
+        rows += memory_rows(plan, work, figures)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-    rows = [
-        (f"{size_mib} MiB presigned PUT (md5+sha256, fsync)", put, "MiB/s", "dd fdatasync", dd),
-        (f"{size_mib} MiB presigned GET", get, "MiB/s", "dd fdatasync", dd),
-        ("md5 + sha256 on one core", hashing, "MiB/s", "", None),
-        (
-            f"4 KiB create+upload+complete, {concurrency} clients",
-            small,
-            "objects/s",
-            "client ceiling, req/s ÷ 3",
-            ceiling / 3,
-        ),
-    ]
-    print(f"\nstowage benchmark ({'quick' if args.quick else 'full'}; median of {rounds})")
-    print(f"dd fdatasync samples (MiB/s): {', '.join(f'{x:.0f}' for x in dd_samples)}\n")
-    print("| workload | stowage | unit | baseline | baseline value | ratio |")
-    print("|---|---:|---|---|---:|---:|")
-    for name, value, unit, base_name, base in rows:
-        ratio = f"{value / base:.2f}" if base else ""
-        base_text = f"{base:.0f}" if base else ""
-        print(f"| {name} | {value:.0f} | {unit} | {base_name} | {base_text} | {ratio} |")
-    print_s3(s3, size_mib)
+    elapsed = time.monotonic() - began
+    table = markdown(rows)
+    print(f"\nstowage benchmark ({'quick' if args.quick else 'full'}, {elapsed:.0f} s)\n")
+    print(table)
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "quick": args.quick,
-        "machine": machine(),
-        "object_mib": size_mib,
-        "rounds": rounds,
-        "figures": {
-            "put_mib_s": put,
-            "get_mib_s": get,
-            "dd_fdatasync_mib_s": dd,
-            "dd_fdatasync_samples_mib_s": dd_samples,
-            "put_samples_mib_s": [r[0] for r in runs],
-            "get_samples_mib_s": [r[1] for r in runs],
-            "client_ceiling_req_s": ceiling,
-            "md5_sha256_mib_s": hashing,
-            "small_objects_per_s": small,
-            "small_objects": small_count,
-            "small_concurrency": concurrency,
-        },
-        "s3": s3,
-        "ratios": {
-            "put_vs_dd": put / dd,
-            "get_vs_dd": get / dd,
-            "small_vs_client_ceiling": small / (ceiling / 3),
-        },
+        "seconds": elapsed,
+        "machine": versions(),
+        "plan": asdict(plan),
+        "rows": [r.as_json() for r in rows],
+        "figures": figures,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")

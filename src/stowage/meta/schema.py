@@ -123,24 +123,26 @@ objects = Table(
     sqlite_autoincrement=True,  # ids are shown to clients: never reuse one
 )
 
-# Written as SQL that means the same on SQLite (0/1) and PostgreSQL (boolean).
-_top_level = text("unique_name AND namespace_id IS NULL")
-_namespaced = text("unique_name AND namespace_id IS NOT NULL")
+# Written as SQL that means the same on SQLite (0/1) and PostgreSQL (boolean). Queries that
+# want these indexes repeat the same predicate: SQLite uses a partial index only when the
+# query's WHERE contains the index's terms as written ("unique_name = 1" does not match).
+UNIQUE_TOP_LEVEL = text("unique_name AND namespace_id IS NULL")
+UNIQUE_NAMESPACED = text("unique_name AND namespace_id IS NOT NULL")
 Index(
     "uq_objects_owner_name",
     objects.c.owner_id,
     objects.c.name,
     unique=True,
-    sqlite_where=_top_level,
-    postgresql_where=_top_level,
+    sqlite_where=UNIQUE_TOP_LEVEL,
+    postgresql_where=UNIQUE_TOP_LEVEL,
 )
 Index(
     "uq_objects_namespace_name",
     objects.c.namespace_id,
     objects.c.name,
     unique=True,
-    sqlite_where=_namespaced,
-    postgresql_where=_namespaced,
+    sqlite_where=UNIQUE_NAMESPACED,
+    postgresql_where=UNIQUE_NAMESPACED,
 )
 
 object_metadata = Table(

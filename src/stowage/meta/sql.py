@@ -56,6 +56,8 @@ from ..core.models import (
     Visibility,
 )
 from .schema import (
+    UNIQUE_NAMESPACED,
+    UNIQUE_TOP_LEVEL,
     namespace_collaborators,
     namespace_invites,
     namespaces,
@@ -354,11 +356,11 @@ class SqlMetadataStore:
 
     async def name_taken(self, owner_id: int, namespace_id: int | None, name: str) -> bool:
         scope = (
-            objects.c.namespace_id == namespace_id
+            and_(objects.c.namespace_id == namespace_id, UNIQUE_NAMESPACED)
             if namespace_id is not None
-            else and_(objects.c.owner_id == owner_id, objects.c.namespace_id.is_(None))
+            else and_(objects.c.owner_id == owner_id, UNIQUE_TOP_LEVEL)
         )
-        stmt = select(objects.c.id).where(scope, objects.c.name == name, objects.c.unique_name)
+        stmt = select(objects.c.id).where(scope, objects.c.name == name)
         return await self._read(lambda conn: conn.execute(stmt.limit(1)).first() is not None)
 
     async def get_object(self, ref: str | int) -> StoredObject | None:

@@ -1,0 +1,135 @@
+"""Big objects: PUT through both dialects and GET whole or as four parallel ranges.
+
+curl moves the bytes (it costs almost nothing next to the server). Baselines in the same run:
+``dd conv=fdatasync`` on the filesystem that holds stowage's data, md5 + sha256 on one core,
+an aiohttp sendfile server on the same file, and SeaweedFS driven by s5cmd.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from stowage.seaweed import SeaweedFS
+
+from .report import curl_seconds, parallel_curl_seconds
+from .stack import StowageServer, s5cmd_seconds
+
+MIB = 1024 * 1024
+
+
+def make_source(path: Path, size_mib: int) -> Path:
+    with open(path, "wb") as f:
+        for _ in range(size_mib):
+            f.write(os.urandom(MIB))
+    return path
+
+
+def dd_fdatasync_mib_s(directory: Path, size_mib: int) -> float:
+    target = directory / "dd-probe"
+    start = time.perf_counter()
+    subprocess.run(
+        ["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={size_mib}", "conv=fdatasync"],
+        check=True,
+        capture_output=True,
+    )
+    elapsed = time.perf_counter() - start
+    target.unlink()
+    return size_mib / elapsed
+
+
+def hash_mib_s(size_mib: int) -> float:
+    """md5 then sha256 over the same buffer, as one upload does, on one core."""
+    block = os.urandom(MIB)
+    start = time.perf_counter()
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
+    for _ in range(size_mib):
+        md5.update(block)
+        sha.update(block)
+    return size_mib / (time.perf_counter() - start)
+
+
+def ranges(size: int, parts: int) -> list[str]:
+    step = size // parts
+    return [
+        f"{i * step}-{size - 1 if i == parts - 1 else (i + 1) * step - 1}" for i in range(parts)
+    ]
+
+
+@dataclass
+class Transfer:
+    """MiB/s for one way of moving the object, median over rounds."""
+
+    put: float
+    get: float
+    get_ranges: float
+
+
+def whole_and_ranges(url: str, size: int, headers: list[str]) -> tuple[float, float]:
+    size_mib = size / MIB
+    whole = size_mib / curl_seconds([*headers, url])
+    split = [[*headers, "-r", r, url] for r in ranges(size, 4)]
+    return whole, size_mib / parallel_curl_seconds(split)
+
+
+def runloop_round(server: StowageServer, source: Path) -> Transfer:
+    """create → presigned PUT → complete → presigned GET (whole, 4 ranges) → delete."""
+    size = source.stat().st_size
+    with httpx.Client(base_url=server.base, headers=server.headers, timeout=60) as c:
+        created = c.post("/v1/objects", json={"name": "big.bin", "content_type": "binary"})
+        created.raise_for_status()
+        object_id, upload_url = created.json()["id"], created.json()["upload_url"]
+        put = size / MIB / curl_seconds(["-T", str(source), upload_url])
+        c.post(f"/v1/objects/{object_id}/complete").raise_for_status()
+        url = c.get(f"/v1/objects/{object_id}/download").json()["download_url"]
+        get, get_ranges = whole_and_ranges(url, size, [])
+        c.post(f"/v1/objects/{object_id}/delete").raise_for_status()
+    return Transfer(put, get, get_ranges)
+
+
+def djinn_round(server: StowageServer, source: Path, name: str) -> Transfer:
+    """POST /objects with the raw body (streamed by curl -T), GET by Accept, DELETE."""
+    size = source.stat().st_size
+    auth = ["-H", f"Authorization: Bearer {server.token}"]
+    upload_target = f"{server.base}/objects?name={name}"
+    start = time.perf_counter()
+    out = subprocess.run(
+        ["curl", "-sS", "--fail", *auth, "-X", "POST", "-T", str(source), upload_target],
+        check=True,
+        capture_output=True,
+    )
+    put = size / MIB / (time.perf_counter() - start)
+    object_id = httpx.Response(200, content=out.stdout).json()["id"]
+    accept = [*auth, "-H", "Accept: application/octet-stream"]
+    get, get_ranges = whole_and_ranges(f"{server.base}/objects/{object_id}", size, accept)
+    httpx.delete(f"{server.base}/objects/{object_id}", headers=server.headers).raise_for_status()
+    return Transfer(put, get, get_ranges)
+
+
+def median_transfer(rounds: list[Transfer]) -> Transfer:
+    return Transfer(
+        statistics.median(r.put for r in rounds),
+        statistics.median(r.get for r in rounds),
+        statistics.median(r.get_ranges for r in rounds),
+    )
+
+
+def sendfile_get(base: str, source: Path) -> tuple[float, float]:
+    return whole_and_ranges(f"{base}/files/{source.name}", source.stat().st_size, [])
+
+
+def seaweedfs_round(s3: SeaweedFS, bucket: str, source: Path) -> Transfer:
+    """s5cmd PUT (its multipart, in parallel), then GET streamed to /dev/null."""
+    size_mib = source.stat().st_size / MIB
+    key = f"s3://{bucket}/big-direct"
+    put = size_mib / s5cmd_seconds(s3, "cp", str(source), key)
+    get = size_mib / s5cmd_seconds(s3, "cat", key)
+    s5cmd_seconds(s3, "rm", key)
+    return Transfer(put, get, get)

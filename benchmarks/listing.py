@@ -1,0 +1,117 @@
+"""List latency with a large table: rows are inserted straight into the database (a million
+uploads would take an hour), then pages are fetched one at a time over HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+
+from stowage.core.ids import new_object_id
+
+from .loadgen import Connection, drive
+from .stack import StowageServer
+
+COLUMNS = (
+    "public_id",
+    "owner_id",
+    "author_id",
+    "name",
+    "content_type",
+    "state",
+    "create_time_ms",
+    "size",
+    "md5",
+    "sha256",
+    "blob_key",
+    "mime_type",
+    "unique_name",
+)
+MD5, SHA = hashlib.md5(b"x").hexdigest(), hashlib.sha256(b"x").hexdigest()
+
+
+@dataclass
+class Latency:
+    what: str
+    p50_ms: float
+    p99_ms: float
+
+
+def rows(count: int, owner_id: int, middle: list[str]) -> Iterator[tuple[object, ...]]:
+    """Finished uploads, one millisecond apart, named so Djinn's name order is stable.
+    The id half-way down the list is appended to ``middle``."""
+    start_ms = int(time.time() * 1000) - count
+    for i in range(count):
+        public_id = new_object_id(start_ms + i)
+        if i == count // 2:
+            middle.append(public_id)
+        yield (
+            public_id,
+            owner_id,
+            owner_id,
+            f"build-{i:07d}.tar",
+            "tar",
+            "READ_ONLY",
+            start_ms + i,
+            1,
+            MD5,
+            SHA,
+            f"{i:032x}",
+            "application/x-tar",
+            True,
+        )
+
+
+def fill_sqlite(path: str, count: int) -> str:
+    """Insert ``count`` objects for the admin; return the id in the middle of the list."""
+    middle: list[str] = []
+    with sqlite3.connect(path) as db:
+        owner = db.execute("SELECT id FROM users WHERE name = 'admin'").fetchone()[0]
+        marks = ", ".join("?" * len(COLUMNS))
+        db.executemany(
+            f"INSERT INTO objects ({', '.join(COLUMNS)}) VALUES ({marks})",
+            rows(count, owner, middle),
+        )
+    return middle[0]
+
+
+def fill_postgres(url: str, count: int) -> str:
+    middle: list[str] = []
+    with psycopg.connect(url) as db:
+        owner = db.execute("SELECT id FROM users WHERE name = 'admin'").fetchone()
+        assert owner is not None
+        with db.cursor().copy(f"COPY objects ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for row in rows(count, owner[0], middle):
+                copy.write_row(row)
+        db.commit()
+        db.execute("ANALYZE objects")  # what autovacuum does after a bulk load
+    return middle[0]
+
+
+def latencies(server: StowageServer, count: int, middle_id: str, requests: int) -> list[Latency]:
+    """p50/p99 of single requests, one at a time, after a few warm-up requests."""
+    auth = server.headers
+    targets = {
+        "Runloop page (50, no count)": "/v1/objects?limit=50&include_total_count=false",
+        "Runloop deep page (starting_after)": (
+            f"/v1/objects?limit=50&include_total_count=false&starting_after={middle_id}"
+        ),
+        "Runloop page with total_count": "/v1/objects?limit=50",
+        "Djinn page 1 (25, name order)": "/objects",
+        "Djinn middle page": f"/objects?page={count // 50}",
+        "Djinn search (substring)": "/objects?search=build-00123",
+    }
+    found = []
+    for what, target in targets.items():
+
+        async def get(conn: Connection, _i: int, target: str = target) -> None:
+            await conn.expect(200, "GET", target, auth)
+
+        drive(server.base, get, 5, 1)
+        result = drive(server.base, get, requests, 1)
+        found.append(Latency(what, result.percentile(50), result.percentile(99)))
+    return found

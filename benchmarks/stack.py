@@ -1,0 +1,135 @@
+"""The processes a benchmark run starts: stowage, a sendfile server, SeaweedFS tools, and
+a private PostgreSQL schema. Everything binds to 127.0.0.1 and is stopped by the run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from stowage.processes import free_port, wait_healthy
+from stowage.seaweed import SeaweedFS
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+class StowageServer:
+    """``stowage serve`` in its own process on a free loopback port."""
+
+    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            **(extra_env or {}),
+            "STOWAGE_DATA_DIR": str(data_dir),
+            "STOWAGE_PORT": str(self.port),
+            "STOWAGE_LOG_LEVEL": "warning",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stowage.cli", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_healthy(self.base, self.proc, timeout_s=60)
+        self.token = (data_dir / "admin-token").read_text().strip()
+        self.headers = {"Authorization": f"Bearer {self.token}"}
+
+    def peak_rss_mib(self) -> float:
+        """The kernel's high-water mark of the server's resident memory."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM in /proc status")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+@contextlib.contextmanager
+def stowage(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[StowageServer]:
+    server = StowageServer(data_dir, extra_env)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def sendfile_server(root: Path) -> Iterator[str]:
+    """aiohttp serving ``root`` with sendfile(2): the zero-copy GET baseline."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.sendfile_server", str(port), str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def pg_schema() -> Iterator[str | None]:
+    """A database URL into a fresh schema of the local PostgreSQL, or None if none answers."""
+    base = os.environ.get("STOWAGE_BENCH_DATABASE_URL", DEFAULT_PG)
+    try:
+        psycopg.connect(base, connect_timeout=3).close()
+    except psycopg.Error:
+        yield None
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema},public"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def s5cmd_seconds(s3: SeaweedFS, *args: str, stdout: int | None = subprocess.DEVNULL) -> float:
+    """Wall time of one s5cmd (Go) command against SeaweedFS."""
+    binary = Path(sys.executable).parent / "s5cmd"
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "AWS_REGION": "us-east-1",
+    }
+    start = time.perf_counter()
+    subprocess.run(
+        [str(binary), "--endpoint-url", s3.endpoint, *args],
+        env=env,
+        check=True,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+    )
+    return time.perf_counter() - start
+
+
+def s3_env(s3: SeaweedFS, bucket: str) -> dict[str, str]:
+    """Settings that put stowage's blobs in ``bucket`` on this SeaweedFS."""
+    return {
+        "STOWAGE_BLOB_STORE": "s3",
+        "STOWAGE_S3_ENDPOINT": s3.endpoint,
+        "STOWAGE_S3_BUCKET": bucket,
+        "STOWAGE_S3_ACCESS_KEY_ID": s3.access_key,
+        "STOWAGE_S3_SECRET_ACCESS_KEY": s3.secret_key,
+    }
