@@ -232,7 +232,15 @@ def test_pagination_links_and_search(server: ThreadServer) -> None:
         assert [len(p) for p in pages] == [25, 25, 10]
         assert pages[0][0] == "item59.bin"  # newest first
         assert sorted(n for p in pages for n in p) == [f"item{i:02d}.bin" for i in range(60)]
-        assert c.get("/objects", params={"page": 4}).json() == []
+        past = c.get("/objects", params={"page": 9})
+        assert past.json() == []
+        assert past.headers["link"] == (  # next points back to the last page
+            f'<{server.base_url}/objects?page=8>; rel="prev", '
+            f'<{server.base_url}/objects?page=3>; rel="next"'
+        )
+        for i in range(60, 75):  # exactly three full pages: page 3 is the last
+            assert upload(c, f"item{i:02d}.bin", b"i").status_code == 201
+        assert 'page=3>; rel="next"' in c.get("/objects", params={"page": 3}).headers["link"]
         assert len(c.get("/objects", params={"page": "x"}).json()) == 25
 
         found = c.get("/objects", params={"search": "ITEM1"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,6 +27,7 @@ from .djinn_wire import (
     DjinnRoute,
     OptionalPrincipal,
     api_base,
+    object_page,
     page_number,
     paginated,
     render_objects,
@@ -78,9 +80,9 @@ async def list_objects(
         limit=PAGE_SIZE,
         offset=(number - 1) * PAGE_SIZE,
     )
-    found = await stowage.objects.list(principal, query)
-    items = await render_objects(stowage, api_base(request), found.objects)
-    return paginated(request, items, number, found.total_count or 0)
+    found, last = await object_page(partial(stowage.objects.list, principal), query, number)
+    items = await render_objects(stowage, api_base(request), found)
+    return paginated(request, items, number, last)
 
 
 async def _body_and_fields(request: Request) -> tuple[AsyncIterator[bytes], str | None, str | None]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -18,7 +19,9 @@ from .djinn_wire import (
     DjinnRoute,
     OptionalPrincipal,
     api_base,
+    last_page,
     namespace_url,
+    object_page,
     page_number,
     paginated,
     read_fields,
@@ -54,7 +57,7 @@ async def list_namespaces(
         principal, search or None, (number - 1) * PAGE_SIZE, PAGE_SIZE
     )
     rendered = await render_namespaces(stowage, api_base(request), items)
-    return paginated(request, rendered, number, total)
+    return paginated(request, rendered, number, last_page(total))
 
 
 @router.post("/namespaces", status_code=201, responses={**INVALID, **NOT_FOUND})
@@ -96,9 +99,10 @@ async def namespace_objects(
         limit=PAGE_SIZE,
         offset=(number - 1) * PAGE_SIZE,
     )
-    found = await stowage.objects.list_in(caller, namespace, query)
-    items = await render_objects(stowage, api_base(request), found.objects)
-    return paginated(request, items, number, found.total_count or 0)
+    fetch = partial(stowage.objects.list_in, caller, namespace)
+    found, last = await object_page(fetch, query, number)
+    items = await render_objects(stowage, api_base(request), found)
+    return paginated(request, items, number, last)
 
 
 @router.get(NS + "/-/collaborators", responses=NOT_FOUND)
