@@ -32,6 +32,8 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
+    union_all,
     update,
 )
 from sqlalchemy.engine import URL, Row, make_url
@@ -376,14 +378,6 @@ class SqlMetadataStore:
                 namespaces.c.visibility == Visibility.PUBLIC.value
             )
             conds.append(objects.c.namespace_id.in_(public))
-        if query.viewer_id is not None:
-            shared_roots = select(namespace_collaborators.c.namespace_id).where(
-                namespace_collaborators.c.user_id == query.viewer_id
-            )
-            shared = select(namespaces.c.id).where(namespaces.c.root_id.in_(shared_roots))
-            conds.append(
-                or_(objects.c.owner_id == query.viewer_id, objects.c.namespace_id.in_(shared))
-            )
         if query.namespace_id is not None:
             conds.append(objects.c.namespace_id == query.namespace_id)
         if query.state is not None:
@@ -403,19 +397,49 @@ class SqlMetadataStore:
             )
         return conds
 
+    @staticmethod
+    def _viewer_branches(viewer_id: int | None) -> list[Any]:
+        """What a viewer sees, as disjoint parts: their own objects, and others' objects in
+        namespaces they collaborate on. Kept apart (not one OR) so each part walks its own
+        index in id order and a page stops after ``limit`` rows instead of sorting them all."""
+        if viewer_id is None:
+            return [true()]
+        shared_roots = select(namespace_collaborators.c.namespace_id).where(
+            namespace_collaborators.c.user_id == viewer_id
+        )
+        shared = select(namespaces.c.id).where(namespaces.c.root_id.in_(shared_roots))
+        return [
+            objects.c.owner_id == viewer_id,
+            and_(objects.c.owner_id != viewer_id, objects.c.namespace_id.in_(shared)),
+        ]
+
     async def list_objects(self, query: ObjectQuery, now_ms: int) -> Page:
         conds = self._filters(query, now_ms)
         page_conds = list(conds)
         if query.starting_after:
             page_conds.append(objects.c.public_id < query.starting_after)
-        stmt = (
+        branches = self._viewer_branches(query.viewer_id)
+        enough = query.offset + query.limit + 1
+        parts = [
             select(objects)
-            .where(and_(*page_conds))
+            .where(branch, *page_conds)
             .order_by(objects.c.public_id.desc())
+            .limit(enough)
+            .subquery()
+            for branch in branches
+        ]
+        merged = union_all(*(select(part) for part in parts)).subquery()
+        stmt = (
+            select(merged)
+            .order_by(merged.c.public_id.desc())
             .limit(query.limit + 1)
             .offset(query.offset)
         )
-        count = select(func.count()).select_from(objects).where(and_(*conds))
+        counts = [
+            select(func.count()).select_from(objects).where(branch, *conds).scalar_subquery()
+            for branch in branches
+        ]
+        count = select(sum(counts[1:], counts[0]))
 
         def work(conn: Connection) -> Page:
             rows = conn.execute(stmt).all()
