@@ -81,7 +81,7 @@ async def list_objects(
         offset=(number - 1) * PAGE_SIZE,
     )
     found, last = await object_page(partial(stowage.objects.list, principal), query, number)
-    items = await render_objects(stowage, api_base(request), found)
+    items = await render_objects(stowage, api_base(request), found, principal)
     return paginated(request, items, number, last)
 
 
@@ -119,7 +119,7 @@ async def create_object(
     async with stowage.uploads.hold(f"token:{principal.token_id}"):
         body, name, namespace = await _body_and_fields(request)
         obj = await stowage.objects.store(principal, name, namespace or None, body)
-    rendered = await render_objects(stowage, api_base(request), [obj])
+    rendered = await render_objects(stowage, api_base(request), [obj], principal)
     return DjinnJson(rendered[0], status_code=201)
 
 
@@ -151,7 +151,7 @@ async def get_object(
     if _wants_bytes(request, obj):
         media = mimetypes.guess_type(obj.name)[0] or obj.mime_type or "application/octet-stream"
         return await blob_response(request, stowage.objects, obj, media)
-    rendered: list[dict[str, Any]] = await render_objects(stowage, api_base(request), [obj])
+    rendered: list[dict[str, Any]] = await render_objects(stowage, api_base(request), [obj], caller)
     return DjinnJson(rendered[0])
 
 

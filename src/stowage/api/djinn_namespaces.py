@@ -101,7 +101,7 @@ async def namespace_objects(
     )
     fetch = partial(stowage.objects.list_in, caller, namespace)
     found, last = await object_page(fetch, query, number)
-    items = await render_objects(stowage, api_base(request), found)
+    items = await render_objects(stowage, api_base(request), found, caller)
     return paginated(request, items, number, last)
 
 

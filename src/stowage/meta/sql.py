@@ -57,6 +57,7 @@ from ..core.models import (
     User,
     Visibility,
 )
+from .group_commit import GroupCommitter
 from .schema import (
     UNIQUE_NAMESPACED,
     UNIQUE_TOP_LEVEL,
@@ -191,7 +192,7 @@ class SqlMetadataStore:
         if self._sqlite:
             self._writer = _sqlite_engine(target, writer=True)
             self._reader = _sqlite_engine(target, writer=False)
-            self._write_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+            self._group: GroupCommitter | None = GroupCommitter(self._writer, _reachable)
             self._read_pool = None
         else:
             self._writer = self._reader = create_engine(
@@ -202,23 +203,30 @@ class SqlMetadataStore:
                 pool_timeout=10,
                 connect_args={"connect_timeout": 5},
             )
-            self._write_pool = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="db")
-            self._read_pool = self._write_pool
+            self._group = None
+            self._read_pool = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="db")
 
     async def close(self) -> None:
-        self._write_pool.shutdown(wait=True)
+        if self._group is not None:
+            self._group.shutdown()
+        if self._read_pool is not None:
+            self._read_pool.shutdown(wait=True)
         self._writer.dispose()
         if self._reader is not self._writer:
             self._reader.dispose()
 
     async def _write(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one write transaction on a DB thread."""
+        """Run ``work`` in a write transaction on a DB thread (on SQLite, a savepoint in a
+        group commit) and return once it is committed."""
+        if self._group is not None:
+            return await asyncio.wrap_future(self._group.submit(work))  # type: ignore[no-any-return]
 
         def run() -> T:
             with _reachable(), self._writer.begin() as conn:
                 return work(conn)
 
-        return await asyncio.wrap_future(self._write_pool.submit(run))
+        assert self._read_pool is not None
+        return await asyncio.wrap_future(self._read_pool.submit(run))
 
     async def _read(self, work: Callable[[Connection], T]) -> T:
         def run() -> T:
@@ -298,6 +306,8 @@ class SqlMetadataStore:
     )
     _GET_OBJECT = select(objects).where(objects.c.public_id == bindparam("public_id"))
     _GET_OBJECT_BY_ID = select(objects).where(objects.c.id == bindparam("id"))
+    # Built once: values come as parameters, so each insert reuses the compiled statement.
+    _INSERT_OBJECT = insert(objects).returning(*objects.c)
 
     async def find_token(self, token_hash: str) -> tuple[Token, User] | None:
         return await self._first(self._FIND_TOKEN, self._token_and_user, {"token_hash": token_hash})
@@ -324,7 +334,7 @@ class SqlMetadataStore:
         values = _new_row(new, ObjectState.UPLOADING)
 
         def work(conn: Connection) -> StoredObject:
-            row = conn.execute(insert(objects).values(values).returning(*objects.c)).one()
+            row = conn.execute(self._INSERT_OBJECT, values).one()
             if new.metadata:
                 conn.execute(
                     insert(object_metadata),
@@ -348,9 +358,10 @@ class SqlMetadataStore:
             "mime_type": mime_type,
             "unique_name": True,
         }
-        stmt = insert(objects).values(values).returning(*objects.c)
         try:
-            return await self._write(lambda conn: _object(conn.execute(stmt).one()))
+            return await self._write(
+                lambda conn: _object(conn.execute(self._INSERT_OBJECT, values).one())
+            )
         except IntegrityError as exc:
             if "name" in str(exc.orig).lower():
                 raise NameTaken(new.name) from None
