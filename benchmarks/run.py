@@ -160,7 +160,7 @@ def s3_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -> l
 
 PAGE_GOAL_MS = 20
 PAGES = {"Runloop page (50, no count)", "Runloop deep page (starting_after)",
-         "Djinn page 1 (25, name order)"}  # fmt: skip
+         "Djinn page 1 (25, newest first)"}  # fmt: skip
 
 
 def list_rows(plan: Plan, work: Path, figures: dict[str, Any]) -> list[Row]:
