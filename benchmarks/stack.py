@@ -9,14 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
-from sqlalchemy.engine import make_url
 
-from stowage.processes import free_port, wait_healthy
+from stowage.processes import free_port, scratch_schema, start_serve, wait_healthy
 from stowage.seaweed import SeaweedFS
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -27,22 +25,7 @@ class StowageServer:
 
     def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            **(extra_env or {}),
-            "STOWAGE_DATA_DIR": str(data_dir),
-            "STOWAGE_PORT": str(self.port),
-            "STOWAGE_LOG_LEVEL": "warning",
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stowage.cli", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_healthy(self.base, self.proc, timeout_s=60)
+        self.proc, self.base = start_serve(data_dir, env=extra_env, timeout_s=60)
         self.token = (data_dir / "admin-token").read_text().strip()
         self.headers = {"Authorization": f"Bearer {self.token}"}
 
@@ -93,15 +76,8 @@ def pg_schema() -> Iterator[str | None]:
     except psycopg.Error:
         yield None
         return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema},public"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with scratch_schema(base, "bench") as url:
+        yield url
 
 
 def s5cmd_seconds(s3: SeaweedFS, *args: str, stdout: int | None = subprocess.DEVNULL) -> float:

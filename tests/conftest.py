@@ -32,13 +32,12 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
-from sqlalchemy.engine import make_url
 
 from stowage.app import create_app
 from stowage.bootstrap import prepare
 from stowage.config import Settings
 from stowage.core.clock import ManualClock
-from stowage.processes import free_port, wait_healthy
+from stowage.processes import free_port, scratch_schema, wait_healthy
 from stowage.seaweed import SeaweedFS
 from stowage.service import Stowage
 
@@ -165,42 +164,8 @@ def database_url(backend: str, pg_base: str | None) -> Iterator[str | None]:
             f"no PostgreSQL: none at {DEFAULT_PG} and no initdb/pg_ctl to make one; "
             "set STOWAGE_TEST_DATABASE_URL"
         )
-    schema = f"stowage_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_base, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(pg_base).update_query_dict({"options": f"-csearch_path={schema},public"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(pg_base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-def start_serve(
-    data_dir: Path,
-    *,
-    log_level: str = "warning",
-    stderr: Any = subprocess.DEVNULL,
-    preexec_fn: Any = None,
-) -> tuple[subprocess.Popen[bytes], str]:
-    """``stowage serve`` on a free port with a data dir of its own; returns it once healthy."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "STOWAGE_DATA_DIR": str(data_dir),
-        "STOWAGE_PORT": str(port),
-        "STOWAGE_LOG_LEVEL": log_level,
-    }
-    process = subprocess.Popen(
-        [*ProcServer.cli_command(), "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        preexec_fn=preexec_fn,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_healthy(base, process)
-    return process, base
+    with scratch_schema(pg_base, "stowage_test") as url:
+        yield url
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import start_serve
+from stowage.processes import start_serve
 
 LIMIT = 8 * 1024 * 1024
 

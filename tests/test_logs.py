@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import start_serve
+from stowage.processes import start_serve
 
 
 def test_json_access_lines_carry_the_request_id_and_no_secrets(tmp_path: Path) -> None:

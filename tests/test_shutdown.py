@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import start_serve
+from stowage.processes import start_serve
 
 
 def test_sigterm_finishes_the_upload_in_flight(tmp_path: Path) -> None:

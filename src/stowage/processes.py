@@ -1,4 +1,5 @@
-"""Starting local servers on loopback: free ports and waiting until one answers.
+"""Starting local servers on loopback (free ports, ``stowage serve``, waiting until one
+answers) and scratch PostgreSQL schemas.
 
 Shared by ``make cluster``, the SeaweedFS launcher, the test fixtures and the benchmarks,
 which all start real servers as child processes.
@@ -6,11 +7,20 @@ which all start real servers as child processes.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
 import subprocess
+import sys
 import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
+from sqlalchemy.engine import make_url
 
 
 def free_ports(count: int) -> list[int]:
@@ -47,3 +57,46 @@ def wait_healthy(
         if time.monotonic() > deadline:
             raise RuntimeError(f"{base_url} did not become healthy in {timeout_s:.0f} s")
         time.sleep(0.05)
+
+
+def start_serve(
+    data_dir: Path,
+    *,
+    env: dict[str, str] | None = None,
+    log_level: str = "warning",
+    stderr: Any = subprocess.DEVNULL,
+    preexec_fn: Any = None,
+    timeout_s: float = 30,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``stowage serve`` on a free port with a data dir of its own; returns it once healthy."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stowage.cli", "serve"],
+        env={
+            **os.environ,
+            **(env or {}),
+            "STOWAGE_DATA_DIR": str(data_dir),
+            "STOWAGE_PORT": str(port),
+            "STOWAGE_LOG_LEVEL": log_level,
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        preexec_fn=preexec_fn,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_healthy(base, process, timeout_s)
+    return process, base
+
+
+@contextlib.contextmanager
+def scratch_schema(base_url: str, prefix: str) -> Iterator[str]:
+    """A URL into a fresh schema of the database at ``base_url``, dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    url = make_url(base_url).update_query_dict({"options": f"-csearch_path={schema},public"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
