@@ -72,6 +72,14 @@ class Transfer:
     get_ranges: float
 
 
+@dataclass
+class PutGet:
+    """MiB/s of a store measured by whole-object PUT and GET only."""
+
+    put: float
+    get: float
+
+
 def whole_and_ranges(url: str, size: int, headers: list[str]) -> tuple[float, float]:
     size_mib = size / MIB
     whole = size_mib / curl_seconds([*headers, url])
@@ -125,11 +133,11 @@ def sendfile_get(base: str, source: Path) -> tuple[float, float]:
     return whole_and_ranges(f"{base}/files/{source.name}", source.stat().st_size, [])
 
 
-def seaweedfs_round(s3: SeaweedFS, bucket: str, source: Path) -> Transfer:
+def seaweedfs_round(s3: SeaweedFS, bucket: str, source: Path) -> PutGet:
     """s5cmd PUT (its multipart, in parallel), then GET streamed to /dev/null."""
     size_mib = source.stat().st_size / MIB
     key = f"s3://{bucket}/big-direct"
     put = size_mib / s5cmd_seconds(s3, "cp", str(source), key)
     get = size_mib / s5cmd_seconds(s3, "cat", key)
     s5cmd_seconds(s3, "rm", key)
-    return Transfer(put, get, get)
+    return PutGet(put, get)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -63,10 +61,6 @@ def markdown(rows: list[Row]) -> str:
             f"| {base} | {ratio} | {r.goal} | {met} |"
         )
     return "\n".join(lines)
-
-
-def median_of(rounds: int, measure: Callable[[], float]) -> float:
-    return statistics.median(measure() for _ in range(rounds))
 
 
 def curl_seconds(args: list[str]) -> float:

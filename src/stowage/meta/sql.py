@@ -192,8 +192,9 @@ class SqlMetadataStore:
         if self._sqlite:
             self._writer = _sqlite_engine(target, writer=True)
             self._reader = _sqlite_engine(target, writer=False)
+            # Writes: one thread, group commit. Reads: inline on the event loop (no pool).
             self._group: GroupCommitter | None = GroupCommitter(self._writer, _reachable)
-            self._read_pool = None
+            self._pool = None
         else:
             self._writer = self._reader = create_engine(
                 target,
@@ -203,14 +204,15 @@ class SqlMetadataStore:
                 pool_timeout=10,
                 connect_args={"connect_timeout": 5},
             )
+            # Reads and writes alike run on this pool.
             self._group = None
-            self._read_pool = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="db")
+            self._pool = ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="db")
 
     async def close(self) -> None:
         if self._group is not None:
             self._group.shutdown()
-        if self._read_pool is not None:
-            self._read_pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self._writer.dispose()
         if self._reader is not self._writer:
             self._reader.dispose()
@@ -225,17 +227,17 @@ class SqlMetadataStore:
             with _reachable(), self._writer.begin() as conn:
                 return work(conn)
 
-        assert self._read_pool is not None
-        return await asyncio.wrap_future(self._read_pool.submit(run))
+        assert self._pool is not None
+        return await asyncio.wrap_future(self._pool.submit(run))
 
     async def _read(self, work: Callable[[Connection], T]) -> T:
         def run() -> T:
             with _reachable(), self._reader.connect() as conn:
                 return work(conn)
 
-        if self._read_pool is None:
+        if self._pool is None:
             return run()
-        return await asyncio.wrap_future(self._read_pool.submit(run))
+        return await asyncio.wrap_future(self._pool.submit(run))
 
     async def _first(
         self, stmt: Any, mapper: Callable[[Row[Any]], R], params: dict[str, Any] | None = None
