@@ -39,7 +39,8 @@ class Presigner:
         except ValueError:
             raise BadSignature("the 'expires' parameter is not a number") from None
         expected = self.sign(method, object_id, expires_s)
-        if not hmac.compare_digest(expected, signature):
+        # As bytes: compare_digest refuses str with non-ASCII characters, and a URL can carry any.
+        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
             raise BadSignature("the URL signature does not match (tampered, or for another use)")
         if expires_s * 1000 <= now_ms:
             raise BadSignature("this presigned URL has expired")
