@@ -19,6 +19,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import obstore
+from obstore.store import S3Store
+
 from .processes import free_ports
 
 ACCESS_KEY = "stowage"
@@ -95,6 +98,7 @@ class SeaweedFS:
             process=cls._spawn(command, workdir),
         )
         server.wait_ready(timeout_s)
+        server.wait_for_buckets(buckets, timeout_s)
         return server
 
     @staticmethod
@@ -127,6 +131,30 @@ class SeaweedFS:
                 self.stop()
                 raise RuntimeError("SeaweedFS did not answer in time; see weed.log")
             time.sleep(0.1)
+
+    def wait_for_buckets(self, buckets: tuple[str, ...], timeout_s: float) -> None:
+        """``-bucket=`` buckets appear a moment after the S3 port answers; until then a
+        list answers NoSuchBucket."""
+        deadline = time.monotonic() + timeout_s
+        for bucket in buckets:
+            store = S3Store(
+                bucket,
+                endpoint=self.endpoint,
+                region="us-east-1",
+                access_key_id=self.access_key,
+                secret_access_key=self.secret_key,
+                virtual_hosted_style_request=False,
+                client_options={"allow_http": True},
+            )
+            while True:
+                try:
+                    obstore.list(store, chunk_size=1).collect()
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        self.stop()
+                        raise RuntimeError(f"no bucket {bucket}; see weed.log") from None
+                    time.sleep(0.1)
 
     def stop(self, timeout_s: float = 20) -> None:
         if self.process.poll() is not None:
