@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 QUICK ?=
 
-.PHONY: serve test bench cluster lint format clean
+.PHONY: serve test fuzz bench cluster lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ serve: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest
+
+# A longer schemathesis run than make test's; MAX_EXAMPLES and SEED pick its size and cases.
+fuzz: $(VENV)/.installed-dev
+	$(BIN)/python -m tests.schema_fuzz --max-examples $(or $(MAX_EXAMPLES),300) --seed $(or $(SEED),1)
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick,)

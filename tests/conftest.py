@@ -198,7 +198,19 @@ def proc_server(
     tmp_path_factory: pytest.TempPathFactory,
     pg_base_url: str | None,
 ) -> Iterator[ProcServer]:
-    with backend_settings(request.param, request, pg_base_url) as extra:
+    with proc_server_on(request.param, request, tmp_path_factory, pg_base_url) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def proc_server_on(
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_base: str | None,
+) -> Iterator[ProcServer]:
+    """A ``stowage serve`` process of its own on this backend."""
+    with backend_settings(backend, request, pg_base) as extra:
         yield from _run_proc_server(tmp_path_factory, extra)
 
 

@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import socket
-from urllib.parse import urlsplit
-
 import pytest
 
 from .conftest import ThreadServer
+from .rawhttp import raw_request
 
 
 def stalled_request(
     server: ThreadServer, method: str, target: str, token: str | None
 ) -> tuple[int, dict]:
     """Promise 100,000 bytes, send 10, then wait for the server's answer."""
-    auth = f"Authorization: Bearer {token}\r\n" if token else ""
-    head = (
-        f"{method} {target} HTTP/1.1\r\nHost: test\r\n{auth}"
-        "Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n"
-    )
-    port = urlsplit(server.base_url).port
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(head.encode() + b"0123456789")
-        reply = b""
-        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
-            data = sock.recv(65536)
-            if not data:
-                break
-            reply += data
-    status = int(reply.split(b" ", 2)[1])
-    return status, json.loads(reply.split(b"\r\n\r\n", 1)[1])
+    headers = {"Content-Type": "application/octet-stream", "Content-Length": "100000"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    reply = raw_request(server.base_url, method, target, headers=headers, body=b"0123456789")
+    assert reply is not None
+    return reply.status, reply.json()
 
 
 def test_stalled_djinn_upload_times_out(server: ThreadServer) -> None:

@@ -7,15 +7,24 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from . import __version__
-from .api import blobs, djinn, djinn_namespaces, errors, runloop
-from .api.middleware import Observe
+from .api import blobs, djinn, djinn_namespaces, errors, openapi, runloop
+from .api.middleware import CapBodies, Observe, RefuseNul
 from .api.responses import JsonResponse
 from .config import Settings
 from .core.clock import Clock
 from .service import build
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(description='"ok", or what failed, per dependency')
+
+
+JSON_BODY_LIMIT = 1024 * 1024
 
 
 def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = None) -> FastAPI:
@@ -42,6 +51,7 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
     )
     app.state.stowage = stowage
     errors.install(app)
+    openapi.install(app)
     app.include_router(runloop.router)
     app.include_router(blobs.router)
     for router in (djinn.router, djinn_namespaces.router):
@@ -53,7 +63,12 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
         """The process is up (for liveness probes)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        response_model=Readiness,
+        responses={503: {"description": "Not ready", "model": Readiness}},
+    )
     async def readyz() -> JsonResponse:
         """The metadata database and the blob store both answer (for readiness probes)."""
         checks = await stowage.readiness()
@@ -67,5 +82,7 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
         await stowage.refresh_store_figures()
         return Response(stowage.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(Observe, metrics=stowage.metrics)
+    app.add_middleware(CapBodies, limit=JSON_BODY_LIMIT)
+    app.add_middleware(RefuseNul)
+    app.add_middleware(Observe, metrics=stowage.metrics)  # outermost: it sees every answer
     return app

@@ -5,14 +5,14 @@ No bearer token here: the HMAC signature in the query is the credential.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from ..core.errors import Gone, Invalid, NotFound, TooLarge
-from .deps import StowageDep, request_body
-from .responses import MIME_TYPES, blob_response
+from ..core.errors import Gone, Invalid, NotFound
+from .deps import StowageDep, declared_length, request_body
+from .responses import BLOB_RESPONSES, MIME_TYPES, blob_response
 
 router = APIRouter(prefix="/blobs", tags=["presigned"])
 
@@ -32,7 +32,7 @@ def signed_for(method: str) -> object:
     return Depends(verify)
 
 
-SIGNED = {
+SIGNED: dict[int | str, dict[str, Any]] = {
     403: {"description": "Signature missing, tampered, expired, or for another object/method"},
     404: {"description": "No such object"},
 }
@@ -40,26 +40,29 @@ SIGNED = {
 
 @router.put(
     "/{object_id}",
+    response_class=Response,
     responses={
         **SIGNED,
+        200: {"description": "Stored; ETag is the MD5"},
         409: {"description": "The object is no longer UPLOADING"},
-        413: {"description": "Body over the upload limit"},
     },
+    openapi_extra={"requestBody": {"required": True, "content": BLOB_RESPONSES[200]["content"]}},
 )
 async def put_blob(
     object_id: Annotated[str, signed_for("PUT")], request: Request, stowage: StowageDep
 ) -> Response:
     """Receive the raw bytes of an UPLOADING object; hashed and fsynced before 200."""
-    limit = stowage.settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"the upload exceeds the limit of {limit} bytes")
     async with stowage.uploads.hold(f"object:{object_id}"):
-        obj = await stowage.objects.upload(object_id, request_body(request))
+        body = request_body(request)
+        obj = await stowage.objects.upload(object_id, body, declared_length(request))
     return Response(status_code=200, headers={"ETag": f'"{obj.md5}"'})
 
 
-@router.api_route("/{object_id}", methods=["GET", "HEAD"], responses={**SIGNED, 206: {}, 304: {}})
+READ: dict[str, Any] = {"response_class": Response, "responses": {**SIGNED, **BLOB_RESPONSES}}
+
+
+@router.get("/{object_id}", **READ)
+@router.head("/{object_id}", **READ)
 async def get_blob(
     object_id: Annotated[str, signed_for("GET")], request: Request, stowage: StowageDep
 ) -> Response:

@@ -41,6 +41,12 @@ StowageDep = Annotated[Stowage, Depends(get_stowage)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+def declared_length(request: Request) -> int | None:
+    """The body size the client announced, when it did (not for chunked bodies)."""
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isascii() and declared.isdigit() else None
+
+
 async def request_body(request: Request) -> AsyncIterator[bytes]:
     """The request body as it arrives, abandoned when the client stalls: a stalled upload
     must not hold a temporary file and a connection forever."""

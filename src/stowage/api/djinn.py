@@ -9,34 +9,71 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from ..core.access import Principal
-from ..core.errors import NotFound
+from ..core.errors import FieldErrors, NotFound
 from ..core.models import ObjectQuery, ObjectState, StoredObject
+from ..core.naming import MAX_NAME_BYTES
+from ..core.objects import UNIQUE_NAME_RULE
 from ..service import Stowage
-from .deps import PrincipalDep, StowageDep, request_body
+from .deps import PrincipalDep, StowageDep, declared_length, request_body
+from .djinn_models import DjinnObject, DjinnUser
 from .djinn_wire import (
-    NOT_FOUND,
+    LISTED,
     PAGE_SIZE,
     DjinnJson,
     DjinnRoute,
     OptionalPrincipal,
     api_base,
+    existing_id,
     object_page,
     page_number,
     paginated,
     render_objects,
     user_json,
 )
-from .responses import blob_response
+from .responses import BLOB_RESPONSES, blob_response
 
 router = APIRouter(route_class=DjinnRoute, tags=["djinn"])
-MAX_ID = 2**63 - 1
+FILE_SCHEMA = {"type": "string", "format": "binary", "minLength": 1}  # empty: "File required"
+UPLOAD_REQUEST: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "name",
+            "in": "query",
+            "required": True,
+            "description": "Unique among the owner's objects (or the namespace's)",
+            "schema": {"type": "string", "pattern": UNIQUE_NAME_RULE, "maxLength": MAX_NAME_BYTES},
+        },
+        {
+            "name": "namespace",
+            "in": "query",
+            "description": "path[@owner]: one of yours, or one you collaborate on",
+            "schema": {"type": "string"},
+        },
+    ],
+    "requestBody": {
+        "required": True,
+        "description": "The file, raw (or a multipart form with a file part)",
+        "content": {"application/octet-stream": {"schema": FILE_SCHEMA}},
+    },
+}
+ObjectId = Annotated[str, Path(description="The numeric id, or the obj_… id (object_id)")]
+READ: dict[str, Any] = {
+    "response_model": DjinnObject,
+    "responses": {
+        **BLOB_RESPONSES,
+        200: {
+            "description": "JSON; the bytes when Accept is application/octet-stream or the type",
+            "content": BLOB_RESPONSES[200]["content"],
+        },
+    },
+}
 FILE_CHUNK = 1024 * 1024
 
 
@@ -56,13 +93,13 @@ async def index(request: Request) -> DjinnJson:
     return DjinnJson({f"{r}_url": f"{base}/{r}" for r in resources})
 
 
-@router.get("/user", responses=NOT_FOUND)
+@router.get("/user", response_model=DjinnUser)
 async def current_user(principal: PrincipalDep) -> DjinnJson:
     """The token's user."""
     return DjinnJson(user_json(principal.user))
 
 
-@router.get("/objects", responses=NOT_FOUND)
+@router.get("/objects", response_model=list[DjinnObject], responses=LISTED)
 async def list_objects(
     request: Request,
     principal: PrincipalDep,
@@ -85,18 +122,24 @@ async def list_objects(
     return paginated(request, items, number, last)
 
 
+def body_is_form(request: Request) -> bool:
+    return request.headers.get("content-type", "").startswith("multipart/form-data")
+
+
 async def _body_and_fields(request: Request) -> tuple[AsyncIterator[bytes], str | None, str | None]:
     """The file and the name/namespace fields, from a raw body plus query parameters or
     from a multipart form with a ``file`` part."""
     name = request.query_params.get("name")
     namespace = request.query_params.get("namespace")
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if not body_is_form(request):
         return request_body(request), name, namespace
     form = await request.form()
     upload = form.get("file")
     form_name, form_namespace = form.get("name"), form.get("namespace")
     name = form_name if isinstance(form_name, str) else name
     namespace = form_namespace if isinstance(form_namespace, str) else namespace
+    if "\x00" in (namespace or ""):  # the name's own rule already refuses NUL
+        raise FieldErrors({"namespace": ["Namespace must not contain NUL bytes"]})
 
     async def file_chunks() -> AsyncIterator[bytes]:
         if isinstance(upload, UploadFile):
@@ -109,7 +152,8 @@ async def _body_and_fields(request: Request) -> tuple[AsyncIterator[bytes], str 
 @router.post(
     "/objects",
     status_code=201,
-    responses={400: {"description": 'Validation: {"field": ["Msg", ...]}'}, **NOT_FOUND},
+    response_model=DjinnObject,
+    openapi_extra=UPLOAD_REQUEST,
 )
 async def create_object(
     request: Request, principal: PrincipalDep, stowage: StowageDep
@@ -118,15 +162,19 @@ async def create_object(
     A multipart form with a ``file`` part works too. The type is sniffed from the bytes."""
     async with stowage.uploads.hold(f"token:{principal.token_id}"):
         body, name, namespace = await _body_and_fields(request)
-        obj = await stowage.objects.store(principal, name, namespace or None, body)
+        declared = None if body_is_form(request) else declared_length(request)
+        obj = await stowage.objects.store(principal, name, namespace or None, body, declared)
     rendered = await render_objects(stowage, api_base(request), [obj], principal)
     return DjinnJson(rendered[0], status_code=201)
 
 
-async def _visible(stowage: Stowage, caller: Principal | None, object_id: int) -> StoredObject:
-    if object_id > MAX_ID:
-        raise NotFound("Not Found")
-    obj = await stowage.objects.get(caller, object_id)
+def object_ref(raw: str) -> int | str:
+    """Djinn's numeric id, or the ``obj_…`` id both dialects show (``object_id`` here)."""
+    return existing_id(int(raw)) if raw.isascii() and raw.isdigit() else raw
+
+
+async def _visible(stowage: Stowage, caller: Principal | None, object_id: str) -> StoredObject:
+    obj = await stowage.objects.get(caller, object_ref(object_id))
     if obj.state is not ObjectState.READ_ONLY:  # Djinn has no half-uploaded objects
         raise NotFound("Not Found")
     return obj
@@ -137,13 +185,10 @@ def _wants_bytes(request: Request, obj: StoredObject) -> bool:
     return accept == "application/octet-stream" or (bool(accept) and accept == obj.mime_type)
 
 
-@router.api_route(
-    "/objects/{object_id:int}",
-    methods=["GET", "HEAD"],
-    responses={200: {"description": "JSON, or the bytes when Accept asks for them"}, **NOT_FOUND},
-)
+@router.get("/objects/{object_id}", **READ)
+@router.head("/objects/{object_id}", **READ)
 async def get_object(
-    object_id: int, request: Request, caller: OptionalPrincipal, stowage: StowageDep
+    object_id: ObjectId, request: Request, caller: OptionalPrincipal, stowage: StowageDep
 ) -> Response:
     """The object as JSON, or its bytes when ``Accept`` is ``application/octet-stream`` or
     equals the object's ``type`` (with Range and conditional requests)."""
@@ -155,13 +200,13 @@ async def get_object(
     return DjinnJson(rendered[0])
 
 
-@router.delete("/objects/{object_id:int}", status_code=204, responses=NOT_FOUND)
-async def delete_object(object_id: int, principal: PrincipalDep, stowage: StowageDep) -> Response:
+@router.delete("/objects/{object_id}", status_code=204)
+async def delete_object(
+    object_id: ObjectId, principal: PrincipalDep, stowage: StowageDep
+) -> Response:
     """Delete the object and its bytes (the owner, or the namespace's owner and
     collaborators)."""
-    if object_id > MAX_ID:
-        raise NotFound("Not Found")
-    obj = await stowage.objects.modifiable(principal, object_id, "object:delete")
+    obj = await stowage.objects.modifiable(principal, object_ref(object_id), "object:delete")
     if obj.state is not ObjectState.READ_ONLY:
         raise NotFound("Not Found")
     await stowage.objects.delete(principal, obj.id)

@@ -3,22 +3,24 @@
 
 from __future__ import annotations
 
-import re
 from functools import partial
+from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
-from ..core.errors import NotFound
-from ..core.models import ObjectQuery, ObjectState
+from ..core.models import ObjectQuery, ObjectState, Visibility
 from .deps import PrincipalDep, StowageDep
+from .djinn_models import DjinnCollaborator, DjinnInvite, DjinnNamespace, DjinnObject
 from .djinn_wire import (
-    NOT_FOUND,
+    LISTED,
     PAGE_SIZE,
     DjinnJson,
     DjinnRoute,
     OptionalPrincipal,
     api_base,
+    existing_id,
     last_page,
     namespace_url,
     object_page,
@@ -32,18 +34,57 @@ from .djinn_wire import (
 )
 
 router = APIRouter(route_class=DjinnRoute, tags=["djinn namespaces"])
-PATH = re.compile(r"^[a-zA-Z0-9/]+$")
-NS = "/n/{username}/{path:path}"
-INVALID = {400: {"description": 'Validation: {"field": ["Msg", ...]} or {"message": ...}'}}
 
 
-def _checked(path: str) -> str:
-    if not PATH.match(path):
-        raise NotFound("Not Found")
-    return path.strip("/")
+class NamespacePath(Convertor[str]):
+    """``a/b/c``: routing on it keeps ``/n/{user}/a/b/-/invites`` from also matching
+    ``/n/{user}/{path}`` with ``a/b/-/invites`` as the path."""
+
+    regex = "[a-zA-Z0-9]+(?:/[a-zA-Z0-9]+)*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
 
 
-@router.get("/namespaces", responses=NOT_FOUND)
+register_url_convertor("namespace", NamespacePath())
+NS = "/n/{username}/{path:namespace}"
+TEXT = {"type": ["string", "null"]}  # null is the same as leaving the field out
+NEW_NAMESPACE = {
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-zA-Z0-9]{3,32}$"},
+        "parent": {**TEXT, "description": "The path of one of your namespaces"},
+        "description": {**TEXT, "maxLength": 255},
+        "visibility": {"enum": [*Visibility, None], "description": "Roots only"},
+    },
+    "required": ["name"],
+}
+NAMESPACE_CHANGE = {
+    "properties": {
+        "description": NEW_NAMESPACE["properties"]["description"],
+        "visibility": NEW_NAMESPACE["properties"]["visibility"],
+    }
+}
+NEW_INVITE = {
+    "properties": {"handle": {"type": "string", "description": "Username or email"}},
+    "required": ["handle"],
+}
+
+
+def fields_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """An ``openapi_extra`` for a body of string fields, sent as JSON or as a form."""
+    body = {"schema": {"type": "object", **schema}}
+    return {
+        "requestBody": {
+            "required": "required" in schema,
+            "content": {"application/json": body, "application/x-www-form-urlencoded": body},
+        }
+    }
+
+
+@router.get("/namespaces", response_model=list[DjinnNamespace], responses=LISTED)
 async def list_namespaces(
     request: Request,
     principal: PrincipalDep,
@@ -60,13 +101,18 @@ async def list_namespaces(
     return paginated(request, rendered, number, last_page(total))
 
 
-@router.post("/namespaces", status_code=201, responses={**INVALID, **NOT_FOUND})
+@router.post(
+    "/namespaces",
+    status_code=201,
+    response_model=DjinnNamespace,
+    openapi_extra=fields_body(NEW_NAMESPACE),
+)
 async def create_namespace(
     request: Request, principal: PrincipalDep, stowage: StowageDep
 ) -> DjinnJson:
     """Create a namespace: ``name`` (3-32 letters and digits), optional ``parent`` (the path
     of one of your namespaces), ``description`` and ``visibility`` (children inherit it)."""
-    fields = await read_fields(request)
+    fields = await read_fields(request, *NEW_NAMESPACE["properties"])
     created = await stowage.namespaces.create(
         principal,
         fields.get("name", ""),
@@ -78,7 +124,7 @@ async def create_namespace(
     return DjinnJson(rendered[0], status_code=201)
 
 
-@router.get(NS + "/-/objects", responses=NOT_FOUND)
+@router.get(NS + "/-/objects", response_model=list[DjinnObject], responses=LISTED)
 async def namespace_objects(
     request: Request,
     username: str,
@@ -89,7 +135,7 @@ async def namespace_objects(
     page: str | None = None,
 ) -> DjinnJson:
     """Objects in this namespace; anyone may list a public one."""
-    namespace = await stowage.namespaces.find(caller, username, _checked(path))
+    namespace = await stowage.namespaces.find(caller, username, path)
     number = page_number(page)
     query = ObjectQuery(
         viewer_id=None,
@@ -105,12 +151,12 @@ async def namespace_objects(
     return paginated(request, items, number, last)
 
 
-@router.get(NS + "/-/collaborators", responses=NOT_FOUND)
+@router.get(NS + "/-/collaborators", response_model=list[DjinnCollaborator])
 async def list_collaborators(
     request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
 ) -> DjinnJson:
     """Users who share the namespace's root (its owner only)."""
-    namespace, people = await stowage.namespaces.collaborators(principal, username, _checked(path))
+    namespace, people = await stowage.namespaces.collaborators(principal, username, path)
     url = namespace_url(api_base(request), namespace, principal.user)
     return DjinnJson(
         [
@@ -126,86 +172,89 @@ async def list_collaborators(
     )
 
 
-@router.delete(NS + "/-/collaborators/{collaborator}", status_code=204, responses=NOT_FOUND)
+@router.delete(NS + "/-/collaborators/{collaborator}", status_code=204)
 async def remove_collaborator(
     username: str, path: str, collaborator: str, principal: PrincipalDep, stowage: StowageDep
 ) -> Response:
-    await stowage.namespaces.remove_collaborator(principal, username, _checked(path), collaborator)
+    await stowage.namespaces.remove_collaborator(principal, username, path, collaborator)
     return Response(status_code=204)
 
 
-@router.get(NS + "/-/invites", responses=NOT_FOUND)
+@router.get(NS + "/-/invites", response_model=list[DjinnInvite])
 async def namespace_invites(
     request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
 ) -> DjinnJson:
     """Invites the owner has sent for this namespace's root."""
-    invites = await stowage.namespaces.sent_invites(principal, username, _checked(path))
+    invites = await stowage.namespaces.sent_invites(principal, username, path)
     return DjinnJson(await render_invites(stowage, api_base(request), invites))
 
 
-@router.post(NS + "/-/invites", status_code=201, responses={**INVALID, **NOT_FOUND})
+@router.post(
+    NS + "/-/invites",
+    status_code=201,
+    response_model=DjinnInvite,
+    openapi_extra=fields_body(NEW_INVITE),
+)
 async def invite(
     request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
 ) -> DjinnJson:
     """Invite a user (``handle``: username or email) to collaborate on the namespace."""
-    fields = await read_fields(request)
-    created = await stowage.namespaces.invite(
-        principal, username, _checked(path), fields.get("handle", "")
-    )
+    fields = await read_fields(request, *NEW_INVITE["properties"])
+    created = await stowage.namespaces.invite(principal, username, path, fields.get("handle", ""))
     rendered = await render_invites(stowage, api_base(request), [created])
     return DjinnJson(rendered[0], status_code=201)
 
 
-@router.get(NS, responses=NOT_FOUND)
+@router.get(NS, response_model=DjinnNamespace)
 async def get_namespace(
     request: Request, username: str, path: str, caller: OptionalPrincipal, stowage: StowageDep
 ) -> DjinnJson:
-    namespace = await stowage.namespaces.find(caller, username, _checked(path))
+    namespace = await stowage.namespaces.find(caller, username, path)
     rendered = await render_namespaces(stowage, api_base(request), [namespace])
     return DjinnJson(rendered[0])
 
 
-@router.patch(NS, responses={**INVALID, **NOT_FOUND})
+@router.patch(NS, response_model=DjinnNamespace, openapi_extra=fields_body(NAMESPACE_CHANGE))
 async def update_namespace(
     request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
 ) -> DjinnJson:
     """Change ``description``, or ``visibility`` on a root (its whole tree follows)."""
-    fields = await read_fields(request)
+    fields = await read_fields(request, *NAMESPACE_CHANGE["properties"])
     updated = await stowage.namespaces.update(
-        principal, username, _checked(path), fields.get("description"), fields.get("visibility")
+        principal, username, path, fields.get("description"), fields.get("visibility")
     )
     rendered = await render_namespaces(stowage, api_base(request), [updated])
     return DjinnJson(rendered[0])
 
 
-@router.delete(NS, status_code=204, responses=NOT_FOUND)
+@router.delete(NS, status_code=204)
 async def delete_namespace(
     username: str, path: str, principal: PrincipalDep, stowage: StowageDep
 ) -> Response:
     """Delete the namespace and those below it; their objects stay with their owner."""
-    await stowage.namespaces.delete(principal, username, _checked(path))
+    await stowage.namespaces.delete(principal, username, path)
     return Response(status_code=204)
 
 
-@router.get("/invites", responses=NOT_FOUND)
+@router.get("/invites", response_model=list[DjinnInvite])
 async def my_invites(request: Request, principal: PrincipalDep, stowage: StowageDep) -> DjinnJson:
     """Invites addressed to the caller."""
     invites = await stowage.namespaces.my_invites(principal)
     return DjinnJson(await render_invites(stowage, api_base(request), invites))
 
 
-@router.patch("/invites/{invite_id:int}", responses=NOT_FOUND)
+@router.patch("/invites/{invite_id:int}", response_model=DjinnInvite)
 async def accept_invite(
     request: Request, invite_id: int, principal: PrincipalDep, stowage: StowageDep
 ) -> DjinnJson:
     """Accept: the caller becomes a collaborator on the namespace's root."""
-    invite_row = await stowage.namespaces.accept(principal, invite_id)
+    invite_row = await stowage.namespaces.accept(principal, existing_id(invite_id))
     rendered = await render_invites(stowage, api_base(request), [invite_row])
     return DjinnJson(rendered[0])
 
 
-@router.delete("/invites/{invite_id:int}", status_code=204, responses=NOT_FOUND)
+@router.delete("/invites/{invite_id:int}", status_code=204)
 async def reject_invite(invite_id: int, principal: PrincipalDep, stowage: StowageDep) -> Response:
     """Decline an invite (the invitee) or withdraw it (the inviter)."""
-    await stowage.namespaces.reject(principal, invite_id)
+    await stowage.namespaces.reject(principal, existing_id(invite_id))
     return Response(status_code=204)

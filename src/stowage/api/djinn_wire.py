@@ -18,7 +18,7 @@ import orjson
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from ..core.access import Principal
 from ..core.errors import (
@@ -26,6 +26,7 @@ from ..core.errors import (
     FieldErrors,
     InsufficientStorage,
     Invalid,
+    NotFound,
     StowageError,
     TooBusy,
     TooLarge,
@@ -37,10 +38,21 @@ from .deps import bearer_token, public_base
 from .errors import describe_validation_error
 
 PAGE_SIZE = 25
-NOT_FOUND = {404: {"description": "Absent, or not visible to this token: always Not Found"}}
+MAX_ID = 2**63 - 1
+LISTED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": f"Up to {PAGE_SIZE} items",
+        "headers": {
+            "Link": {
+                "description": 'Always both: <url?page=N>; rel="prev", <url?page=M>; rel="next"',
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
 
 
-class DjinnJson(Response):
+class DjinnJson(JSONResponse):
     media_type = "application/json; charset=utf-8"
 
     def render(self, content: Any) -> bytes:
@@ -81,6 +93,13 @@ class DjinnRoute(APIRoute):
                 return DjinnJson({"message": message}, status_code=400)
 
         return run
+
+
+def existing_id(value: int) -> int:
+    """Ids are 64-bit; a longer number names nothing, and must not reach the database."""
+    if value > MAX_ID:
+        raise NotFound("Not Found")
+    return value
 
 
 async def optional_principal(request: Request) -> Principal | None:
@@ -274,8 +293,9 @@ async def render_invites(
     ]
 
 
-async def read_fields(request: Request) -> dict[str, str]:
-    """A JSON or form body as lower-cased field names (Djinn matches them case-blind)."""
+async def read_fields(request: Request, *names: str) -> dict[str, str]:
+    """The named fields of a JSON or form body, matched case-blind as Djinn does; other
+    fields are ignored, whatever their type."""
     content_type = request.headers.get("content-type", "")
     raw = b"" if content_type.startswith("multipart/form-data") else await request.body()
     # curl -d sends JSON labelled as a form; take it for what it is (Djinn lost such bodies).
@@ -296,8 +316,12 @@ async def read_fields(request: Request) -> dict[str, str]:
             raise Invalid("request body must be a JSON object")
     fields = {}
     for key, value in data.items():
+        if not isinstance(key, str) or key.lower() not in names:
+            continue
         if value is not None and not isinstance(value, str):
             raise FieldErrors({key.lower(): [f"{key.capitalize()} must be a string"]})
+        if value is not None and "\x00" in value:
+            raise FieldErrors({key.lower(): [f"{key.capitalize()} must not contain NUL bytes"]})
         if value is not None:
             fields[key.lower()] = value
     return fields

@@ -9,9 +9,11 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import Match
 
 from ..core import errors as e
 from .responses import JsonResponse
@@ -67,12 +69,24 @@ async def _validation(_request: Request, exc: Exception) -> Response:
     return message_response(400, "; ".join(describe_validation_error(err) for err in exc.errors()))
 
 
-async def _http(_request: Request, exc: Exception) -> Response:
+async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     response = message_response(exc.status_code, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        response.headers["Allow"] = allowed_methods(request)
     return response
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the path takes. Starlette names only those of the first route whose path
+    matches, and ``/blobs/{id}`` is two routes (PUT; GET and HEAD)."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _disconnect(_request: Request, _exc: Exception) -> Response:

@@ -1,6 +1,7 @@
-"""What happens around every request: the request id, the security headers, metrics.
+"""What happens around every request: the request id, the security headers, metrics, and
+two refusals: NUL bytes in the URL, and oversized bodies outside the upload routes.
 
-A plain ASGI middleware rather than Starlette's BaseHTTPMiddleware, which would wrap every
+Plain ASGI middlewares rather than Starlette's BaseHTTPMiddleware, which would wrap every
 streamed body in another task and queue.
 """
 
@@ -11,6 +12,8 @@ import secrets
 import time
 from typing import Any
 
+import orjson
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import logs
@@ -67,6 +70,68 @@ class Observe:
             seconds = time.perf_counter() - started
             self.metrics.observe(route, scope["method"], status, seconds, sent, received)
             logs.log_request(scope["method"], scope["path"], route, status, seconds, sent, received)
+
+
+class RefuseNul:
+    """400 for a NUL byte anywhere in the path or the query. No name, id, search or
+    namespace may hold one, and PostgreSQL cannot even compare text with one: refusing
+    here covers every parameter of both dialects at once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
+            await _send_message(send, 400, "the URL must not contain NUL bytes (%00)")
+            return
+        await self.app(scope, receive, send)
+
+
+class CapBodies:
+    """413 for a body over ``limit`` on every route but the two uploads, which stream to
+    the blob store under their own limit. JSON and form bodies are read whole before
+    anything else, even the token check: without a cap any caller could make the server
+    buffer gigabytes. The limit sits well above the largest valid body (a name and 64 KiB
+    of metadata)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or _is_upload(scope):
+            await self.app(scope, receive, send)
+            return
+        too_large = f"the body is over the {self.limit} byte limit for JSON and form bodies"
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await _send_message(send, 413, too_large)
+            return
+        received = 0
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:  # a chunked body, or a lying Content-Length
+                raise HTTPException(413, too_large)
+            return message
+
+        await self.app(scope, capped_receive, send)
+
+
+def _is_upload(scope: Scope) -> bool:
+    path, method = scope["path"], scope["method"]
+    if method == "PUT":
+        return path.startswith("/blobs/")
+    return method == "POST" and path in ("/objects", "/api/objects")
+
+
+async def _send_message(send: Send, status: int, message: str) -> None:
+    body = orjson.dumps({"message": message})
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _request_id(scope: dict[str, Any]) -> bytes:

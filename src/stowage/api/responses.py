@@ -8,14 +8,14 @@ from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..core.models import ContentType, StoredObject
 from ..core.objects import ObjectService
 
 
-class JsonResponse(Response):
-    media_type = "application/json"
+class JsonResponse(JSONResponse):
+    """orjson-rendered; a JSONResponse so the OpenAPI document shows the route's model."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
@@ -31,6 +31,15 @@ MIME_TYPES = {
 }
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_BINARY = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+# What blob_response may answer, for the OpenAPI document.
+BLOB_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The bytes", "content": _BINARY},
+    206: {"description": "A byte range", "content": _BINARY},
+    304: {"description": "If-None-Match matched"},
+    412: {"description": "If-Match did not match"},
+    416: {"description": "The range is outside the object"},
+}
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | str | None:

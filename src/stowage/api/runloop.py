@@ -7,36 +7,65 @@ an absolute presigned ``upload_url``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.errors import Invalid
 from ..core.models import ContentType, ObjectQuery, ObjectState, Page, StoredObject
+from ..core.naming import MAX_METADATA_BYTES, MAX_METADATA_KEY_CHARS, MAX_NAME_BYTES, MAX_TTL_MS
+from ..core.objects import MAX_PAGE
 from ..core.presign import MAX_URL_LIFETIME_S
 from .deps import PrincipalDep, StowageDep, public_base
 from .responses import JsonResponse
 
 router = APIRouter(prefix="/v1/objects", tags=["runloop"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": 'Invalid parameters; body `{"message": ...}`'},
-    401: {"description": "Missing or invalid bearer token"},
-    403: {"description": "The token lacks the needed scope"},
-}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such object visible to this token"}
+}
+
+
+# Rules the core enforces (core.naming), stated for the document only, so bad input keeps
+# the core's own messages. JSON Schema counts characters; the name limit is in bytes.
+NO_CONTROL = "^[^\\x00-\\x1f\\x7f]+$"
+NAME_RULES = {"minLength": 1, "maxLength": MAX_NAME_BYTES, "pattern": NO_CONTROL}
+METADATA_RULES = {
+    "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY_CHARS, "pattern": NO_CONTROL},
+    "additionalProperties": {"type": "string", "pattern": "^[^\\x00]*$"},
 }
 
 
 class CreateObjectBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Object name; names may repeat")
+    name: str = Field(
+        description=f"Up to {MAX_NAME_BYTES} bytes of UTF-8, no control characters; names "
+        "may repeat",
+        json_schema_extra=NAME_RULES,
+    )
     content_type: ContentType
-    metadata: dict[str, str] | None = None
-    ttl_ms: int | None = Field(default=None, description="Lifetime in ms from creation")
+    metadata: dict[str, str] | None = Field(
+        default=None,
+        description=f"At most {MAX_METADATA_BYTES} bytes of keys and values in all",
+        json_schema_extra=METADATA_RULES,
+    )
+    ttl_ms: int | None = Field(
+        default=None,
+        strict=True,  # not true/false, "5" or 5.0
+        description="Lifetime in ms from creation",
+        json_schema_extra={"minimum": 1, "maximum": MAX_TTL_MS},
+    )
+
+
+Limit = Annotated[
+    int,
+    Query(
+        description=f"Page size, 1 to {MAX_PAGE}",
+        json_schema_extra={"minimum": 1, "maximum": MAX_PAGE},
+    ),
+]
 
 
 class ObjectView(BaseModel):
@@ -104,7 +133,7 @@ def presigned_url(
     return f"{public_base(request)}/blobs/{object_id}?expires={expires}&signature={signature}"
 
 
-@router.post("", response_model=ObjectView, responses=ERRORS)
+@router.post("", response_model=ObjectView)
 async def create_object(
     body: CreateObjectBody, request: Request, principal: PrincipalDep, stowage: StowageDep
 ) -> JsonResponse:
@@ -143,11 +172,11 @@ def _query(
     )
 
 
-@router.get("", response_model=ObjectListView, responses=ERRORS)
+@router.get("", response_model=ObjectListView)
 async def list_objects(
     principal: PrincipalDep,
     stowage: StowageDep,
-    limit: int = Query(20, description="Page size, 1 to 5000"),
+    limit: Limit = 20,
     starting_after: str | None = Query(None, description="Return objects after this id"),
     name: str | None = Query(None, description="Case-insensitive substring of the name"),
     content_type: ContentType | None = None,
@@ -171,11 +200,11 @@ async def list_objects(
     return page_view(await stowage.objects.list(principal, query))
 
 
-@router.get("/list_public", response_model=ObjectListView, responses=ERRORS)
+@router.get("/list_public", response_model=ObjectListView)
 async def list_public_objects(
     principal: PrincipalDep,
     stowage: StowageDep,
-    limit: int = 20,
+    limit: Limit = 20,
     starting_after: str | None = None,
     name: str | None = None,
     content_type: ContentType | None = None,
@@ -190,20 +219,20 @@ async def list_public_objects(
     return page_view(await stowage.objects.list(principal, query))
 
 
-@router.get("/metadata/keys", response_model=MetadataKeysView, responses=ERRORS)
+@router.get("/metadata/keys", response_model=MetadataKeysView)
 async def metadata_keys(principal: PrincipalDep, stowage: StowageDep) -> JsonResponse:
     """Every metadata key used on the caller's live objects."""
     return JsonResponse({"keys": await stowage.objects.metadata_keys(principal)})
 
 
-@router.get("/metadata/keys/{key}/values", response_model=MetadataValuesView, responses=ERRORS)
+@router.get("/metadata/keys/{key}/values", response_model=MetadataValuesView)
 async def metadata_values(key: str, principal: PrincipalDep, stowage: StowageDep) -> JsonResponse:
     """Every value the given metadata key has on the caller's live objects."""
     values = await stowage.objects.metadata_values(principal, key)
     return JsonResponse({"key": key, "values": values})
 
 
-@router.get("/{object_id}", response_model=ObjectView, responses={**ERRORS, **NOT_FOUND})
+@router.get("/{object_id}", response_model=ObjectView, responses=NOT_FOUND)
 async def retrieve_object(
     object_id: str, principal: PrincipalDep, stowage: StowageDep
 ) -> JsonResponse:
@@ -213,7 +242,7 @@ async def retrieve_object(
 @router.post(
     "/{object_id}/complete",
     response_model=ObjectView,
-    responses={**ERRORS, **NOT_FOUND, 409: {"description": "The object is not UPLOADING"}},
+    responses={**NOT_FOUND, 409: {"description": "The object is not UPLOADING"}},
 )
 async def complete_object(
     object_id: str, principal: PrincipalDep, stowage: StowageDep
@@ -222,7 +251,7 @@ async def complete_object(
     return JsonResponse(object_view(await stowage.objects.complete(principal, object_id)))
 
 
-@router.post("/{object_id}/delete", response_model=ObjectView, responses={**ERRORS, **NOT_FOUND})
+@router.post("/{object_id}/delete", response_model=ObjectView, responses=NOT_FOUND)
 async def delete_object(
     object_id: str, principal: PrincipalDep, stowage: StowageDep
 ) -> JsonResponse:
@@ -233,7 +262,7 @@ async def delete_object(
 @router.get(
     "/{object_id}/download",
     response_model=ObjectDownloadURLView,
-    responses={**ERRORS, **NOT_FOUND},
+    responses=NOT_FOUND,
 )
 async def download_url(
     object_id: str,
@@ -241,7 +270,9 @@ async def download_url(
     principal: PrincipalDep,
     stowage: StowageDep,
     duration_seconds: int | None = Query(
-        None, description=f"URL lifetime, 1 to {MAX_URL_LIFETIME_S} seconds (default 3600)"
+        None,
+        description=f"URL lifetime, 1 to {MAX_URL_LIFETIME_S} seconds (default 3600)",
+        json_schema_extra={"minimum": 1, "maximum": MAX_URL_LIFETIME_S},
     ),
 ) -> JsonResponse:
     """A presigned URL that downloads the object without a token until it expires."""

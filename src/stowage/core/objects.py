@@ -32,7 +32,13 @@ from .models import (
     Visibility,
 )
 from .namespaces import NamespaceService
-from .naming import validate_metadata, validate_metadata_key, validate_object_name, validate_ttl_ms
+from .naming import (
+    MAX_NAME_BYTES,
+    validate_metadata,
+    validate_metadata_key,
+    validate_object_name,
+    validate_ttl_ms,
+)
 from .ports import BlobStore, DirectBlobStore, MetadataStore
 from .sniff import detect_content_type
 
@@ -219,8 +225,23 @@ class ObjectService:
             )
         )
 
-    async def upload(self, public_id: str, chunks: AsyncIterator[bytes]) -> StoredObject:
+    def _over_limit(self, declared_size: int | None) -> bool:
+        """True when the client announced more than the limit: refuse before reading."""
+        return declared_size is not None and declared_size > self.limits.max_upload_bytes
+
+    def _too_large(self) -> TooLarge:
+        return TooLarge(f"the upload exceeds the limit of {self.limits.max_upload_bytes} bytes")
+
+    def _file_too_large(self) -> FieldErrors:
+        limit = human_size(self.limits.max_upload_bytes)
+        return FieldErrors({"file": [f"file too large, cannot exceed {limit}"]})
+
+    async def upload(
+        self, public_id: str, chunks: AsyncIterator[bytes], declared_size: int | None = None
+    ) -> StoredObject:
         """Store the bytes of an UPLOADING object; the caller has already proved access."""
+        if self._over_limit(declared_size):
+            raise self._too_large()
         obj = await self._live(public_id)
         if obj.state is not ObjectState.UPLOADING:
             raise Conflict(
@@ -268,7 +289,7 @@ class ObjectService:
             raise Invalid("Nothing has been uploaded yet: PUT the bytes to upload_url first")
         if size > self.limits.max_upload_bytes:
             await direct.delete(staged)
-            raise TooLarge(f"the upload exceeds the limit of {self.limits.max_upload_bytes} bytes")
+            raise self._too_large()
         key = new_blob_key()
         await direct.copy(staged, key)
         written = await direct.digest(key)
@@ -289,9 +310,12 @@ class ObjectService:
         name: str | None,
         namespace_ref: str | None,
         chunks: AsyncIterator[bytes],
+        declared_size: int | None = None,
     ) -> StoredObject:
         """Validate everything, then stream the body into a READ_ONLY object at once."""
         caller.require("object:write")
+        if self._over_limit(declared_size):
+            raise self._file_too_large()
         target = (
             await self._namespaces.upload_target(caller, namespace_ref) if namespace_ref else None
         )
@@ -300,6 +324,8 @@ class ObjectService:
             errors["name"] = ["Name field required"]
         if not name or not UNIQUE_NAME.match(name):
             errors.setdefault("name", []).append(f"Name does not match {UNIQUE_NAME_RULE}")
+        elif len(name) > MAX_NAME_BYTES:  # the rule admits ASCII only: characters are bytes
+            errors["name"] = [f"Name cannot be longer than {MAX_NAME_BYTES} characters"]
         elif target is None or target.namespace is not None:
             namespace_id = target.namespace.id if target and target.namespace else None
             if await self._meta.name_taken(caller.user.id, namespace_id, name):
@@ -316,8 +342,7 @@ class ObjectService:
         try:
             written = await self._blobs.put(key, body, self.limits.max_upload_bytes)
         except TooLarge:
-            limit = human_size(self.limits.max_upload_bytes)
-            raise FieldErrors({"file": [f"file too large, cannot exceed {limit}"]}) from None
+            raise self._file_too_large() from None
         mime = detect_content_type(written.head)
         now = self._clock.now_ms()
         new = NewObject(

@@ -1,0 +1,82 @@
+"""The Djinn dialect's JSON shapes as models, for the OpenAPI document only.
+
+The routes build their JSON by hand in ``djinn_wire`` (it is on the hot path, and Djinn's
+shapes carry many derived URLs); these models describe that JSON so a client generator or
+a schema fuzzer sees what the wire really carries. ``tests/test_fuzz.py`` checks that the
+two agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, create_model
+
+from ..core.models import Visibility
+from .djinn_wire import NAMESPACE_RESOURCES
+
+
+class DjinnUser(BaseModel):
+    id: int
+    email: str
+    username: str
+    created_at: str
+
+
+class _NamespaceFields(BaseModel):
+    id: int
+    user_id: int
+    root_id: int | None
+    parent_id: int | None
+    name: str
+    path: str
+    description: str
+    visibility: Visibility
+    created_at: str
+    url: str
+    user: DjinnUser | None
+    build: None
+    parent: None
+
+
+_RESOURCE_URLS: dict[str, Any] = {f"{r}_url": (str, ...) for r in NAMESPACE_RESOURCES}
+DjinnNamespace = create_model("DjinnNamespace", __base__=_NamespaceFields, **_RESOURCE_URLS)
+
+
+class DjinnObject(BaseModel):
+    id: int
+    author_id: int
+    user_id: int
+    namespace_id: int | None
+    name: str
+    type: str
+    size: int | None
+    md5: str | None
+    sha256: str | None
+    created_at: str
+    url: str
+    builds_url: str
+    object_id: str
+    author: DjinnUser | None
+    user: DjinnUser | None
+    namespace: DjinnNamespace | None  # type: ignore[valid-type]
+
+
+class DjinnInvite(BaseModel):
+    id: int
+    namespace_id: int
+    inviter_id: int
+    invitee_id: int
+    created_at: str
+    url: str
+    namespace: DjinnNamespace | None  # type: ignore[valid-type]
+    inviter: DjinnUser | None
+    invitee: DjinnUser | None
+
+
+class DjinnCollaborator(BaseModel):
+    id: int
+    email: str
+    username: str
+    created_at: str
+    url: str
