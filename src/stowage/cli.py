@@ -1,4 +1,5 @@
-"""The ``stowage`` command: run the server and administer users and tokens.
+"""The ``stowage`` command: run the server, administer users and tokens, and (in
+``client.commands``) use a server over HTTP.
 
 Admin commands talk to the metadata database directly (same ``STOWAGE_*`` settings as the
 server), so they work whether or not a server is running.
@@ -20,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from . import __version__, logs
 from .bootstrap import ADMIN_TOKEN_FILE, migrate, prepare
+from .client.commands import register as register_client_commands
 from .config import Settings
 from .core.access import AccessService, format_scopes, parse_scopes
 from .core.clock import SystemClock
@@ -32,10 +34,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+ADMIN = "Server (runs on the server's machine, with its STOWAGE_* settings)"
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
-app.add_typer(users_app, name="users")
-app.add_typer(tokens_app, name="tokens")
+app.add_typer(users_app, name="users", rich_help_panel=ADMIN)
+app.add_typer(tokens_app, name="tokens", rich_help_panel=ADMIN)
+register_client_commands(app)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -83,7 +87,7 @@ def _banner(settings: Settings, new_token: str | None) -> None:
     out.print(f"  API docs: {base}/docs")
 
 
-@app.command()
+@app.command(rich_help_panel=ADMIN)
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [STOWAGE_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="Port [STOWAGE_PORT]")] = None,
@@ -115,14 +119,14 @@ def serve(
     )
 
 
-@app.command("migrate")
+@app.command("migrate", rich_help_panel=ADMIN)
 def migrate_command() -> None:
     """Bring the metadata database schema up to date."""
     migrate(Settings())
     out.print("database is up to date")
 
 
-@app.command()
+@app.command(rich_help_panel=ADMIN)
 def fsck(
     verify: Annotated[bool, typer.Option(help="Re-hash every blob against its sha256")] = False,
     fix: Annotated[bool, typer.Option(help="Delete orphan blobs")] = False,
