@@ -208,10 +208,11 @@ def proc_server_on(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     pg_base: str | None,
+    **settings: str,
 ) -> Iterator[ProcServer]:
-    """A ``stowage serve`` process of its own on this backend."""
+    """A ``stowage serve`` process of its own on this backend, with more ``settings``."""
     with backend_settings(backend, request, pg_base) as extra:
-        yield from _run_proc_server(tmp_path_factory, extra)
+        yield from _run_proc_server(tmp_path_factory, extra | settings)
 
 
 def _run_proc_server(

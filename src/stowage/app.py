@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,10 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from . import __version__
+from . import __version__, logs
 from .api import blobs, djinn, djinn_namespaces, errors, openapi, runloop
 from .api.middleware import CapBodies, Observe, RefuseNul
 from .api.responses import JsonResponse
+from .bootstrap import prepare
 from .config import Settings
 from .core.clock import Clock
 from .service import build
@@ -25,6 +27,21 @@ class Readiness(BaseModel):
 
 
 JSON_BODY_LIMIT = 1024 * 1024
+
+
+def ignore_file_size_signal() -> None:
+    """A file-size limit (RLIMIT_FSIZE) must fail the one write (EFBIG → 507), not kill
+    the server."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def app_from_environment() -> FastAPI:
+    """The app as a server's worker process builds it from STOWAGE_* alone (Granian, for
+    ``STOWAGE_HTTP2``); ``stowage serve`` has already migrated and printed the banner."""
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    ignore_file_size_signal()
+    return create_app(settings, prepare(settings).presign_secret)
 
 
 def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = None) -> FastAPI:

@@ -8,7 +8,6 @@ server), so they work whether or not a server is running.
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -93,18 +92,20 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [STOWAGE_PORT]")] = None,
 ) -> None:
     """Migrate, create the admin on first start, and serve HTTP."""
-    import uvicorn
-
-    from .app import create_app
-
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)
     logs.configure(settings.log_level, settings.log_format)
-    # A file-size limit must fail the one write (EFBIG → 507), not kill the server.
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     prepared = prepare(settings)
     _banner(settings, prepared.new_admin_token)
     sys.stdout.flush()
+    if settings.http2:
+        _serve_with_granian(settings)
+        return
+    import uvicorn
+
+    from .app import create_app, ignore_file_size_signal
+
+    ignore_file_size_signal()
     uvicorn.run(
         create_app(settings, prepared.presign_secret),
         host=settings.host,
@@ -117,6 +118,27 @@ def serve(
         access_log=False,  # stowage writes its own access line, with the request id
         log_config=None,  # keep the handlers logs.configure installed
     )
+
+
+def _serve_with_granian(settings: Settings) -> None:
+    """HTTP/1.1 and h2c on one port. Granian runs the app in a worker process that builds
+    it from the same STOWAGE_* environment (``app.app_from_environment``)."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
+
+    Granian(
+        "stowage.app:app_from_environment",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        http=HTTPModes.auto,
+        loop=Loops.uvloop,
+        workers=1,
+        log_enabled=False,  # stowage writes its own lines, with the request id
+        workers_kill_timeout=max(1, round(settings.shutdown_timeout_seconds)),
+        env_files=None,
+    ).serve()
 
 
 @app.command("migrate", rich_help_panel=ADMIN)

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
     log_format: Literal["json", "text"] = "json"
+    http2: bool = Field(
+        default=False,
+        description="also serve HTTP/2 without TLS (h2c, prior knowledge) on the same port, "
+        "with Granian instead of uvicorn: the Runloop Node SDK speaks nothing else",
+    )
 
     @property
     def blob_dir(self) -> Path:

@@ -11,6 +11,7 @@ import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 access = logging.getLogger("stowage.access")
@@ -49,10 +50,11 @@ def configure(level: str, fmt: str) -> None:
 
 
 def log_request(
-    method: str, path: str, route: str, status: int, seconds: float, sent: int, received: int
+    scope: dict[str, Any], route: str, status: int, seconds: float, sent: int, received: int
 ) -> None:
     if not access.isEnabledFor(logging.INFO):
         return
+    method, path = scope["method"], scope["path"]
     fields = {
         "method": method,
         "path": path,
@@ -61,5 +63,6 @@ def log_request(
         "duration_ms": round(seconds * 1000, 2),
         "bytes_sent": sent,
         "bytes_received": received,
+        "http_version": scope.get("http_version", "1.1"),
     }
     access.info("%s %s %d", method, path, status, extra={"fields": fields})

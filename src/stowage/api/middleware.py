@@ -69,7 +69,7 @@ class Observe:
             route = getattr(scope.get("route"), "path", "unmatched")
             seconds = time.perf_counter() - started
             self.metrics.observe(route, scope["method"], status, seconds, sent, received)
-            logs.log_request(scope["method"], scope["path"], route, status, seconds, sent, received)
+            logs.log_request(scope, route, status, seconds, sent, received)
 
 
 class RefuseNul:
