@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 QUICK ?=
 
-.PHONY: serve test fuzz bench cluster lint format clean
+.PHONY: serve test browser fuzz bench cluster lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,17 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.installed-run
 	$(BIN)/stowage serve
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser
 	$(BIN)/pytest
+
+# The console test drives Debian's chromium with Playwright (no browser download). Install it
+# when it is missing; if that cannot be done here, the browser test is skipped with the reason.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -qq -y --no-install-recommends
+browser:
+	@command -v chromium >/dev/null || $(APT) install chromium >/dev/null \
+		|| ($(SUDO) apt-get -qq update && $(APT) install chromium >/dev/null) \
+		|| echo "could not install chromium: the browser test will be skipped"
 
 # A longer schemathesis run than make test's; MAX_EXAMPLES and SEED pick its size and cases.
 fuzz: $(VENV)/.installed-dev

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 
 from . import __version__, logs
 from .api import blobs, djinn, djinn_namespaces, errors, openapi, runloop
@@ -17,6 +18,8 @@ from .api.middleware import CapBodies, Observe, RefuseNul
 from .api.responses import JsonResponse
 from .bootstrap import prepare
 from .config import Settings
+from .console import routes as console
+from .console import session
 from .core.clock import Clock
 from .service import build
 
@@ -69,6 +72,9 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
     app.state.stowage = stowage
     errors.install(app)
     openapi.install(app)
+    app.state.console_csrf_key = session.csrf_key(presign_secret)
+    app.include_router(console.router)
+    app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")
     app.include_router(runloop.router)
     app.include_router(blobs.router)
     for router in (djinn.router, djinn_namespaces.router):

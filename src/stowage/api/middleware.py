@@ -19,14 +19,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import logs
 from ..metrics import Metrics
 
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-]
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
+NO_REFERRER = (b"referrer-policy", b"no-referrer")
 # The API serves no HTML of its own; the interactive docs load their script from a CDN.
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 DOC_PATHS = ("/docs", "/redoc")
+# The console's pages load only their own script and stylesheet, and post only to stowage.
+CONSOLE_CSP = (
+    b"content-security-policy",
+    b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+)
 _CLEAN_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,200}$")
 
 
@@ -44,8 +47,14 @@ class Observe:
         scope.setdefault("state", {})["request_id"] = request_id.decode()
         logs.request_id.set(request_id.decode())
         extra = [(b"x-request-id", request_id), *SECURITY_HEADERS]
-        if not scope["path"].startswith(DOC_PATHS):
-            extra.append(API_CSP)
+        if scope["path"].startswith("/console"):
+            # same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null"
+            # on the console's own form posts, and the console checks Origin against CSRF.
+            extra += [(b"referrer-policy", b"same-origin"), CONSOLE_CSP]
+        elif scope["path"].startswith(DOC_PATHS):
+            extra.append(NO_REFERRER)
+        else:
+            extra += [NO_REFERRER, API_CSP]
         status, sent, received = 500, 0, 0
 
         async def counting_receive() -> Message:

@@ -17,6 +17,7 @@ from ..core.models import ContentType, ObjectQuery, ObjectState, Page, StoredObj
 from ..core.naming import MAX_METADATA_BYTES, MAX_METADATA_KEY_CHARS, MAX_NAME_BYTES, MAX_TTL_MS
 from ..core.objects import MAX_PAGE
 from ..core.presign import MAX_URL_LIFETIME_S
+from ..service import Stowage
 from .deps import PrincipalDep, StowageDep, public_base
 from .responses import JsonResponse
 
@@ -125,9 +126,7 @@ def page_view(page: Page) -> JsonResponse:
     )
 
 
-def presigned_url(
-    request: Request, stowage: StowageDep, method: str, object_id: str, ttl: int
-) -> str:
+def presigned_url(request: Request, stowage: Stowage, method: str, object_id: str, ttl: int) -> str:
     expires = stowage.clock.now_ms() // 1000 + ttl
     signature = stowage.presigner.sign(method, object_id, expires)
     return f"{public_base(request)}/blobs/{object_id}?expires={expires}&signature={signature}"
@@ -280,10 +279,14 @@ async def download_url(
     if not 1 <= duration <= MAX_URL_LIFETIME_S:
         raise Invalid(f"duration_seconds must be between 1 and {MAX_URL_LIFETIME_S}")
     obj = await stowage.objects.downloadable(principal, object_id, presigned=False)
-    if obj.delete_after_time_ms is not None:  # a URL never outlives its object
+    return JsonResponse({"download_url": download_link(request, stowage, obj, duration)})
+
+
+def download_link(request: Request, stowage: Stowage, obj: StoredObject, seconds: int) -> str:
+    """A presigned GET URL (the bucket's own in S3 mode) that never outlives the object."""
+    if obj.delete_after_time_ms is not None:
         left_ms = obj.delete_after_time_ms - stowage.clock.now_ms()
-        duration = max(1, min(duration, -(-left_ms // 1000)))
-    url = stowage.objects.direct_download_url(obj, duration) or presigned_url(
-        request, stowage, "GET", obj.public_id, duration
+        seconds = max(1, min(seconds, -(-left_ms // 1000)))
+    return stowage.objects.direct_download_url(obj, seconds) or presigned_url(
+        request, stowage, "GET", obj.public_id, seconds
     )
-    return JsonResponse({"download_url": url})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import mimetypes
 import os
 import shutil
 import sys
@@ -30,6 +29,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from ..core.naming import content_type_for_name
+
 CHUNK = 1024 * 1024
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
@@ -42,20 +43,6 @@ class Source:
     size: int
     name: str
     content_type: str  # one of the Runloop enum's values
-
-
-def _content_type(name: str) -> str:
-    lowered = name.lower()
-    if lowered.endswith((".tar.gz", ".tgz")):
-        return "tgz"
-    if lowered.endswith(".gz"):
-        return "gzip"
-    if lowered.endswith(".tar"):
-        return "tar"
-    mime = mimetypes.guess_type(lowered)[0]
-    if mime is None:
-        return "unspecified"
-    return "text" if mime.startswith("text/") or mime == "application/json" else "binary"
 
 
 @contextlib.contextmanager
@@ -89,7 +76,7 @@ def open_source(path: str, name: str | None) -> Iterator[Source]:
 def _rewound(file: BinaryIO, name: str) -> Source:
     size = file.seek(0, io.SEEK_END)
     file.seek(0)
-    return Source(file, size, name, _content_type(name))
+    return Source(file, size, name, content_type_for_name(name).value)
 
 
 class Transfer:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Mapping
 
 from .errors import Invalid
+from .models import ContentType
 
 MAX_NAME_BYTES = 1024
 MAX_METADATA_BYTES = 64 * 1024
@@ -62,3 +64,19 @@ def validate_ttl_ms(ttl_ms: int | None) -> int | None:
     if ttl_ms > MAX_TTL_MS:
         raise Invalid(f"ttl_ms must be at most {MAX_TTL_MS} (ten years)")
     return ttl_ms
+
+
+def content_type_for_name(name: str) -> ContentType:
+    """The Runloop content type a file name suggests, for clients that only have a name."""
+    lowered = name.lower()
+    if lowered.endswith((".tar.gz", ".tgz")):
+        return ContentType.TGZ
+    if lowered.endswith(".gz"):
+        return ContentType.GZIP
+    if lowered.endswith(".tar"):
+        return ContentType.TAR
+    mime = mimetypes.guess_type(lowered)[0]
+    if mime is None:
+        return ContentType.UNSPECIFIED
+    text = mime.startswith("text/") or mime == "application/json"
+    return ContentType.TEXT if text else ContentType.BINARY
