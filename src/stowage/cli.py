@@ -83,6 +83,8 @@ def _banner(settings: Settings, new_token: str | None) -> None:
     out.print("  connect:")
     out.print(f"    export RUNLOOP_BASE_URL={base} RUNLOOP_API_KEY=$(cat {token_file})")
     out.print(f'    curl -H "Authorization: Bearer $RUNLOOP_API_KEY" {base}/v1/objects')
+    out.print(f"    stowage login {base} --token $(cat {token_file})")
+    out.print(f"  console:  {base}/console")
     out.print(f"  API docs: {base}/docs")
 
 
