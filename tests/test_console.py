@@ -73,7 +73,7 @@ def test_upload_list_download_share_delete(
     shot(page, proc_server, "objects")
 
     name = f"console-{os.urandom(4).hex()}.bin"
-    data = os.urandom(700_000)
+    data = os.urandom(3 * 1024 * 1024 + 5)  # more than the 1 MiB cap on non-upload bodies
     (tmp_path / name).write_bytes(data)
     page.set_input_files("#files", tmp_path / name)  # the file picker beside the drop zone
     # The page lists each upload with its progress bar, then reloads the list.

@@ -97,7 +97,7 @@ class RefuseNul:
 
 
 class CapBodies:
-    """413 for a body over ``limit`` on every route but the two uploads, which stream to
+    """413 for a body over ``limit`` on every route but the uploads, which stream to
     the blob store under their own limit. JSON and form bodies are read whole before
     anything else, even the token check: without a cap any caller could make the server
     buffer gigabytes. The limit sits well above the largest valid body (a name and 64 KiB
@@ -133,7 +133,7 @@ def _is_upload(scope: Scope) -> bool:
     path, method = scope["path"], scope["method"]
     if method == "PUT":
         return path.startswith("/blobs/")
-    return method == "POST" and path in ("/objects", "/api/objects")
+    return method == "POST" and path in ("/objects", "/api/objects", "/console/upload")
 
 
 async def _send_message(send: Send, status: int, message: str) -> None:
