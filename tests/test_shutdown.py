@@ -1,4 +1,5 @@
-"""SIGTERM lets in-flight uploads finish (up to STOWAGE_SHUTDOWN_TIMEOUT_SECONDS)."""
+"""SIGTERM lets in-flight uploads finish (up to STOWAGE_SHUTDOWN_TIMEOUT_SECONDS), with
+either server; and Granian's worker (STOWAGE_HTTP2) never outlives a killed parent."""
 
 from __future__ import annotations
 
@@ -6,16 +7,21 @@ import hashlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from stowage.processes import start_serve
 
+SERVERS = {"uvicorn": {}, "granian": {"STOWAGE_HTTP2": "true"}}
 
-def test_sigterm_finishes_the_upload_in_flight(tmp_path: Path) -> None:
-    process, base = start_serve(tmp_path)
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_sigterm_finishes_the_upload_in_flight(tmp_path: Path, server: str) -> None:
+    process, base = start_serve(tmp_path, env=SERVERS[server])
     token = (tmp_path / "admin-token").read_text().strip()
     first_sent, terminated = threading.Event(), threading.Event()
     chunk = os.urandom(256 * 1024)
@@ -48,3 +54,30 @@ def test_sigterm_finishes_the_upload_in_flight(tmp_path: Path) -> None:
     assert result["r"].json()["sha256"] == hashlib.sha256(chunk * 8).hexdigest()
     # uvicorn re-raises SIGTERM once drained, so the exit status says what stopped it.
     assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+def children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found]
+
+
+def test_the_granian_worker_dies_with_its_parent(tmp_path: Path) -> None:
+    process, base = start_serve(tmp_path, env=SERVERS["granian"])
+    workers = children(process.pid)
+    assert workers and httpx.get(f"{base}/healthz").status_code == 200
+    process.kill()  # SIGKILL: no chance to stop the worker itself
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{w}").exists() and "zombie" not in _state(w) for w in workers):
+        assert time.monotonic() < deadline, "the worker outlived its parent"
+        time.sleep(0.05)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/healthz", timeout=2)
+
+
+def _state(pid: int) -> str:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return "zombie"
+    return next(line for line in status.splitlines() if line.startswith("State:")).lower()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,10 +44,22 @@ def ignore_file_size_signal() -> None:
 def app_from_environment() -> FastAPI:
     """The app as a server's worker process builds it from STOWAGE_* alone (Granian, for
     ``STOWAGE_HTTP2``); ``stowage serve`` has already migrated and printed the banner."""
+    die_with_parent()
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
     ignore_file_size_signal()
     return create_app(settings, prepare(settings).presign_secret)
+
+
+def die_with_parent() -> None:
+    """A server's worker must not outlive its parent: if ``stowage serve`` is SIGKILLed,
+    the worker would otherwise go on serving the port with nobody to stop it."""
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the line above took effect
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = None) -> FastAPI:
