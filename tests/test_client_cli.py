@@ -9,10 +9,12 @@ import json
 import os
 import pty
 import re
+import socket
 import stat
 import subprocess
 import sys
 import tarfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -222,3 +224,22 @@ def test_progress_bar_on_a_terminal_and_none_in_a_pipe(user: User, tmp_path: Pat
     piped = user.run("put", "big.bin", "--name", unique(".bin"))
     assert b"MiB/s" not in piped.stderr and b"\x1b[" not in piped.stderr
     assert piped.stderr.decode().startswith("stored ")
+
+
+def test_a_download_cut_short_leaves_no_file(user: User, tmp_path: Path) -> None:
+    """A server that promises a megabyte and hangs up after ten bytes (a dropped link)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer_once() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n0123456789")
+
+    threading.Thread(target=answer_once, daemon=True).start()
+    user.env["STOWAGE_URL"] = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    cut = user.run("get", "obj_anything", "-o", "out.bin", check=False)
+    listener.close()
+    assert cut.returncode == 1 and b"connection to the server failed" in cut.stderr, cut.stderr
+    assert b"Traceback" not in cut.stderr
+    assert not (tmp_path / "out.bin").exists() and not list(tmp_path.glob(".out.bin.*"))

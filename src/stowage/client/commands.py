@@ -50,6 +50,8 @@ def _client() -> Iterator[StowageClient]:
     try:
         with StowageClient(load()) as client:
             yield client
+    except httpx.TransportError as exc:  # mid-transfer; failures to connect are ClientErrors
+        raise _fail(f"the connection to the server failed: {exc}") from None
     except (ClientError, NotLoggedIn, OSError, ValueError) as exc:
         raise _fail(getattr(exc, "message", None) or str(exc)) from None
 
