@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -81,3 +83,27 @@ def _state(pid: int) -> str:
     except FileNotFoundError:
         return "zombie"
     return next(line for line in status.splitlines() if line.startswith("State:")).lower()
+
+
+def test_a_second_granian_server_on_a_busy_port_refuses_to_start(tmp_path: Path) -> None:
+    """SO_REUSEPORT would otherwise let it take half of the first server's connections."""
+    process, base = start_serve(tmp_path / "first", env=SERVERS["granian"])
+    try:
+        env = {
+            **os.environ,
+            **SERVERS["granian"],
+            "STOWAGE_DATA_DIR": str(tmp_path / "second"),
+            "STOWAGE_PORT": base.rsplit(":", 1)[1],
+        }
+        second = subprocess.run(
+            [sys.executable, "-m", "stowage.cli", "serve"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert "cannot listen" in second.stderr and "in use" in second.stderr
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -8,6 +8,7 @@ server), so they work whether or not a server is running.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -128,6 +129,14 @@ def _serve_with_granian(settings: Settings) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
 
+    # Granian listens with SO_REUSEPORT, so a second server on a busy port would start and
+    # silently take half of the first one's connections. Refuse, as uvicorn does.
+    family = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)[0][0]
+    try:
+        socket.create_server((settings.host, settings.port), family=family).close()
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot listen on {settings.host}:{settings.port}: {exc}")
+        raise typer.Exit(1) from None
     Granian(
         "stowage.app:app_from_environment",
         factory=True,
