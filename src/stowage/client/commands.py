@@ -12,7 +12,6 @@ import json
 import re
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -22,12 +21,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from ..display import size_text, utc_minute
 from .api import ClientError, StowageClient
 from .config import Login, NotLoggedIn, load, save
 from .transfer import Transfer, open_source, safe_file_name, write_atomically
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+MISSING = "-"  # plain ASCII, so columns line up anywhere
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -54,23 +55,6 @@ def _client() -> Iterator[StowageClient]:
         raise _fail(f"the connection to the server failed: {exc}") from None
     except (ClientError, NotLoggedIn, OSError, ValueError) as exc:
         raise _fail(getattr(exc, "message", None) or str(exc)) from None
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value, unit = float(n), "B"
-    for bigger in ("KiB", "MiB", "GiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def login(
@@ -120,7 +104,7 @@ def put(
             created = client.create(source.name, source.content_type, metadata, ttl_ms)
             client.put_bytes(created["upload_url"], bar.read(source.file), source.size)
             object_id = client.complete(created["id"])["id"]
-    err.print(f"stored {escape(source.name)} ({_size(source.size)})")
+    err.print(f"stored {escape(source.name)} ({size_text(source.size, MISSING)})")
     print(object_id)
 
 
@@ -144,7 +128,7 @@ def get(
             target = target / safe_file_name(_disposition_name(response))
         with Transfer(err, f"get {target.name}", length) as bar:
             written = write_atomically(response.iter_bytes(1024 * 1024), target, bar)
-    err.print(f"wrote {target} ({_size(written)})")
+    err.print(f"wrote {target} ({size_text(written, MISSING)})")
 
 
 def _disposition_name(response: httpx.Response) -> str:
@@ -170,10 +154,10 @@ def ls(
         rows.append(
             (
                 obj["id"],
-                _size(obj["size_bytes"]),
+                size_text(obj["size_bytes"], MISSING),
                 obj["state"],
-                _when(obj["create_time_ms"]),
-                _when(obj["delete_after_time_ms"]),
+                utc_minute(obj["create_time_ms"], MISSING),
+                utc_minute(obj["delete_after_time_ms"], MISSING),
                 obj["name"],
             )
         )
@@ -199,8 +183,8 @@ def info(
         "state": view["state"],
         "size": view["size_bytes"],
         "content_type": view["content_type"],
-        "created": _when(view["create_time_ms"]),
-        "expires": _when(view["delete_after_time_ms"]),
+        "created": utc_minute(view["create_time_ms"], MISSING),
+        "expires": utc_minute(view["delete_after_time_ms"], MISSING),
         "metadata": view.get("metadata") or {},
     }
     if djinn:

@@ -7,9 +7,8 @@ CDN. Signed in with an API token (``session``), so it can do what that token can
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -27,6 +26,7 @@ from ..core.access import Principal
 from ..core.errors import StowageError, Unauthenticated
 from ..core.models import ObjectQuery, ObjectState, StoredObject
 from ..core.naming import content_type_for_name
+from ..display import size_text, utc_minute
 from ..service import Stowage
 from . import session
 
@@ -97,23 +97,8 @@ def base_context(request: Request, principal: Principal, token: str) -> dict[str
     }
 
 
-def size_text(n: int | None) -> str:
-    if n is None:
-        return "–"
-    if n < 1024:
-        return f"{n} B"
-    exponent = min(int(math.log(n, 1024)), 4)
-    return f"{n / 1024**exponent:.1f} {('KiB', 'MiB', 'GiB', 'TiB')[exponent - 1]}"
-
-
-def utc_text(ms: int | None) -> str:
-    if ms is None:
-        return "–"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-
-
-templates.env.filters["size"] = size_text
-templates.env.filters["utc"] = utc_text
+templates.env.filters["size"] = partial(size_text, missing="–")
+templates.env.filters["utc"] = partial(utc_minute, missing="–")
 
 
 @router.get("/login")
