@@ -30,6 +30,7 @@ from .djinn_wire import (
     DjinnRoute,
     OptionalPrincipal,
     api_base,
+    body_is_form,
     existing_id,
     object_page,
     page_number,
@@ -120,10 +121,6 @@ async def list_objects(
     found, last = await object_page(partial(stowage.objects.list, principal), query, number)
     items = await render_objects(stowage, api_base(request), found, principal)
     return paginated(request, items, number, last)
-
-
-def body_is_form(request: Request) -> bool:
-    return request.headers.get("content-type", "").startswith("multipart/form-data")
 
 
 async def _body_and_fields(request: Request) -> tuple[AsyncIterator[bytes], str | None, str | None]:

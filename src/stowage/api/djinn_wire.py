@@ -293,13 +293,19 @@ async def render_invites(
     ]
 
 
+def body_is_form(request: Request) -> bool:
+    """A multipart form (Djinn's uploads take one as well as a raw body)."""
+    return request.headers.get("content-type", "").startswith("multipart/form-data")
+
+
 async def read_fields(request: Request, *names: str) -> dict[str, str]:
     """The named fields of a JSON or form body, matched case-blind as Djinn does; other
     fields are ignored, whatever their type."""
     content_type = request.headers.get("content-type", "")
-    raw = b"" if content_type.startswith("multipart/form-data") else await request.body()
+    multipart = body_is_form(request)
+    raw = b"" if multipart else await request.body()
     # curl -d sends JSON labelled as a form; take it for what it is (Djinn lost such bodies).
-    if content_type.startswith("multipart/form-data") or (
+    if multipart or (
         content_type.startswith("application/x-www-form-urlencoded")
         and not raw.lstrip().startswith(b"{")
     ):

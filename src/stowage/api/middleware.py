@@ -12,12 +12,12 @@ import secrets
 import time
 from typing import Any
 
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import logs
 from ..metrics import Metrics
+from .errors import message_response
 
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
 NO_REFERRER = (b"referrer-policy", b"no-referrer")
@@ -91,7 +91,8 @@ class RefuseNul:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
-            await _send_message(send, 400, "the URL must not contain NUL bytes (%00)")
+            refused = message_response(400, "the URL must not contain NUL bytes (%00)")
+            await refused(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -114,7 +115,7 @@ class CapBodies:
         too_large = f"the body is over the {self.limit} byte limit for JSON and form bodies"
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            await _send_message(send, 413, too_large)
+            await message_response(413, too_large)(scope, receive, send)
             return
         received = 0
 
@@ -134,13 +135,6 @@ def _is_upload(scope: Scope) -> bool:
     if method == "PUT":
         return path.startswith("/blobs/")
     return method == "POST" and path in ("/objects", "/api/objects", "/console/upload")
-
-
-async def _send_message(send: Send, status: int, message: str) -> None:
-    body = orjson.dumps({"message": message})
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _request_id(scope: dict[str, Any]) -> bytes:
