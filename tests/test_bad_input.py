@@ -64,6 +64,9 @@ def test_nul_bytes_in_any_url_are_refused(server: ThreadServer) -> None:
             r = c.post(path, params=params, content=b"x") if path == "/objects" else None
             r = r or c.get(path, params=params)
             assert "NUL" in refused(r)["message"]
+        form = {"name": "ok.txt", "namespace": "ns@ad\x00min"}  # in a body, not the URL
+        r = c.post("/objects", data=form, files={"file": ("ok.txt", b"x")})
+        assert "NUL" in refused(r)["namespace"][0]
     assert_nothing_stored(server)
 
 

@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from ..core.access import Principal
-from ..core.errors import FieldErrors, NotFound
+from ..core.errors import NotFound
 from ..core.models import ObjectQuery, ObjectState, StoredObject
 from ..core.naming import MAX_NAME_BYTES
 from ..core.objects import UNIQUE_NAME_RULE
@@ -135,8 +135,6 @@ async def _body_and_fields(request: Request) -> tuple[AsyncIterator[bytes], str 
     form_name, form_namespace = form.get("name"), form.get("namespace")
     name = form_name if isinstance(form_name, str) else name
     namespace = form_namespace if isinstance(form_namespace, str) else namespace
-    if "\x00" in (namespace or ""):  # the name's own rule already refuses NUL
-        raise FieldErrors({"namespace": ["Namespace must not contain NUL bytes"]})
 
     async def file_chunks() -> AsyncIterator[bytes]:
         if isinstance(upload, UploadFile):

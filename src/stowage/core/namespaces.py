@@ -44,6 +44,8 @@ class UploadTarget:
 
 
 def parse_ref(raw: str) -> NamespaceRef:
+    if "\x00" in raw:  # no path or user name holds one, and PostgreSQL cannot compare it
+        raise FieldErrors({"namespace": ["Namespace must not contain NUL bytes"]})
     path, _, owner = raw.partition("@")
     if not path:
         raise FieldErrors({"namespace": [f"{raw}: invalid namespace path"]})
