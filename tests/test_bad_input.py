@@ -235,3 +235,13 @@ def test_every_route_answers_a_wrong_method_with_405_and_allow(server: ThreadSer
                 tried += 1
     assert tried > 50
     assert_nothing_stored(server)
+
+
+def test_page_numbers_too_big_for_any_offset_are_past_the_end(server: ThreadServer) -> None:
+    huge = "9" * 25
+    with server.client() as c:
+        c.post("/objects", params={"name": "one.txt", "namespace": "pages"}, content=b"1")
+        for path in ("/objects", "/namespaces", "/n/admin/pages/-/objects"):
+            r = c.get(path, params={"page": huge})
+            assert (r.status_code, r.json()) == (200, []), (path, r.text)
+            assert 'page=1>; rel="next"' in r.headers["link"]  # next leads back to the last

@@ -39,6 +39,7 @@ from .errors import describe_validation_error
 
 PAGE_SIZE = 25
 MAX_ID = 2**63 - 1
+MAX_PAGE_NUMBER = MAX_ID // PAGE_SIZE  # beyond it the row offset overflows a 64-bit integer
 LISTED: dict[int | str, dict[str, Any]] = {
     200: {
         "description": f"Up to {PAGE_SIZE} items",
@@ -133,7 +134,7 @@ def page_number(raw: str | None) -> int:
         page = int(raw or "1")
     except ValueError:
         return 1
-    return max(page, 1)
+    return min(max(page, 1), MAX_PAGE_NUMBER)  # still past the end: an empty page
 
 
 def last_page(total: int) -> int:
