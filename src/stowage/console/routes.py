@@ -80,14 +80,15 @@ async def signed_in(request: Request, stowage: Stowage) -> tuple[Principal, str]
         raise NotSignedIn from None
 
 
-async def posted(request: Request, stowage: Stowage, csrf: str | None) -> Principal:
-    """The caller of a state-changing request, once its origin and CSRF value check out."""
+async def posted(request: Request, stowage: Stowage, csrf: str | None) -> tuple[Principal, str]:
+    """The caller of a state-changing request (and their token), once its origin and CSRF
+    value check out."""
     principal, token = await signed_in(request, stowage)
     if not session.same_origin(request) or not session.csrf_ok(
         request.app.state.console_csrf_key, token, csrf
     ):
         raise NotSignedIn
-    return principal
+    return principal, token
 
 
 def base_context(request: Request, principal: Principal, token: str) -> dict[str, Any]:
@@ -247,8 +248,7 @@ async def share(
     csrf: str = Form(""),
     seconds: int = Form(3600),
 ) -> Response:
-    principal = await posted(request, stowage, csrf)
-    token = request.cookies[session.COOKIE]
+    principal, token = await posted(request, stowage, csrf)
     obj = await stowage.objects.downloadable(principal, ref, presigned=False)
     lifetime = seconds if seconds in SHARE_CHOICES.values() else 3600
     context = {
@@ -263,7 +263,7 @@ async def share(
 
 @router.post("/objects/{ref}/delete")
 async def delete(request: Request, ref: str, stowage: StowageDep, csrf: str = Form("")) -> Response:
-    principal = await posted(request, stowage, csrf)
+    principal, _ = await posted(request, stowage, csrf)
     gone = await stowage.objects.delete(principal, ref)
     return RedirectResponse(f"/console?deleted={quote(gone.name)}", status_code=303)
 
@@ -272,7 +272,7 @@ async def delete(request: Request, ref: str, stowage: StowageDep, csrf: str = Fo
 async def upload(request: Request, stowage: StowageDep, name: str = "") -> Response:
     """The page's script sends each dropped file here as the raw body, with progress."""
     try:
-        principal = await posted(request, stowage, request.headers.get("x-csrf-token"))
+        principal, _ = await posted(request, stowage, request.headers.get("x-csrf-token"))
     except NotSignedIn:
         return JsonResponse({"message": "sign in again"}, status_code=401)
     try:
