@@ -133,31 +133,6 @@ def small_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -
     ]  # fmt: skip
 
 
-def h2c_rows(plan: Plan, work: Path, figures: dict[str, Any]) -> list[Row]:
-    """What STOWAGE_HTTP2 (Granian, h2c beside HTTP/1.1) costs HTTP/1.1 clients, against
-    the default server's figures from the sections before."""
-    source = work / "source.bin"  # made by the big-object section
-    with stowage(work / "h2c", {"STOWAGE_HTTP2": "true"}) as server:
-        smalls = small.djinn(server, plan.small_count, "h")
-        bigs = big.median_transfer(
-            [big.djinn_round(server, source, f"h2c-{i}") for i in range(plan.rounds)]
-        )
-    figures["h2c"] = {"small": asdict(smalls), "big": asdict(bigs)}
-    default_small, default_big = figures["small"]["djinn"], figures["big"]["djinn"]
-    section = "STOWAGE_HTTP2=true (Granian), HTTP/1.1 clients"
-    label = size_label(plan.big_mib)
-    return [
-        Row(section, "4 KiB PUT, Djinn", smalls.put_s, "objects/s", "default server (uvicorn)",
-            default_small["put_s"]),
-        Row(section, "4 KiB GET, Djinn", smalls.get_s, "objects/s", "default server (uvicorn)",
-            default_small["get_s"]),
-        Row(section, f"{label} PUT, Djinn", bigs.put, "MiB/s", "default server (uvicorn)",
-            default_big["put"]),
-        Row(section, f"{label} GET whole, Djinn", bigs.get, "MiB/s", "default server (uvicorn)",
-            default_big["get"]),
-    ]  # fmt: skip
-
-
 def s3_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -> list[Row]:
     """stowage on PostgreSQL + SeaweedFS through the Djinn dialect, where the bytes pass
     through stowage (Runloop uploads in S3 mode go straight to the bucket)."""
@@ -275,8 +250,6 @@ def main() -> None:
                 rows += section(plan, work, s3, figures)
         finally:
             s3.stop()
-        print("… h2c server", file=sys.stderr)
-        rows += h2c_rows(plan, work, figures)
         print("… listing", file=sys.stderr)
         rows += list_rows(plan, work, figures)
         print("… memory", file=sys.stderr)

@@ -30,11 +30,9 @@ class StowageServer:
         self.headers = {"Authorization": f"Bearer {self.token}"}
 
     def peak_rss_mib(self) -> float:
-        """The kernel's high-water mark of the server's resident memory."""
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmHWM in /proc status")
+        """The kernel's high-water marks of the server's resident memory: ``stowage serve``
+        and its worker process (where the requests run), added up."""
+        return sum(_vm_hwm_mib(pid) for pid in (self.proc.pid, *_children(self.proc.pid)))
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -48,6 +46,17 @@ def stowage(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator
         yield server
     finally:
         server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _vm_hwm_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
 
 
 @contextlib.contextmanager

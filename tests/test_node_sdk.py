@@ -3,8 +3,8 @@ against a live stowage: create, upload, complete, retrieve, list, download, dele
 SDK's own upload/download helpers (tests/node/roundtrip.mjs).
 
 Since 1.25 the Node SDK speaks HTTP/2 with prior knowledge to http:// URLs and cannot fall
-back. ``STOWAGE_HTTP2=true`` serves h2c beside HTTP/1.1, and the SDK works as it ships; on
-the default server the SDK's documented opt-out, ``http2: false``, works.
+back. stowage serves h2c beside HTTP/1.1 on its one port, so the SDK works as it ships; its
+documented opt-out, ``http2: false``, works too.
 """
 
 from __future__ import annotations
@@ -56,21 +56,26 @@ def run_roundtrip(project: Path, server: ProcServer, http2: bool) -> dict:
 
 
 @pytest.fixture(params=BACKENDS)
-def h2c_server(
+def default_server(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     pg_base_url: str | None,
 ) -> Iterator[ProcServer]:
+    """``stowage serve`` with its defaults (the access log at info, as it ships)."""
     with proc_server_on(
-        request.param, request, tmp_path_factory, pg_base_url, http2="true", log_level="info"
+        request.param, request, tmp_path_factory, pg_base_url, log_level="info"
     ) as server:
         yield server
 
 
-def test_node_sdk_unchanged_over_h2c(node_project: Path, h2c_server: ProcServer) -> None:
-    seen = run_roundtrip(node_project, h2c_server, http2=True)
+def test_node_sdk_unchanged_on_the_default_server(
+    node_project: Path, default_server: ProcServer
+) -> None:
+    """No settings on either side: the SDK opens HTTP/2 with prior knowledge (h2c)."""
+    seen = run_roundtrip(node_project, default_server, http2=True)
     assert seen["bytes"] == 256 * 1024 + 3 and seen["listed"] == [seen["id"]]
-    text = h2c_server.log_path.read_text().splitlines()
+    assert seen["missing"] == 400
+    text = default_server.log_path.read_text().splitlines()
     lines = [json.loads(line) for line in text if line.startswith("{")]  # not the banner
     sdk_calls = [
         line

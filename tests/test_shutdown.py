@@ -1,5 +1,5 @@
-"""SIGTERM lets in-flight uploads finish (up to STOWAGE_SHUTDOWN_TIMEOUT_SECONDS), with
-either server; and Granian's worker (STOWAGE_HTTP2) never outlives a killed parent."""
+"""SIGTERM lets in-flight uploads finish (up to STOWAGE_SHUTDOWN_TIMEOUT_SECONDS); the
+server's worker process never outlives a killed parent; a busy port is refused."""
 
 from __future__ import annotations
 
@@ -18,12 +18,9 @@ import pytest
 
 from stowage.processes import start_serve
 
-SERVERS = {"uvicorn": {}, "granian": {"STOWAGE_HTTP2": "true"}}
 
-
-@pytest.mark.parametrize("server", SERVERS)
-def test_sigterm_finishes_the_upload_in_flight(tmp_path: Path, server: str) -> None:
-    process, base = start_serve(tmp_path, env=SERVERS[server])
+def test_sigterm_finishes_the_upload_in_flight(tmp_path: Path) -> None:
+    process, base = start_serve(tmp_path)
     token = (tmp_path / "admin-token").read_text().strip()
     first_sent, terminated = threading.Event(), threading.Event()
     chunk = os.urandom(256 * 1024)
@@ -54,7 +51,6 @@ def test_sigterm_finishes_the_upload_in_flight(tmp_path: Path, server: str) -> N
     uploader.join(60)
     assert result["r"].status_code == 201, result["r"].text
     assert result["r"].json()["sha256"] == hashlib.sha256(chunk * 8).hexdigest()
-    # uvicorn re-raises SIGTERM once drained, so the exit status says what stopped it.
     assert process.wait(timeout=30) in (0, -signal.SIGTERM)
 
 
@@ -63,8 +59,8 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in found]
 
 
-def test_the_granian_worker_dies_with_its_parent(tmp_path: Path) -> None:
-    process, base = start_serve(tmp_path, env=SERVERS["granian"])
+def test_the_server_worker_dies_with_its_parent(tmp_path: Path) -> None:
+    process, base = start_serve(tmp_path)
     workers = children(process.pid)
     assert workers and httpx.get(f"{base}/healthz").status_code == 200
     process.kill()  # SIGKILL: no chance to stop the worker itself
@@ -85,13 +81,12 @@ def _state(pid: int) -> str:
     return next(line for line in status.splitlines() if line.startswith("State:")).lower()
 
 
-def test_a_second_granian_server_on_a_busy_port_refuses_to_start(tmp_path: Path) -> None:
+def test_a_second_server_on_a_busy_port_refuses_to_start(tmp_path: Path) -> None:
     """SO_REUSEPORT would otherwise let it take half of the first server's connections."""
-    process, base = start_serve(tmp_path / "first", env=SERVERS["granian"])
+    process, base = start_serve(tmp_path / "first")
     try:
         env = {
             **os.environ,
-            **SERVERS["granian"],
             "STOWAGE_DATA_DIR": str(tmp_path / "second"),
             "STOWAGE_PORT": base.rsplit(":", 1)[1],
         }

@@ -8,7 +8,6 @@ server), so they work whether or not a server is running.
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -94,62 +93,22 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [STOWAGE_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="Port [STOWAGE_PORT]")] = None,
 ) -> None:
-    """Migrate, create the admin on first start, and serve HTTP."""
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = Settings(**overrides)
+    """Migrate, create the admin on first start, and serve HTTP/1.1 and h2c."""
+    from . import server
+
+    settings = Settings()
+    settings.host = host if host is not None else settings.host
+    settings.port = port if port is not None else settings.port
     logs.configure(settings.log_level, settings.log_format)
+    try:
+        server.check_port_free(settings.host, settings.port)
+    except server.PortBusy as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
     prepared = prepare(settings)
     _banner(settings, prepared.new_admin_token)
     sys.stdout.flush()
-    if settings.http2:
-        _serve_with_granian(settings)
-        return
-    import uvicorn
-
-    from .app import create_app, ignore_file_size_signal
-
-    ignore_file_size_signal()
-    uvicorn.run(
-        create_app(settings, prepared.presign_secret),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        server_header=False,
-        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
-        access_log=False,  # stowage writes its own access line, with the request id
-        log_config=None,  # keep the handlers logs.configure installed
-    )
-
-
-def _serve_with_granian(settings: Settings) -> None:
-    """HTTP/1.1 and h2c on one port. Granian runs the app in a worker process that builds
-    it from the same STOWAGE_* environment (``app.app_from_environment``)."""
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops
-
-    # Granian listens with SO_REUSEPORT, so a second server on a busy port would start and
-    # silently take half of the first one's connections. Refuse, as uvicorn does.
-    family = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)[0][0]
-    try:
-        socket.create_server((settings.host, settings.port), family=family).close()
-    except OSError as exc:
-        err.print(f"[red]error:[/red] cannot listen on {settings.host}:{settings.port}: {exc}")
-        raise typer.Exit(1) from None
-    Granian(
-        "stowage.app:app_from_environment",
-        factory=True,
-        address=settings.host,
-        port=settings.port,
-        interface=Interfaces.ASGI,
-        http=HTTPModes.auto,
-        loop=Loops.uvloop,
-        workers=1,
-        log_enabled=False,  # stowage writes its own lines, with the request id
-        workers_kill_timeout=max(1, round(settings.shutdown_timeout_seconds)),
-        env_files=None,
-    ).serve()
+    server.serve(settings)
 
 
 @app.command("migrate", rich_help_panel=ADMIN)

@@ -53,10 +53,23 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
     log_format: Literal["json", "text"] = "json"
-    http2: bool = Field(
-        default=False,
-        description="also serve HTTP/2 without TLS (h2c, prior knowledge) on the same port, "
-        "with Granian instead of uvicorn: the Runloop Node SDK speaks nothing else",
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        description="a request's line and headers together; more is answered 431",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description="comma-separated addresses of proxies whose X-Forwarded-Proto and "
+        "X-Forwarded-For are believed",
+    )
+    max_requests_per_client: int = Field(
+        default=256,
+        description="requests in flight from one client address; 0: no cap (behind a proxy)",
+    )
+    header_timeout_seconds: float = Field(
+        default=10,
+        description="a client must send a request's headers within this; else the "
+        "connection is closed",
     )
 
     @property

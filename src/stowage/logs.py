@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import MutableMapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +36,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str, fmt: str) -> None:
-    """Send every logger (stowage's and uvicorn's) through one handler on stderr."""
+    """Send every logger through one handler on stderr (Granian's own stay off: stowage
+    writes the access lines itself, with the request id)."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -44,13 +46,15 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
 
 
 def log_request(
-    scope: dict[str, Any], route: str, status: int, seconds: float, sent: int, received: int
+    scope: MutableMapping[str, Any],
+    route: str,
+    status: int,
+    seconds: float,
+    sent: int,
+    received: int,
 ) -> None:
     if not access.isEnabledFor(logging.INFO):
         return

@@ -9,7 +9,7 @@ import Runloop from "@runloop/api-client";
 import { RunloopSDK } from "@runloop/api-client/sdk";
 
 const options = process.env.STOWAGE_HTTP2 === "0" ? { http2: false } : {};
-const client = new Runloop({ ...options, maxRetries: 0 });
+const client = new Runloop(options); // the SDK's defaults: retries, timeouts, transport
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
 
 const data = randomBytes(256 * 1024 + 3);
@@ -45,7 +45,7 @@ try {
 }
 assert.equal(missing, 400); // the Runloop spec: downloading a deleted object is a 400
 
-const sdk = new RunloopSDK({ ...options, maxRetries: 0 });
+const sdk = new RunloopSDK(options);
 const text = await sdk.storageObject.uploadFromText("hello from node", "hello.txt");
 assert.equal(await text.downloadAsText(), "hello from node");
 await text.delete();

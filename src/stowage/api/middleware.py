@@ -1,5 +1,6 @@
 """What happens around every request: the request id, the security headers, metrics, and
-two refusals: NUL bytes in the URL, and oversized bodies outside the upload routes.
+three refusals: too many requests at once from one address, NUL bytes in the URL, and
+oversized bodies outside the upload routes.
 
 Plain ASGI middlewares rather than Starlette's BaseHTTPMiddleware, which would wrap every
 streamed body in another task and queue.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from typing import Any
+from collections import Counter
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -81,6 +82,65 @@ class Observe:
             logs.log_request(scope, route, status, seconds, sent, received)
 
 
+class TrustProxy:
+    """Behind a TLS proxy, take the client's scheme and address from the proxy's
+    ``X-Forwarded-Proto`` and ``X-Forwarded-For``, but only when the request comes from one
+    of ``trusted`` addresses: anyone else could claim any address. The scheme makes
+    presigned URLs ``https://`` and the console cookie ``Secure``; the address is what
+    ``CapClients`` counts."""
+
+    def __init__(self, app: ASGIApp, trusted: frozenset[str]) -> None:
+        self.app = app
+        self.trusted = trusted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] == "http" and client and client[0] in self.trusted:
+            headers = dict(scope["headers"])
+            proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").strip().lower()
+            if proto in ("http", "https"):
+                scope["scheme"] = proto
+            forwarded_for = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+            if nearest := forwarded_for.rsplit(",", 1)[-1].strip():
+                scope["client"] = (nearest, 0)
+        await self.app(scope, receive, send)
+
+
+class CapClients:
+    """429 for a request from an address that already has ``limit`` requests in flight.
+
+    Every open request holds a connection, memory and maybe an upload slot; without a cap
+    one client (a runaway CI job, or a hostile one) could hold them all and lock every
+    other client out. Behind a reverse proxy every request comes from the proxy's address:
+    set the limit there instead and turn this one off (0)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self._in_flight: Counter[str] = Counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.limit <= 0:
+            await self.app(scope, receive, send)
+            return
+        address = (scope.get("client") or ("unknown", 0))[0]
+        if self._in_flight[address] >= self.limit:
+            refused = message_response(
+                429,
+                f"too many requests at once from {address} (at most {self.limit}); "
+                "retry when some have finished",
+            )
+            await refused(scope, receive, send)
+            return
+        self._in_flight[address] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._in_flight[address] -= 1
+            if not self._in_flight[address]:
+                del self._in_flight[address]
+
+
 class RefuseNul:
     """400 for a NUL byte anywhere in the path or the query. No name, id, search or
     namespace may hold one, and PostgreSQL cannot even compare text with one: refusing
@@ -137,7 +197,7 @@ def _is_upload(scope: Scope) -> bool:
     return method == "POST" and path in ("/objects", "/api/objects", "/console/upload")
 
 
-def _request_id(scope: dict[str, Any]) -> bytes:
+def _request_id(scope: Scope) -> bytes:
     """The caller's X-Request-Id when it is a sane token (SDKs send one), else a new one."""
     for name, value in scope["headers"]:
         if name == b"x-request-id" and _CLEAN_ID.match(value):

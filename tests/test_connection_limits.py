@@ -1,0 +1,162 @@
+"""What one client can hold before the app sees a request: header bytes and count (431),
+time to send the headers, connections when file descriptors run short, and requests in
+flight from one address (429). Against ``stowage serve`` as it ships."""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stowage.processes import start_serve
+
+from .conftest import ProcServer
+
+
+def head_of(base_url: str, headers: dict[str, str]) -> int:
+    """The status of a GET with these headers. The server may answer and close before a
+    huge head is all sent: read its answer all the same."""
+    head = b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode() + b"\r\n"
+    with socket.create_connection(address_of(base_url), timeout=30) as conn:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            conn.sendall(head)
+        status_line = conn.recv(64).split(b"\r\n", 1)[0]
+    return int(status_line.split()[1])
+
+
+def address_of(base_url: str) -> tuple[str, int]:
+    host, port = base_url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def test_oversized_headers_are_refused_431(proc_server: ProcServer) -> None:
+    base = proc_server.base_url
+    assert head_of(base, {"X-Fill": "a" * 48 * 1024}) == 200  # under the 64 KiB default
+    assert head_of(base, {"X-Fill": "a" * 100 * 1024}) == 431
+    assert head_of(base, {"X-Fill": "a" * 4 * 1024 * 1024}) == 431
+    assert head_of(base, {f"X-Many-{i}": "v" for i in range(500)}) == 431  # too many
+    assert httpx.get(f"{base}/healthz").status_code == 200  # and the server is unharmed
+
+
+def test_oversized_headers_over_http2_are_refused(proc_server: ProcServer) -> None:
+    with httpx.Client(http1=False, http2=True) as h2:
+        assert h2.get(f"{proc_server.base_url}/healthz").http_version == "HTTP/2"
+        with pytest.raises(httpx.RemoteProtocolError):
+            h2.get(f"{proc_server.base_url}/healthz", headers={"X-Fill": "a" * 200 * 1024})
+    assert httpx.get(f"{proc_server.base_url}/healthz").status_code == 200
+
+
+def trickle_head(base_url: str) -> socket.socket:
+    """A connection that has sent part of a request head and then nothing more."""
+    conn = socket.create_connection(address_of(base_url))
+    conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Slow: ")
+    return conn
+
+
+def limit_open_files(count: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
+
+
+@contextlib.contextmanager
+def served(tmp_path: Path, fds: int | None = None, **env: str) -> Iterator[str]:
+    process, base = start_serve(
+        tmp_path,
+        env={f"STOWAGE_{k.upper()}": v for k, v in env.items()},
+        preexec_fn=(lambda: limit_open_files(fds)) if fds else None,
+    )
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_a_slow_request_head_is_cut_off(tmp_path: Path) -> None:
+    with served(tmp_path, header_timeout_seconds="1") as base:
+        conn = trickle_head(base)
+        conn.settimeout(30)  # a bound for the test, far above the server's 1 s
+        assert conn.recv(1024) == b""  # closed by the server, the head never finished
+        conn.close()
+
+
+def test_slow_heads_beyond_the_file_limit_do_not_lock_others_out(tmp_path: Path) -> None:
+    """With 200 file descriptors, 250 slow heads exhaust them; each is cut off after the
+    header timeout, so a normal client still gets in (it waited forever before)."""
+    with served(tmp_path, fds=200, header_timeout_seconds="2") as base:
+        slow = [trickle_head(base) for _ in range(250)]
+        try:
+            reply = httpx.get(f"{base}/healthz", timeout=30)
+            assert reply.status_code == 200
+        finally:
+            for conn in slow:
+                conn.close()
+
+
+def test_requests_in_flight_per_client_address_are_capped(tmp_path: Path) -> None:
+    with served(tmp_path, max_requests_per_client="2") as base:
+        token = (tmp_path / "admin-token").read_text().strip()
+        auth = {"Authorization": f"Bearer {token}"}
+        started = threading.Semaphore(0)
+        release = threading.Event()
+        replies: list[int] = []
+
+        def held_upload(name: str) -> None:
+            def body() -> Iterator[bytes]:
+                yield b"first chunk"
+                started.release()
+                assert release.wait(60)
+                yield b"last chunk"
+
+            reply = httpx.post(
+                f"{base}/objects", params={"name": name}, content=body(), headers=auth, timeout=60
+            )
+            replies.append(reply.status_code)
+
+        uploads = [threading.Thread(target=held_upload, args=(f"u{i}",)) for i in range(2)]
+        for upload in uploads:
+            upload.start()
+        for _ in uploads:
+            assert started.acquire(timeout=60)
+        refused = httpx.get(f"{base}/objects", headers=auth)
+        assert refused.status_code == 429
+        assert "too many requests at once" in refused.json()["message"]
+        assert refused.headers["retry-after"]
+        release.set()
+        for upload in uploads:
+            upload.join(60)
+        assert replies == [201, 201]
+        assert httpx.get(f"{base}/objects", headers=auth).status_code == 200
+
+
+def create_behind_proxy(base: str, token: str) -> str:
+    """The URL that stowage gives for an object it was sent through a proxy."""
+    created = httpx.post(
+        f"{base}/objects",
+        params={"name": "p.txt"},
+        content=b"behind a proxy",
+        headers={
+            "Authorization": f"Bearer {token}",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-For": "203.0.113.9",
+        },
+    )
+    return created.json()["url"]
+
+
+def test_a_trusted_proxy_sets_the_scheme(proc_server: ProcServer) -> None:
+    """From 127.0.0.1, trusted by default: the URLs stowage builds follow the client's
+    https (so do presigned URLs and the console's Secure cookie)."""
+    assert create_behind_proxy(proc_server.base_url, proc_server.token).startswith("https://")
+
+
+def test_an_untrusted_peer_cannot_claim_a_scheme(tmp_path: Path) -> None:
+    with served(tmp_path, forwarded_allow_ips="192.0.2.1") as base:
+        token = (tmp_path / "admin-token").read_text().strip()
+        assert create_behind_proxy(base, token).startswith("http://127.0.0.1")
