@@ -24,7 +24,9 @@ def ids_named(c: httpx.Client, name: str) -> list[str]:
     return [o["id"] for o in c.get("/v1/objects", params={"name": name}).json()["objects"]]
 
 
-def post(c: httpx.Client, key: str, body: dict | None = None, header: str = "x-request-id"):
+def post(
+    c: httpx.Client, key: str, body: dict | None = None, header: str = "x-request-id"
+) -> httpx.Response:
     return c.post("/v1/objects", json=body or BODY, headers={header: key})
 
 
