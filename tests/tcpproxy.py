@@ -1,5 +1,6 @@
 """A loopback TCP proxy that a test can block and unblock, to take a dependency away
-(PostgreSQL, S3) and give it back without touching the real service."""
+(PostgreSQL, S3) and give it back without touching the real service, or tell to lose the
+next answers, as a network does after the server has done the work."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class TcpProxy:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.blocked = False
+        self.answers_to_lose = 0
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -53,9 +55,28 @@ class TcpProxy:
         except OSError:
             client_w.transport.abort()
             return
+        if self.answers_to_lose:
+            self.answers_to_lose -= 1
+            await self._lose_answer(client_r, client_w, up_r, up_w)
+            return
         self._writers.update((client_w, up_w))
         await asyncio.gather(self._pipe(client_r, up_w), self._pipe(up_r, client_w))
         self._writers.difference_update((client_w, up_w))
+
+    async def _lose_answer(
+        self,
+        client_r: asyncio.StreamReader,
+        client_w: asyncio.StreamWriter,
+        up_r: asyncio.StreamReader,
+        up_w: asyncio.StreamWriter,
+    ) -> None:
+        """Forward the request; once the answer starts (the work is done), reset the client's
+        connection instead of passing the answer on."""
+        request = asyncio.ensure_future(self._pipe(client_r, up_w))
+        await up_r.read(1)
+        client_w.transport.abort()
+        up_w.transport.abort()
+        request.cancel()
 
     def _on_loop(self, fn: object) -> None:
         async def call() -> None:
@@ -73,6 +94,10 @@ class TcpProxy:
             self._writers.clear()
 
         self._on_loop(cut)
+
+    def lose_answers(self, count: int) -> None:
+        """Let the next ``count`` connections reach the target but never hear its answer."""
+        self._on_loop(lambda: setattr(self, "answers_to_lose", count))
 
     def unblock(self) -> None:
         self._on_loop(lambda: setattr(self, "blocked", False))

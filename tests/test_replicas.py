@@ -116,6 +116,35 @@ def test_create_on_one_complete_on_the_other(cluster: Cluster) -> None:
         )
 
 
+def test_an_idempotency_key_raced_across_replicas_gives_one_object(cluster: Cluster) -> None:
+    body = {"name": "keyed.bin", "content_type": "binary"}
+
+    async def race() -> list[httpx.Response]:
+        headers = {**cluster.headers(), "x-request-id": "one-key"}
+        async with httpx.AsyncClient(headers=headers, timeout=60) as c:
+            return await asyncio.gather(
+                *(
+                    c.post(f"{(cluster.a, cluster.b)[i % 2].base_url}/v1/objects", json=body)
+                    for i in range(10)
+                )
+            )
+
+    replies = asyncio.run(race())
+    assert [r.status_code for r in replies] == [200] * 10
+    assert len({r.json()["id"] for r in replies}) == 1
+    oid = replies[0].json()["id"]
+    h = cluster.headers()
+    listed = httpx.get(f"{cluster.b.base_url}/v1/objects", params={"name": "keyed"}, headers=h)
+    assert [o["id"] for o in listed.json()["objects"]] == [oid]
+
+    assert httpx.put(replies[1].json()["upload_url"], content=b"data").status_code == 200
+    seal = {**h, "Idempotency-Key": "seal"}
+    done = httpx.post(f"{cluster.a.base_url}/v1/objects/{oid}/complete", headers=seal)
+    again = httpx.post(f"{cluster.b.base_url}/v1/objects/{oid}/complete", headers=seal)
+    assert done.status_code == again.status_code == 200
+    assert done.json() == again.json()
+
+
 def test_one_name_raced_across_replicas_gives_one_object(cluster: Cluster) -> None:
     async def race() -> list[int]:
         async with httpx.AsyncClient(headers=cluster.headers(), timeout=60) as c:

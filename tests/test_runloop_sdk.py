@@ -22,6 +22,7 @@ from runloop_api_client import (
 )
 
 from .conftest import ProcServer
+from .tcpproxy import TcpProxy
 
 
 @pytest.fixture
@@ -145,8 +146,9 @@ def test_sdk_errors_map_to_the_right_classes(proc_server: ProcServer, client: Ru
     assert missing.value.body == {"message": "Object not found"}
 
     obj = client.objects.create(name="twice.txt", content_type="text")
-    with pytest.raises(BadRequestError):
+    with pytest.raises(ConflictError) as early:
         client.objects.complete(obj.id)  # nothing uploaded yet
+    assert "upload_url" in early.value.body["message"]
     httpx.put(obj.upload_url, content=b"x").raise_for_status()
     client.objects.complete(obj.id)
     with pytest.raises(ConflictError) as conflict:
@@ -162,3 +164,45 @@ def test_sdk_errors_map_to_the_right_classes(proc_server: ProcServer, client: Ru
     assert reader.objects.retrieve(obj.id).id == obj.id
     with pytest.raises(PermissionDeniedError):
         reader.objects.create(name="nope.txt", content_type="text")
+
+
+def test_one_idempotency_key_is_one_object(client: Runloop, sdk: RunloopSDK) -> None:
+    name = f"keyed-{os.urandom(4).hex()}.txt"
+    first = client.objects.create(name=name, content_type="text", idempotency_key=name)
+    again = client.objects.create(name=name, content_type="text", idempotency_key=name)
+    helper = sdk.storage_object.create(name=name, content_type="text", idempotency_key=name)
+    assert again.id == first.id == helper.id
+    assert [o.id for o in client.objects.list(name=name)] == [first.id]
+    with pytest.raises(ConflictError) as reused:
+        client.objects.create(name=name, content_type="binary", idempotency_key=name)
+    assert "different request" in reused.value.body["message"]
+
+
+def test_answers_lost_on_the_way_back_are_retried_into_one_object(
+    proc_server: ProcServer,
+) -> None:
+    """The SDK resends a request whose answer never came, with the same x-request-id: the
+    resent create gets the object the first one made, the resent complete its result."""
+    port = int(proc_server.base_url.rsplit(":", 1)[1])
+    proxy = TcpProxy("127.0.0.1", port)
+    try:
+        lossy = Runloop(
+            base_url=f"http://127.0.0.1:{proxy.port}",
+            bearer_token=proc_server.token,
+            max_retries=2,
+        )
+        name = f"lossy-{os.urandom(4).hex()}.bin"
+        proxy.lose_answers(1)
+        created = lossy.objects.create(name=name, content_type="binary")
+        assert [o.id for o in lossy.objects.list(name=name)] == [created.id]
+
+        assert created.upload_url is not None
+        httpx.put(created.upload_url, content=b"once").raise_for_status()
+        proxy.lose_answers(1)
+        done = lossy.objects.complete(created.id)  # not a ConflictError on the resend
+        assert (done.state, done.size_bytes) == ("READ_ONLY", 4)
+
+        proxy.lose_answers(1)
+        assert lossy.objects.delete(created.id).state == "DELETED"
+    finally:
+        proxy.close()

@@ -1,4 +1,5 @@
-"""The TTL reaper: a background task that removes expired objects and old tombstones."""
+"""The TTL reaper: a background task that removes expired objects, old tombstones and
+idempotency keys past their lifetime, each in bounded batches."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class Reaper:
         total = 0
         while removed := await self._objects.reap():
             total += removed
+        while await self._objects.forget_keys():
+            pass
         self.runs += 1
         self.removed += total
         if total:

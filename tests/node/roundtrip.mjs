@@ -1,7 +1,7 @@
 // The official @runloop/api-client, unchanged, against stowage: create -> upload ->
-// complete -> retrieve/list -> download -> delete, then the SDK's own upload/download
-// helpers. Reads RUNLOOP_BASE_URL and RUNLOOP_API_KEY like any SDK user; with
-// STOWAGE_HTTP2=0 it passes the SDK's documented opt-out, `http2: false`.
+// complete -> retrieve/list -> idempotent create -> download -> delete, then the SDK's own
+// upload/download helpers. Reads RUNLOOP_BASE_URL and RUNLOOP_API_KEY like any SDK user;
+// with STOWAGE_HTTP2=0 it passes the SDK's documented opt-out, `http2: false`.
 // Prints one JSON line of what it saw; any failure throws and exits non-zero.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
@@ -34,6 +34,13 @@ assert.deepEqual(listed, [created.id]);
 const { download_url } = await client.objects.download(created.id, { duration_seconds: 60 });
 const fetched = Buffer.from(await (await fetch(download_url)).arrayBuffer());
 assert.equal(sha256(fetched), sha256(data));
+
+// The same idempotencyKey (sent as x-request-id, as on the SDK's own retries): one object.
+const keyed = { name: "node-keyed.txt", content_type: "text" };
+const idempotencyKey = `node-once-${created.id}`;
+const once = await client.objects.create(keyed, { idempotencyKey });
+assert.equal((await client.objects.create(keyed, { idempotencyKey })).id, once.id);
+await client.objects.delete(once.id);
 
 const deleted = await client.objects.delete(created.id);
 assert.equal(deleted.state, "DELETED");

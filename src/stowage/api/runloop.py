@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.errors import Invalid
@@ -26,6 +26,34 @@ router = APIRouter(prefix="/v1/objects", tags=["runloop"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such object visible to this token"}
 }
+KEY_REUSED: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The idempotency key was used for a different request"}
+}
+
+
+def idempotency_key(
+    standard: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="Sent again with the same request, the first answer is given again "
+            "and nothing is done twice (kept 24 h, per token)",
+        ),
+    ] = None,
+    sdk: Annotated[
+        str | None,
+        Header(
+            alias="x-request-id",
+            description="The key the Runloop SDKs send on every POST and keep across their "
+            "retries (also where they put idempotency_key=); used when Idempotency-Key is absent",
+        ),
+    ] = None,
+) -> str | None:
+    """The request's idempotency key: Idempotency-Key, else x-request-id, else none."""
+    return standard or sdk or None
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
 # Rules the core enforces (core.naming), stated for the document only, so bad input keeps
@@ -132,14 +160,22 @@ def presigned_url(request: Request, stowage: Stowage, method: str, object_id: st
     return f"{public_base(request)}/blobs/{object_id}?expires={expires}&signature={signature}"
 
 
-@router.post("", response_model=ObjectView)
+@router.post("", response_model=ObjectView, responses=KEY_REUSED)
 async def create_object(
-    body: CreateObjectBody, request: Request, principal: PrincipalDep, stowage: StowageDep
+    body: CreateObjectBody,
+    request: Request,
+    principal: PrincipalDep,
+    stowage: StowageDep,
+    key: IdempotencyKey,
 ) -> JsonResponse:
-    """Create an object in UPLOADING state and return a presigned ``upload_url`` to PUT to."""
+    """Create an object in UPLOADING state and return a presigned ``upload_url`` to PUT to.
+    Repeated under its idempotency key, the answer is the same object as it is now, with a
+    fresh ``upload_url`` while it is still UPLOADING."""
     obj = await stowage.objects.create(
-        principal, body.name, body.content_type, body.metadata, body.ttl_ms
+        principal, body.name, body.content_type, body.metadata, body.ttl_ms, key
     )
+    if obj.state is not ObjectState.UPLOADING:
+        return JsonResponse(object_view(obj))
     ttl = stowage.settings.upload_url_ttl_seconds
     url = stowage.objects.direct_upload_url(obj, ttl) or presigned_url(
         request, stowage, "PUT", obj.public_id, ttl
@@ -241,13 +277,21 @@ async def retrieve_object(
 @router.post(
     "/{object_id}/complete",
     response_model=ObjectView,
-    responses={**NOT_FOUND, 409: {"description": "The object is not UPLOADING"}},
+    responses={
+        **NOT_FOUND,
+        409: {
+            "description": "The object is not UPLOADING, nothing was uploaded yet, or the "
+            "idempotency key was used for a different request"
+        },
+    },
 )
 async def complete_object(
-    object_id: str, principal: PrincipalDep, stowage: StowageDep
+    object_id: str, principal: PrincipalDep, stowage: StowageDep, key: IdempotencyKey
 ) -> JsonResponse:
-    """Seal the uploaded bytes: the object becomes READ_ONLY with ``size_bytes`` set."""
-    return JsonResponse(object_view(await stowage.objects.complete(principal, object_id)))
+    """Seal the uploaded bytes: the object becomes READ_ONLY with ``size_bytes`` set.
+    Repeated under the idempotency key that completed it, the answer is the object again."""
+    done = await stowage.objects.complete(principal, object_id, key)
+    return JsonResponse(object_view(done))
 
 
 @router.post("/{object_id}/delete", response_model=ObjectView, responses=NOT_FOUND)

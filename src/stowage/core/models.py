@@ -161,3 +161,22 @@ class Reaped:
     object_ids: list[int] = field(default_factory=list)
     blob_keys: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)  # public ids that were UPLOADING
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedRequest:
+    """A request made under an idempotency key: the token that sent it, the key and what it
+    asked for (both as SHA-256 digests, see core.idempotency), and when."""
+
+    token_id: int
+    key_hash: str
+    request_hash: str
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeptAnswer:
+    """What a key was first used for (a request digest), and the object it was answered with."""
+
+    request_hash: str
+    public_id: str

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from .access import Principal, may_modify, may_read
 from .clock import Clock
 from .errors import Conflict, FieldErrors, Gone, Invalid, NameTaken, NotFound, TooLarge
+from .idempotency import KEY_LIFETIME_MS, KEY_REUSED, keyed_request
 from .ids import new_blob_key, new_object_id
 from .models import (
     ContentType,
+    KeptAnswer,
+    KeyedRequest,
     Namespace,
     NewObject,
     ObjectQuery,
@@ -45,6 +48,7 @@ from .sniff import detect_content_type
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 5000
+NOTHING_UPLOADED = "Nothing has been uploaded yet: PUT the bytes to upload_url first"
 UNIQUE_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 UNIQUE_NAME_RULE = r"^[a-zA-Z0-9\._\-]+$"
 Caller = Principal | None  # None: an anonymous request (or a presigned URL)
@@ -206,24 +210,63 @@ class ObjectService:
         content_type: ContentType,
         metadata: Mapping[str, object] | None,
         ttl_ms: int | None,
+        key: str | None = None,
     ) -> StoredObject:
+        """A new UPLOADING object; under an idempotency ``key`` already used for the same
+        request, the object that request made, as it is now."""
         principal.require("object:write")
         validate_object_name(name)
         clean_metadata = validate_metadata(metadata)
         ttl = validate_ttl_ms(ttl_ms)
         now = self._clock.now_ms()
-        return await self._meta.create_object(
-            NewObject(
-                public_id=new_object_id(now),
-                owner_id=principal.user.id,
-                author_id=principal.user.id,
-                name=name,
-                content_type=content_type,
-                metadata=clean_metadata,
-                create_time_ms=now,
-                delete_after_time_ms=now + ttl if ttl is not None else None,
-            )
+        keyed = keyed_request(
+            principal.token_id, key, now, "create", name, content_type, clean_metadata, ttl
         )
+        new = NewObject(
+            public_id=new_object_id(now),
+            owner_id=principal.user.id,
+            author_id=principal.user.id,
+            name=name,
+            content_type=content_type,
+            metadata=clean_metadata,
+            create_time_ms=now,
+            delete_after_time_ms=now + ttl if ttl is not None else None,
+        )
+
+        async def insert() -> StoredObject:
+            made = await self._meta.create_object(new, keyed)
+            if made is None:  # a twin under the same key was first; _once answers with it
+                raise Conflict(KEY_REUSED)
+            return made
+
+        return await self._once(keyed, insert)
+
+    async def _once(
+        self, keyed: KeyedRequest | None, action: Callable[[], Awaitable[StoredObject]]
+    ) -> StoredObject:
+        """Do ``action`` (which records ``keyed`` with its result) unless the key is known.
+        A Conflict it raises is checked against the key: when the same request was done
+        before, or by a twin that won the race, its object is the answer."""
+        try:
+            return await action()
+        except Conflict:
+            kept = await self._meta.kept_answer(keyed) if keyed else None
+            if keyed is None or kept is None:
+                raise
+            return await self._kept(keyed, kept)
+
+    async def _kept(self, keyed: KeyedRequest, kept: KeptAnswer) -> StoredObject:
+        """The answer to a request repeated under its key: the object as it is now."""
+        if kept.request_hash != keyed.request_hash:
+            raise Conflict(KEY_REUSED)
+        obj = await self._meta.get_object(kept.public_id)
+        if obj is None or obj.expired(self._clock.now_ms()):
+            raise Conflict(f"{kept.public_id}, made under this idempotency key, has expired")
+        return obj
+
+    async def forget_keys(self, batch: int = 500) -> int:
+        """Purge up to ``batch`` idempotency keys older than KEY_LIFETIME_MS; return how many."""
+        return await self._meta.forget_keys(self._clock.now_ms() - KEY_LIFETIME_MS, batch)
 
     def _over_limit(self, declared_size: int | None) -> bool:
         """True when the client announced more than the limit: refuse before reading."""
@@ -267,15 +310,25 @@ class ObjectService:
             raise NotFound("Object not found")
         return obj
 
-    async def complete(self, principal: Principal, public_id: str) -> StoredObject:
+    async def complete(
+        self, principal: Principal, public_id: str, key: str | None = None
+    ) -> StoredObject:
+        """Seal the uploaded bytes. Under an idempotency ``key`` that already completed this
+        object (a retry whose first answer was lost), the object is the answer, not a 409."""
         obj = await self.modifiable(principal, public_id, "object:write")
+        keyed = keyed_request(
+            principal.token_id, key, self._clock.now_ms(), "complete", obj.public_id
+        )
+        return await self._once(keyed, lambda: self._complete(obj, keyed))
+
+    async def _complete(self, obj: StoredObject, keyed: KeyedRequest | None) -> StoredObject:
         if obj.state is not ObjectState.UPLOADING:
             raise Conflict(f"Object is {obj.state.value}, not UPLOADING")
         if obj.blob_key is None:
             if self._direct is None:
-                raise Invalid("Nothing has been uploaded yet: PUT the bytes to upload_url first")
+                raise Conflict(NOTHING_UPLOADED)
             await self._adopt(self._direct, obj)
-        done = await self._meta.complete_object(public_id)
+        done = await self._meta.complete_object(obj.public_id, keyed)
         if done is None:
             raise Conflict("Object changed state while completing")
         return done
@@ -286,7 +339,7 @@ class ObjectService:
         staged = staging_key(obj.public_id)
         size = await direct.size(staged)
         if size is None:
-            raise Invalid("Nothing has been uploaded yet: PUT the bytes to upload_url first")
+            raise Conflict(NOTHING_UPLOADED)
         if size > self.limits.max_upload_bytes:
             await direct.delete(staged)
             raise self._too_large()

@@ -12,6 +12,8 @@ from .models import (
     BlobWritten,
     Collaborator,
     Invite,
+    KeptAnswer,
+    KeyedRequest,
     Namespace,
     NewObject,
     ObjectQuery,
@@ -49,7 +51,13 @@ class MetadataStore(Protocol):
     async def revoke_token(self, token_id: int, now_ms: int) -> bool: ...
 
     # objects
-    async def create_object(self, new: NewObject) -> StoredObject: ...
+    async def create_object(
+        self, new: NewObject, keyed: KeyedRequest | None = None
+    ) -> StoredObject | None:
+        """Insert an UPLOADING object and record ``keyed`` with it in the same transaction;
+        None (nothing inserted) when that key is recorded already."""
+        ...
+
     async def insert_stored_object(
         self, new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str
     ) -> StoredObject:
@@ -65,8 +73,19 @@ class MetadataStore(Protocol):
         """Point an UPLOADING object at a new blob; return (attached, replaced blob key)."""
         ...
 
-    async def complete_object(self, public_id: str) -> StoredObject | None:
-        """UPLOADING with a blob → READ_ONLY; None when the object was not in that state."""
+    async def complete_object(
+        self, public_id: str, keyed: KeyedRequest | None = None
+    ) -> StoredObject | None:
+        """UPLOADING with a blob → READ_ONLY, recording ``keyed`` in the same transaction;
+        None (nothing changed) when the object was not in that state or the key is known."""
+        ...
+
+    async def kept_answer(self, keyed: KeyedRequest) -> KeptAnswer | None:
+        """What the key of ``keyed`` was first used for, if it is recorded."""
+        ...
+
+    async def forget_keys(self, cutoff_ms: int, limit: int) -> int:
+        """Remove up to ``limit`` idempotency keys recorded at or before ``cutoff_ms``."""
         ...
 
     async def mark_deleted(

@@ -153,3 +153,18 @@ object_metadata = Table(
     Column("value", Text, nullable=False),
     Index("ix_object_metadata_key", "key"),
 )
+
+# A request made under an idempotency key, per token: the key and the request are stored as
+# SHA-256 digests, so any header value fits; ``public_id`` is the object it was answered with.
+# The primary key is what makes concurrent twins create one object. Rows are kept a day
+# (core.idempotency) and then purged by the reaper, oldest first.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("token_id", Id, ForeignKey("tokens.id", ondelete="CASCADE"), primary_key=True),
+    Column("key_hash", String(64), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("public_id", String(40), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("ix_idempotency_keys_created", "created_at_ms"),
+)

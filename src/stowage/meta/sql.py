@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import asdict, fields
 from typing import Any, TypeVar
 
 import orjson
@@ -33,6 +33,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    tuple_,
     union_all,
     update,
 )
@@ -46,6 +47,8 @@ from ..core.models import (
     Collaborator,
     ContentType,
     Invite,
+    KeptAnswer,
+    KeyedRequest,
     Namespace,
     NewObject,
     ObjectQuery,
@@ -61,6 +64,7 @@ from .group_commit import GroupCommitter
 from .schema import (
     UNIQUE_NAMESPACED,
     UNIQUE_TOP_LEVEL,
+    idempotency_keys,
     namespace_collaborators,
     namespace_invites,
     namespaces,
@@ -310,6 +314,11 @@ class SqlMetadataStore:
     _GET_OBJECT_BY_ID = select(objects).where(objects.c.id == bindparam("id"))
     # Built once: values come as parameters, so each insert reuses the compiled statement.
     _INSERT_OBJECT = insert(objects).returning(*objects.c)
+    _INSERT_KEY = insert(idempotency_keys)
+    _GET_KEY = select(idempotency_keys.c.request_hash, idempotency_keys.c.public_id).where(
+        idempotency_keys.c.token_id == bindparam("token_id"),
+        idempotency_keys.c.key_hash == bindparam("key_hash"),
+    )
 
     async def find_token(self, token_hash: str) -> tuple[Token, User] | None:
         return await self._first(self._FIND_TOKEN, self._token_and_user, {"token_hash": token_hash})
@@ -332,7 +341,9 @@ class SqlMetadataStore:
 
     # --- objects -------------------------------------------------------------------------
 
-    async def create_object(self, new: NewObject) -> StoredObject:
+    async def create_object(
+        self, new: NewObject, keyed: KeyedRequest | None = None
+    ) -> StoredObject | None:
         values = _new_row(new, ObjectState.UPLOADING)
 
         def work(conn: Connection) -> StoredObject:
@@ -344,7 +355,44 @@ class SqlMetadataStore:
                 )
             return _object(row)
 
-        return await self._write(work)
+        return await self._keyed_write(keyed, work)
+
+    async def _keyed_write(
+        self, keyed: KeyedRequest | None, work: Callable[[Connection], StoredObject | None]
+    ) -> StoredObject | None:
+        """Run ``work`` and record ``keyed`` with the object it returns, in one transaction.
+        The key's primary key decides between concurrent twins: the loser's transaction
+        rolls back whole and it gets None, as does a request whose key is known already."""
+
+        def work_and_record(conn: Connection) -> StoredObject | None:
+            done = work(conn)
+            if done is not None and keyed is not None:
+                conn.execute(self._INSERT_KEY, {"public_id": done.public_id, **asdict(keyed)})
+            return done
+
+        try:
+            return await self._write(work_and_record)
+        except IntegrityError:
+            if keyed is None or await self.kept_answer(keyed) is None:
+                raise
+            return None
+
+    async def kept_answer(self, keyed: KeyedRequest) -> KeptAnswer | None:
+        params = {"token_id": keyed.token_id, "key_hash": keyed.key_hash}
+        return await self._first(self._GET_KEY, lambda r: _record(KeptAnswer, r), params)
+
+    async def forget_keys(self, cutoff_ms: int, limit: int) -> int:
+        key = tuple_(idempotency_keys.c.token_id, idempotency_keys.c.key_hash)
+        due = (
+            select(idempotency_keys.c.token_id, idempotency_keys.c.key_hash)
+            .where(idempotency_keys.c.created_at_ms <= cutoff_ms)
+            .order_by(idempotency_keys.c.created_at_ms)
+            .limit(limit)
+        )
+        if not self._sqlite:  # replicas purging at once take different rows
+            due = due.with_for_update(skip_locked=True)
+        stmt = delete(idempotency_keys).where(key.in_(due))
+        return await self._write(lambda conn: conn.execute(stmt).rowcount)
 
     async def insert_stored_object(
         self, new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str
@@ -494,7 +542,9 @@ class SqlMetadataStore:
 
         return await self._write(work)
 
-    async def complete_object(self, public_id: str) -> StoredObject | None:
+    async def complete_object(
+        self, public_id: str, keyed: KeyedRequest | None = None
+    ) -> StoredObject | None:
         stmt = (
             update(objects)
             .where(
@@ -510,7 +560,7 @@ class SqlMetadataStore:
             row = conn.execute(stmt).first()
             return _object(row) if row else None
 
-        return await self._write(work)
+        return await self._keyed_write(keyed, work)
 
     async def mark_deleted(
         self, public_id: str, now_ms: int
