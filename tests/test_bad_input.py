@@ -8,6 +8,7 @@ scope strings (test_cli), oversized uploads (test_presigned, test_djinn_api).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -371,3 +372,29 @@ def test_console_answers_odd_pages_and_csrf_values_without_a_server_error(
         assert (r.status_code, r.json()) == (401, {"message": "sign in again"})
     with server.client() as c:  # nothing was deleted, nothing uploaded
         assert [o["name"] for o in c.get("/objects").json()] == ["keep.txt"]
+
+
+def test_an_upload_into_a_namespace_deleted_midway_is_refused_and_leaves_nothing(
+    server: ThreadServer,
+) -> None:
+    """The namespace goes while the body is in flight, so the insert breaks the foreign
+    key: SQLite answered 500, and PostgreSQL 'Name already exists' (the constraint's name
+    holds "name")."""
+    # Bigger than any socket buffer on loopback: by the time the client may send more,
+    # the server is reading the body, so validation has found the namespace in place.
+    first = b"a" * (SMALL_UPLOAD_LIMIT * 3 // 4)
+    with server.client() as c, server.client() as other:
+        assert c.post("/namespaces", json={"name": "doomed"}).status_code == 201
+
+        def body() -> Iterator[bytes]:
+            yield first
+            assert other.delete("/n/admin/doomed").status_code == 204
+            yield b"the rest"
+
+        r = c.post("/objects", params={"name": "late.bin", "namespace": "doomed"}, content=body())
+        assert (r.status_code, r.json()) == (
+            400,
+            {"namespace": ["Namespace doomed does not exist"]},
+        )
+        assert c.get("/namespaces").json() == []
+    assert_nothing_stored(server)
