@@ -13,7 +13,7 @@ a dropped connection is seen, not hidden by a client library reconnecting.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -50,7 +50,6 @@ class Target:
     public_id: str
     presigned: dict[str, str]
     token: str
-    sent: list[str] = field(default_factory=list)
 
     def path_value(self, template: str, name: str) -> str:
         if name == "object_id":
