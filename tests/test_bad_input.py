@@ -8,6 +8,7 @@ scope strings (test_cli), oversized uploads (test_presigned, test_djinn_api).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,8 @@ import pytest
 from .conftest import SMALL_UPLOAD_LIMIT, ThreadServer
 from .rawhttp import raw_request
 
+HUGE = "9" * 4301  # one digit past what int() will convert
+SURROGATE = "%ED%A0%80"  # U+D800 as UTF-8 would spell it, were lone surrogates allowed
 DJINN_BAD_NAMES = [
     "../escape.txt",
     "a/b.txt",
@@ -237,11 +240,161 @@ def test_every_route_answers_a_wrong_method_with_405_and_allow(server: ThreadSer
     assert_nothing_stored(server)
 
 
-def test_page_numbers_too_big_for_any_offset_are_past_the_end(server: ThreadServer) -> None:
-    huge = "9" * 25
+@pytest.mark.parametrize("huge", ["9" * 25, HUGE], ids=["25-digits", "4301-digits"])
+def test_page_numbers_too_big_for_any_offset_are_past_the_end(
+    server: ThreadServer, huge: str
+) -> None:
     with server.client() as c:
         c.post("/objects", params={"name": "one.txt", "namespace": "pages"}, content=b"1")
         for path in ("/objects", "/namespaces", "/n/admin/pages/-/objects"):
             r = c.get(path, params={"page": huge})
             assert (r.status_code, r.json()) == (200, []), (path, r.text)
             assert 'page=1>; rel="next"' in r.headers["link"]  # next leads back to the last
+
+
+def test_numbers_too_long_for_int_are_a_clear_4xx_in_every_place(server: ThreadServer) -> None:
+    """Path ids, Range positions, pages and Runloop numbers over 4,300 digits: int()
+    refuses them, which was a 500 (and a dropped connection), even without a token."""
+    accept = {"Accept": "application/octet-stream"}
+    with server.client() as c, httpx.Client(base_url=server.base_url) as anonymous:
+        stored = c.post("/objects", params={"name": "five.txt"}, content=b"hello").json()
+        for client in (c, anonymous):
+            for path in (f"/objects/{HUGE}", f"/api/objects/{HUGE}", f"/invites/{HUGE}"):
+                for method in ("GET", "DELETE", "PATCH"):
+                    r = client.request(method, path)
+                    if r.status_code != 405:
+                        answer = (r.status_code, r.json())
+                        assert answer == (404, {"message": "Not Found"}), path[:30]
+        for params, words in [
+            ({"limit": HUGE}, "limit"),
+            ({"duration_seconds": HUGE}, "duration_seconds"),
+        ]:
+            path = (
+                "/v1/objects"
+                if "limit" in params
+                else f"/v1/objects/{stored['object_id']}/download"
+            )
+            assert words in refused(c.get(path, params=params))["message"]
+        body = b'{"name":"n","content_type":"text","ttl_ms":%s}' % HUGE.encode()
+        r = c.post("/v1/objects", content=body, headers={"Content-Type": "application/json"})
+        assert "not valid JSON" in refused(r)["message"]
+        # Past the end is "to the end" (RFC 9110), however many digits it takes to say so.
+        downloads = [(c, f"/objects/{stored['id']}", accept)]
+        if not server.direct:
+            url = c.get(f"/v1/objects/{stored['object_id']}/download").json()["download_url"]
+            downloads.append((anonymous, url, {}))
+        for client, url, headers in downloads:
+            for spec, status, body in [
+                (f"bytes=0-{HUGE}", 206, b"hello"),
+                (f"bytes=-{HUGE}", 206, b"hello"),
+                (f"bytes=1-{HUGE}", 206, b"ello"),
+                (f"bytes={HUGE}-", 416, b""),
+                (f"bytes={HUGE}-{HUGE}", 416, b""),
+            ]:
+                r = client.get(url, headers={**headers, "Range": spec})
+                assert (r.status_code, r.content) == (status, body), spec
+        assert c.get("/user").status_code == 200  # the same keep-alive connection, still fine
+
+
+def test_text_that_is_not_unicode_is_refused_in_every_dialect(server: ThreadServer) -> None:
+    """Lone surrogates (as JSON escapes, or percent-encoded) and bytes that are not UTF-8:
+    a 400 with a message wherever text comes in, never a 500 and never U+FFFD stored."""
+    as_json = {"Content-Type": "application/json"}
+    as_form = {"Content-Type": "application/x-www-form-urlencoded"}
+    with server.client() as c:
+        for body in [
+            b'{"name":"\\ud800","content_type":"text"}',
+            b'{"name":"ok","content_type":"text","metadata":{"k":"\\udc00"}}',
+            b'{"name":"ok","content_type":"text","metadata":{"\\ud800x":"v"}}',
+            b'{"name":"ok\xff","content_type":"text"}',
+        ]:
+            assert (
+                "JSON" in refused(c.post("/v1/objects", content=body, headers=as_json))["message"]
+            )
+        for body, headers in [
+            (b'{"name":"abc","description":"\\ud800"}', as_json),
+            (f"name=abc&description={SURROGATE}".encode(), as_form),
+            (b"name=abc&description=%FF", as_form),
+        ]:
+            refused(c.post("/namespaces", content=body, headers=headers))
+        c.post("/namespaces", json={"name": "ns1"})
+        r = c.post("/n/admin/ns1/-/invites", content=f"handle=b{SURROGATE}", headers=as_form)
+        refused(r)
+        for method, url in [
+            ("GET", f"/v1/objects?search={SURROGATE}"),
+            ("GET", f"/v1/objects/list_public?name=a{SURROGATE}"),
+            ("GET", f"/v1/objects/obj_{SURROGATE}"),
+            ("GET", f"/v1/objects/metadata/keys/k{SURROGATE}/values"),
+            ("GET", f"/objects?search={SURROGATE}"),
+            ("GET", "/namespaces?search=%FF"),
+            ("POST", f"/objects?name=a{SURROGATE}.txt"),
+            ("POST", f"/objects?name=a.txt&namespace=ns1{SURROGATE}"),
+            ("GET", f"/n/admin/ns1/-/objects?search={SURROGATE}"),
+        ]:
+            r = c.request(method, url, content=b"data")
+            assert "UTF-8" in refused(r)["message"], url
+        assert c.get("/namespaces").json()[0]["description"] == ""
+        r = c.post("/console/login", content=f"token={SURROGATE}".encode(), headers=as_form)
+        assert "UTF-8" in refused(r)["message"]
+        assert c.get("/user").status_code == 200
+    with server.client() as c:  # only ns1 was made, and no object at all
+        assert [n["path"] for n in c.get("/namespaces").json()] == ["ns1"]
+    assert_nothing_stored(server)
+
+
+def test_console_answers_odd_pages_and_csrf_values_without_a_server_error(
+    server: ThreadServer,
+) -> None:
+    """``?page=²`` passed isdigit() and failed int(); a CSRF value with a non-ASCII
+    character made compare_digest raise. Plain requests with the session cookie."""
+    with server.client() as c:
+        stored = c.post("/objects", params={"name": "keep.txt"}, content=b"keep").json()
+    oid = stored["object_id"]
+    cookies = {"stowage_console": server.token}
+    with httpx.Client(base_url=server.base_url, cookies=cookies, timeout=30) as console:
+        for path in ("/console", "/console/namespaces"):
+            for page in ("\u00b2", "\u0661", HUGE, "-1", "0"):
+                r = console.get(path, params={"page": page})
+                assert r.status_code == 200, (path, page, r.text[:200])
+        for action, form in [
+            ("/console/logout", {"csrf": "caf\u00e9"}),
+            (f"/console/objects/{oid}/delete", {"csrf": "\u00e9"}),
+            (f"/console/objects/{oid}/share", {"csrf": "\u2603", "seconds": "3600"}),
+        ]:
+            r = console.post(action, data=form, follow_redirects=False)
+            assert (r.status_code, r.headers["location"]) == (303, "/console/login"), action
+        r = console.post(
+            "/console/upload",
+            params={"name": "x.txt"},
+            content=b"x",
+            headers={"X-CSRF-Token": "caf\u00e9".encode("latin-1")},
+        )
+        assert (r.status_code, r.json()) == (401, {"message": "sign in again"})
+    with server.client() as c:  # nothing was deleted, nothing uploaded
+        assert [o["name"] for o in c.get("/objects").json()] == ["keep.txt"]
+
+
+def test_an_upload_into_a_namespace_deleted_midway_is_refused_and_leaves_nothing(
+    server: ThreadServer,
+) -> None:
+    """The namespace goes while the body is in flight, so the insert breaks the foreign
+    key: SQLite answered 500, and PostgreSQL 'Name already exists' (the constraint's name
+    holds "name")."""
+    # Bigger than any socket buffer on loopback: by the time the client may send more,
+    # the server is reading the body, so validation has found the namespace in place.
+    first = b"a" * (SMALL_UPLOAD_LIMIT * 3 // 4)
+    with server.client() as c, server.client() as other:
+        assert c.post("/namespaces", json={"name": "doomed"}).status_code == 201
+
+        def body() -> Iterator[bytes]:
+            yield first
+            assert other.delete("/n/admin/doomed").status_code == 204
+            yield b"the rest"
+
+        r = c.post("/objects", params={"name": "late.bin", "namespace": "doomed"}, content=body())
+        assert (r.status_code, r.json()) == (
+            400,
+            {"namespace": ["Namespace doomed does not exist"]},
+        )
+        assert c.get("/namespaces").json() == []
+    assert_nothing_stored(server)

@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from . import __version__, logs
 from .api import blobs, djinn, djinn_namespaces, errors, openapi, runloop
-from .api.middleware import CapBodies, CapClients, Observe, RefuseNul, TrustProxy
+from .api.middleware import CapBodies, CapClients, Observe, RefuseBadUrls, TrustProxy
 from .api.responses import JsonResponse
 from .bootstrap import prepare
 from .config import Settings
@@ -121,7 +121,7 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
         return Response(stowage.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(CapBodies, limit=JSON_BODY_LIMIT)
-    app.add_middleware(RefuseNul)
+    app.add_middleware(RefuseBadUrls)
     app.add_middleware(CapClients, limit=settings.max_requests_per_client)
     proxies = frozenset(ip.strip() for ip in settings.forwarded_allow_ips.split(",") if ip.strip())
     app.add_middleware(TrustProxy, trusted=proxies)

@@ -12,9 +12,10 @@ from starlette.responses import Response
 
 from ..core.errors import Gone, Invalid, NotFound
 from .deps import StowageDep, declared_length, request_body
+from .requests import StrictRoute
 from .responses import BLOB_RESPONSES, MIME_TYPES, blob_response
 
-router = APIRouter(prefix="/blobs", tags=["presigned"])
+router = APIRouter(prefix="/blobs", tags=["presigned"], route_class=StrictRoute)
 
 
 def signed_for(method: str) -> object:

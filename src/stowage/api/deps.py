@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from ..core.access import Principal
 from ..core.errors import BodyTimeout
+from ..numbers import parse_bounded_int
 from ..service import Stowage
 
 
@@ -43,8 +44,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 def declared_length(request: Request) -> int | None:
     """The body size the client announced, when it did (not for chunked bodies)."""
-    declared = request.headers.get("content-length", "")
-    return int(declared) if declared.isascii() and declared.isdigit() else None
+    return parse_bounded_int(request.headers.get("content-length"))
 
 
 async def request_body(request: Request) -> AsyncIterator[bytes]:

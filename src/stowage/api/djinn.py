@@ -20,11 +20,13 @@ from ..core.errors import NotFound
 from ..core.models import ObjectQuery, ObjectState, StoredObject
 from ..core.naming import MAX_NAME_BYTES
 from ..core.objects import UNIQUE_NAME_RULE
+from ..numbers import parse_bounded_int
 from ..service import Stowage
 from .deps import PrincipalDep, StowageDep, declared_length, request_body
 from .djinn_models import DjinnObject, DjinnUser
 from .djinn_wire import (
     LISTED,
+    MAX_ID,
     PAGE_SIZE,
     DjinnJson,
     DjinnRoute,
@@ -165,7 +167,8 @@ async def create_object(
 
 def object_ref(raw: str) -> int | str:
     """Djinn's numeric id, or the ``obj_…`` id both dialects show (``object_id`` here)."""
-    return existing_id(int(raw)) if raw.isascii() and raw.isdigit() else raw
+    number = parse_bounded_int(raw, MAX_ID + 1)
+    return raw if number is None else existing_id(number)
 
 
 async def _visible(stowage: Stowage, caller: Principal | None, object_id: str) -> StoredObject:

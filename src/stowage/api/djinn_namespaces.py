@@ -243,7 +243,7 @@ async def my_invites(request: Request, principal: PrincipalDep, stowage: Stowage
     return DjinnJson(await render_invites(stowage, api_base(request), invites))
 
 
-@router.patch("/invites/{invite_id:int}", response_model=DjinnInvite)
+@router.patch("/invites/{invite_id:id}", response_model=DjinnInvite)
 async def accept_invite(
     request: Request, invite_id: int, principal: PrincipalDep, stowage: StowageDep
 ) -> DjinnJson:
@@ -253,7 +253,7 @@ async def accept_invite(
     return DjinnJson(rendered[0])
 
 
-@router.delete("/invites/{invite_id:int}", status_code=204)
+@router.delete("/invites/{invite_id:id}", status_code=204)
 async def reject_invite(invite_id: int, principal: PrincipalDep, stowage: StowageDep) -> Response:
     """Decline an invite (the invitee) or withdraw it (the inviter)."""
     await stowage.namespaces.reject(principal, existing_id(invite_id))

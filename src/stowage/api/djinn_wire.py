@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import JSONResponse, Response
 
 from ..core.access import Principal
@@ -33,13 +33,15 @@ from ..core.errors import (
     Unavailable,
 )
 from ..core.models import Invite, Namespace, ObjectQuery, Page, StoredObject, User
+from ..numbers import MAX_INT64, parse_bounded_int
+from ..numbers import page_number as wire_page_number
 from ..service import Stowage
 from .deps import bearer_token, public_base
 from .errors import describe_validation_error
+from .requests import StrictRoute
 
 PAGE_SIZE = 25
-MAX_ID = 2**63 - 1
-MAX_PAGE_NUMBER = MAX_ID // PAGE_SIZE  # beyond it the row offset overflows a 64-bit integer
+MAX_ID = MAX_INT64
 LISTED: dict[int | str, dict[str, Any]] = {
     200: {
         "description": f"Up to {PAGE_SIZE} items",
@@ -64,7 +66,7 @@ def not_found() -> DjinnJson:
     return DjinnJson({"message": "Not Found"}, status_code=404)
 
 
-class DjinnRoute(APIRoute):
+class DjinnRoute(StrictRoute):
     """Maps domain errors to Djinn's statuses for every route of the dialect."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -103,6 +105,23 @@ def existing_id(value: int) -> int:
     return value
 
 
+class IdConvertor(Convertor[int]):
+    """``{name:id}``: Starlette's ``int`` with the bounded parser. ``int()`` fails on a
+    number of over 4,300 digits, which the route's ``[0-9]+`` accepts; here any number
+    past ``MAX_ID`` is ``MAX_ID + 1``, which ``existing_id`` turns into Djinn's 404."""
+
+    regex = "[0-9]+"
+
+    def convert(self, value: str) -> int:
+        return parse_bounded_int(value, MAX_ID + 1) or 0
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("id", IdConvertor())
+
+
 async def optional_principal(request: Request) -> Principal | None:
     """The caller, or None when no token was sent. A bad token is an error, not anonymity."""
     if not request.headers.get("authorization"):
@@ -129,12 +148,9 @@ def rfc3339(ms: int) -> str:
 
 
 def page_number(raw: str | None) -> int:
-    """Djinn's rule: anything but a positive integer means page 1."""
-    try:
-        page = int(raw or "1")
-    except ValueError:
-        return 1
-    return min(max(page, 1), MAX_PAGE_NUMBER)  # still past the end: an empty page
+    """Djinn's rule: anything but a positive integer means page 1 (and a number too big
+    for any row offset is still past the end: an empty page)."""
+    return wire_page_number(raw, PAGE_SIZE)
 
 
 def last_page(total: int) -> int:

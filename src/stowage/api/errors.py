@@ -51,7 +51,8 @@ def message_response(status: int, message: str) -> Response:
 def describe_validation_error(error: dict) -> str:
     where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
     if error.get("type") == "json_invalid":
-        return "request body is not valid JSON"
+        reason = error.get("ctx", {}).get("error")
+        return "request body is not valid JSON" + (f": {reason}" if reason else "")
     if error.get("type") == "extra_forbidden":
         return f"unknown field {where!r}"
     if error.get("type") == "missing":

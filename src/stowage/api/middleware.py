@@ -1,6 +1,6 @@
 """What happens around every request: the request id, the security headers, metrics, and
-three refusals: too many requests at once from one address, NUL bytes in the URL, and
-oversized bodies outside the upload routes.
+three refusals: too many requests at once from one address, URLs with NUL bytes or
+non-UTF-8, and oversized bodies outside the upload routes.
 
 Plain ASGI middlewares rather than Starlette's BaseHTTPMiddleware, which would wrap every
 streamed body in another task and queue.
@@ -18,7 +18,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import logs
 from ..metrics import Metrics
+from ..numbers import parse_bounded_int
 from .errors import message_response
+from .requests import is_utf8_when_unquoted
 
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
 NO_REFERRER = (b"referrer-policy", b"no-referrer")
@@ -141,20 +143,37 @@ class CapClients:
                 del self._in_flight[address]
 
 
-class RefuseNul:
-    """400 for a NUL byte anywhere in the path or the query. No name, id, search or
-    namespace may hold one, and PostgreSQL cannot even compare text with one: refusing
-    here covers every parameter of both dialects at once."""
+class RefuseBadUrls:
+    """400 for a URL that no name, id, search or namespace can come from, covering every
+    parameter of every dialect at once:
+
+    * a NUL byte anywhere in the path or the query: PostgreSQL cannot even compare text
+      with one;
+    * percent-encoded bytes that are not UTF-8 (``%FF``, a lone surrogate ``%ED%A0%80``).
+      The server would turn them silently into U+FFFD, and a name or search would then
+      mean something other than what the client sent.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
-            refused = message_response(400, "the URL must not contain NUL bytes (%00)")
-            await refused(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            problem = _url_problem(scope)
+            if problem:
+                await message_response(400, problem)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+
+def _url_problem(scope: Scope) -> str | None:
+    path, query = scope["path"], scope["query_string"]
+    if "\x00" in path or b"%00" in query:
+        return "the URL must not contain NUL bytes (%00)"
+    raw_path = scope.get("raw_path") or path.encode("utf-8", "surrogateescape")
+    if not (is_utf8_when_unquoted(raw_path) and is_utf8_when_unquoted(query)):
+        return "the URL is not UTF-8 once percent-decoded"
+    return None
 
 
 class CapBodies:
@@ -173,8 +192,8 @@ class CapBodies:
             await self.app(scope, receive, send)
             return
         too_large = f"the body is over the {self.limit} byte limit for JSON and form bodies"
-        declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.limit:
+        declared = parse_bounded_int(dict(scope["headers"]).get(b"content-length"))
+        if declared is not None and declared > self.limit:
             await message_response(413, too_large)(scope, receive, send)
             return
         received = 0

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..core.models import ContentType, StoredObject
 from ..core.objects import ObjectService
+from ..numbers import parse_bounded_int
 
 
 class JsonResponse(JSONResponse):
@@ -30,7 +31,7 @@ MIME_TYPES = {
     ContentType.TGZ: "application/gzip",
 }
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # ASCII digits: \d takes any script's
 _BINARY = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
 # What blob_response may answer, for the OpenAPI document.
 BLOB_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -45,27 +46,28 @@ BLOB_RESPONSES: dict[int | str, dict[str, Any]] = {
 def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     """Return (start, length), None to ignore the header, or "unsatisfiable".
 
-    Multiple ranges are answered with the whole object, which RFC 9110 allows.
+    Multiple ranges are answered with the whole object, which RFC 9110 allows. Positions
+    too big for any object saturate (``parse_bounded_int``): a first byte past the end is
+    unsatisfiable, and a last byte past it means "to the end", however many digits it has.
     """
     match = _RANGE.match(header.strip())
     if not match:
         return None
-    first, last = match.groups()
-    if not first and not last:
+    first, last = (parse_bounded_int(g) if g else None for g in match.groups())
+    if first is None and last is None:
         return None
-    if not first:  # suffix range: the last N bytes
-        suffix = int(last)
-        if suffix == 0 or size == 0:
+    if first is None:  # suffix range: the last N bytes
+        assert last is not None
+        if last == 0 or size == 0:
             return "unsatisfiable"
-        start = max(0, size - suffix)
+        start = max(0, size - last)
         return start, size - start
-    start = int(first)
-    if last and int(last) < start:
+    if last is not None and last < first:
         return None
-    if start >= size:
+    if first >= size:
         return "unsatisfiable"
-    end = min(int(last), size - 1) if last else size - 1
-    return start, end - start + 1
+    end = min(last, size - 1) if last is not None else size - 1
+    return first, end - first + 1
 
 
 def _etag_matches(header: str, etag: str) -> bool:

@@ -19,9 +19,10 @@ from ..core.objects import MAX_PAGE
 from ..core.presign import MAX_URL_LIFETIME_S
 from ..service import Stowage
 from .deps import PrincipalDep, StowageDep, public_base
+from .requests import StrictRoute
 from .responses import JsonResponse
 
-router = APIRouter(prefix="/v1/objects", tags=["runloop"])
+router = APIRouter(prefix="/v1/objects", tags=["runloop"], route_class=StrictRoute)
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such object visible to this token"}

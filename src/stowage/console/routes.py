@@ -14,12 +14,12 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.responses import RedirectResponse, Response
 
 from ..api.deps import StowageDep, declared_length, request_body
 from ..api.errors import STATUS
+from ..api.requests import StrictRoute
 from ..api.responses import JsonResponse, blob_response
 from ..api.runloop import download_link
 from ..core.access import Principal
@@ -27,6 +27,7 @@ from ..core.errors import StowageError, Unauthenticated
 from ..core.models import ObjectQuery, ObjectState, StoredObject
 from ..core.naming import content_type_for_name
 from ..display import size_text, utc_minute
+from ..numbers import page_number
 from ..service import Stowage
 from . import session
 
@@ -41,7 +42,7 @@ class NotSignedIn(Exception):
     pass
 
 
-class ConsoleRoute(APIRoute):
+class ConsoleRoute(StrictRoute):
     """Pages answer failures with a page: sign-in for a missing or dead session, an error
     page with the message otherwise."""
 
@@ -140,14 +141,10 @@ def _pages(request: Request, page_no: int, has_more: bool) -> dict[str, str | No
     }
 
 
-def _page_no(raw: str | None) -> int:
-    return int(raw) if raw and raw.isdigit() and 0 < int(raw) < 100_000 else 1
-
-
 @router.get("")
 async def objects(request: Request, stowage: StowageDep, q: str = "") -> Response:
     principal, token = await signed_in(request, stowage)
-    number = _page_no(request.query_params.get("page"))
+    number = page_number(request.query_params.get("page"), PAGE_SIZE)
     query = ObjectQuery(
         viewer_id=principal.user.id,
         state=ObjectState.READ_ONLY,
@@ -172,7 +169,7 @@ async def objects(request: Request, stowage: StowageDep, q: str = "") -> Respons
 @router.get("/namespaces")
 async def namespaces(request: Request, stowage: StowageDep, q: str = "") -> Response:
     principal, token = await signed_in(request, stowage)
-    number = _page_no(request.query_params.get("page"))
+    number = page_number(request.query_params.get("page"), PAGE_SIZE)
     found, total = await stowage.namespaces.list(
         principal, q.strip() or None, (number - 1) * PAGE_SIZE, PAGE_SIZE
     )
@@ -193,7 +190,7 @@ async def namespace_objects(
 ) -> Response:
     principal, token = await signed_in(request, stowage)
     namespace = await stowage.namespaces.find(principal, username, path)
-    number = _page_no(request.query_params.get("page"))
+    number = page_number(request.query_params.get("page"), PAGE_SIZE)
     query = ObjectQuery(
         viewer_id=None,
         namespace_id=namespace.id,

@@ -29,7 +29,10 @@ def csrf_token(key: bytes, token: str) -> str:
 
 
 def csrf_ok(key: bytes, token: str, sent: str | None) -> bool:
-    return bool(sent) and hmac.compare_digest(csrf_token(key, token), sent or "")
+    """Constant-time, on bytes: ``compare_digest`` raises TypeError for a str with any
+    non-ASCII character, and a form field or header can carry any."""
+    expected = csrf_token(key, token).encode()
+    return bool(sent) and hmac.compare_digest(expected, (sent or "").encode("utf-8", "replace"))
 
 
 def same_origin(request: Request) -> bool:

@@ -55,6 +55,10 @@ class NameTaken(Conflict):
     """A uniquely named object with this name already exists in the same place."""
 
 
+class NamespaceGone(NotFound):
+    """The namespace a write named was deleted while the write was in flight."""
+
+
 class Unavailable(StowageError):
     """A dependency (database, blob store) cannot be reached; worth retrying shortly."""
 

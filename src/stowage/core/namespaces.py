@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .access import Principal, may_read
 from .clock import Clock
-from .errors import FieldErrors, Invalid, NotFound
+from .errors import FieldErrors, Invalid, NamespaceGone, NotFound
 from .models import Collaborator, Invite, Namespace, User, Visibility
 from .ports import MetadataStore
 
@@ -176,9 +176,12 @@ class NamespaceService:
                 errors["parent"] = [f"Namespaces cannot be nested deeper than {MAX_DEPTH}"]
         if errors:
             raise FieldErrors(errors)
-        created = await self._meta.create_namespace(
-            caller.user.id, parent, name, description, chosen, self._clock.now_ms()
-        )
+        try:
+            created = await self._meta.create_namespace(
+                caller.user.id, parent, name, description, chosen, self._clock.now_ms()
+            )
+        except NamespaceGone:  # the parent was deleted meanwhile
+            raise FieldErrors({"parent": ["Parent namespace does not exist"]}) from None
         if created is None:
             raise FieldErrors({"name": ["Name already exists"]})
         return created

@@ -19,7 +19,16 @@ from dataclasses import dataclass
 
 from .access import Principal, may_modify, may_read
 from .clock import Clock
-from .errors import Conflict, FieldErrors, Gone, Invalid, NameTaken, NotFound, TooLarge
+from .errors import (
+    Conflict,
+    FieldErrors,
+    Gone,
+    Invalid,
+    NamespaceGone,
+    NameTaken,
+    NotFound,
+    TooLarge,
+)
 from .idempotency import KEY_LIFETIME_MS, KEY_REUSED, keyed_request
 from .ids import new_blob_key, new_object_id
 from .models import (
@@ -414,6 +423,11 @@ class ObjectService:
         except NameTaken:  # lost a race for the name: the database constraint decided
             await self._blobs.delete(key)
             raise FieldErrors({"name": ["Name already exists"]}) from None
+        except NamespaceGone:  # deleted while the body was arriving
+            await self._blobs.delete(key)
+            raise FieldErrors(
+                {"namespace": [f"Namespace {namespace_ref} does not exist"]}
+            ) from None
         except BaseException:
             await self._blobs.delete(key)
             raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from ..numbers import parse_bounded_int
 from .errors import BadSignature
 
 MAX_URL_LIFETIME_S = 7 * 24 * 3600  # the same ceiling as S3 presigned URLs
@@ -34,10 +35,9 @@ class Presigner:
     ) -> None:
         if not expires or not signature:
             raise BadSignature("this URL is not signed: 'expires' and 'signature' are required")
-        try:
-            expires_s = int(expires)
-        except ValueError:
-            raise BadSignature("the 'expires' parameter is not a number") from None
+        expires_s = parse_bounded_int(expires)
+        if expires_s is None:
+            raise BadSignature("the 'expires' parameter is not a number")
         expected = self.sign(method, object_id, expires_s)
         # As bytes: compare_digest refuses str with non-ASCII characters, and a URL can carry any.
         if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):

@@ -1,4 +1,10 @@
-"""Table definitions. The Alembic migrations create exactly these; keep the two in step."""
+"""Table definitions. The Alembic migrations create exactly these; keep the two in step.
+
+Constraints that a write can break in normal use are named, because ``meta.sql`` tells
+them apart by name: the unique indexes, and the foreign keys to a namespace, which may be
+deleted while a write that names it is in flight. The migrations left most foreign keys to
+PostgreSQL's default names (``<table>_<column>_fkey``); the names here are those.
+"""
 
 from __future__ import annotations
 
@@ -55,7 +61,11 @@ namespaces = Table(
     Column("owner_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     # A root's root_id is its own id, so it is set right after the insert.
     Column("root_id", Id),
-    Column("parent_id", Id, ForeignKey("namespaces.id", ondelete="CASCADE")),
+    Column(
+        "parent_id",
+        Id,
+        ForeignKey("namespaces.id", ondelete="CASCADE", name="namespaces_parent_id_fkey"),
+    ),
     Column("name", String(32), nullable=False),
     Column("path", Text, nullable=False),
     Column("level", Integer, nullable=False),
@@ -70,7 +80,14 @@ namespaces = Table(
 namespace_collaborators = Table(
     "namespace_collaborators",
     metadata,
-    Column("namespace_id", Id, ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "namespace_id",
+        Id,
+        ForeignKey(
+            "namespaces.id", ondelete="CASCADE", name="namespace_collaborators_namespace_id_fkey"
+        ),
+        primary_key=True,
+    ),
     Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("created_at_ms", BigInteger, nullable=False),
     Index("ix_namespace_collaborators_user", "user_id"),
@@ -80,7 +97,12 @@ namespace_invites = Table(
     "namespace_invites",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("namespace_id", Id, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "namespace_id",
+        Id,
+        ForeignKey("namespaces.id", ondelete="CASCADE", name="namespace_invites_namespace_id_fkey"),
+        nullable=False,
+    ),
     Column("inviter_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("invitee_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),

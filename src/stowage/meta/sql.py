@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy import (
     Connection,
     Engine,
+    UniqueConstraint,
     and_,
     bindparam,
     create_engine,
@@ -41,7 +42,7 @@ from sqlalchemy.engine import URL, Row, make_url
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from ..core.errors import NameTaken, Unavailable
+from ..core.errors import NamespaceGone, NameTaken, Unavailable
 from ..core.models import (
     BlobWritten,
     Collaborator,
@@ -74,6 +75,17 @@ from .schema import (
     users,
 )
 
+# SQLite names only the columns of a broken unique constraint ("UNIQUE constraint failed:
+# objects.owner_id, objects.name"), and no foreign key at all.
+UNIQUE_BY_COLUMNS = {
+    tuple(f"{table.name}.{column.name}" for column in unique.columns): unique.name
+    for table in (objects, namespaces, namespace_invites)
+    for unique in [
+        *(c for c in table.constraints if isinstance(c, UniqueConstraint)),
+        *(i for i in table.indexes if i.unique),
+    ]
+}
+SOME_FOREIGN_KEY = "FOREIGN KEY"  # SQLite's word for which one: the caller re-checks
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 DB_THREADS = 8
 T = TypeVar("T")
@@ -115,6 +127,22 @@ def _sqlite_engine(url: URL, *, writer: bool) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
+
+
+def _violated(exc: IntegrityError) -> str:
+    """The name of the constraint a write broke: PostgreSQL reports it, SQLite is mapped by
+    columns, or ``SOME_FOREIGN_KEY``. Callers compare names exactly: a substring test took
+    ``fk_objects_namespace_id`` for a name clash because it contains "name"."""
+    diag = getattr(exc.orig, "diag", None)
+    if diag is not None and diag.constraint_name:
+        return str(diag.constraint_name)
+    message = str(exc.orig)
+    if message.startswith("UNIQUE constraint failed: "):
+        columns = tuple(message.removeprefix("UNIQUE constraint failed: ").split(", "))
+        return UNIQUE_BY_COLUMNS.get(columns, message)
+    if message.startswith("FOREIGN KEY constraint failed"):
+        return SOME_FOREIGN_KEY
+    return message
 
 
 def _like_fragment(text: str) -> str:
@@ -413,9 +441,24 @@ class SqlMetadataStore:
                 lambda conn: _object(conn.execute(self._INSERT_OBJECT, values).one())
             )
         except IntegrityError as exc:
-            if "name" in str(exc.orig).lower():
+            violated = _violated(exc)
+            if violated in ("uq_objects_owner_name", "uq_objects_namespace_name"):
                 raise NameTaken(new.name) from None
+            await self._raise_if_namespace_gone(
+                violated, "fk_objects_namespace_id", new.namespace_id
+            )
             raise
+
+    async def _raise_if_namespace_gone(
+        self, violated: str, foreign_key: str, namespace_id: int | None
+    ) -> None:
+        """Raise NamespaceGone when ``violated`` is ``foreign_key``, the write's reference
+        to namespace ``namespace_id``. SQLite does not say which key failed: the namespace
+        being gone does (users, the other keys' targets, are never deleted)."""
+        if namespace_id is None or violated not in (foreign_key, SOME_FOREIGN_KEY):
+            return
+        if violated == foreign_key or not await self.get_namespaces({namespace_id}):
+            raise NamespaceGone("Namespace no longer exists")
 
     async def name_taken(self, owner_id: int, namespace_id: int | None, name: str) -> bool:
         scope = (
@@ -723,15 +766,21 @@ class SqlMetadataStore:
         visibility: Visibility,
         now_ms: int,
     ) -> Namespace | None:
-        """The new namespace, or None when the owner already has one at that path."""
+        """The new namespace, or None when the owner already has one at that path; raise
+        NamespaceGone when the parent was deleted meanwhile."""
         try:
             return await self._write(
                 lambda conn: self._insert_namespace(
                     conn, owner_id, parent, name, description, visibility, now_ms
                 )
             )
-        except IntegrityError:
-            return None
+        except IntegrityError as exc:
+            violated = _violated(exc)
+            if violated == "uq_namespaces_owner_path":
+                return None
+            parent_id = parent.id if parent else None
+            await self._raise_if_namespace_gone(violated, "namespaces_parent_id_fkey", parent_id)
+            raise
 
     async def ensure_namespace_path(
         self, owner_id: int, segments: list[str], now_ms: int
@@ -904,7 +953,8 @@ class SqlMetadataStore:
     async def create_invite(
         self, root_id: int, inviter_id: int, invitee_id: int, now_ms: int
     ) -> Invite | None:
-        """The new invite, or None if that user is already invited to that namespace."""
+        """The new invite, or None if that user is already invited to that namespace; raise
+        NamespaceGone when the namespace was deleted meanwhile."""
         stmt = (
             insert(namespace_invites)
             .values(
@@ -917,8 +967,14 @@ class SqlMetadataStore:
         )
         try:
             return await self._write(lambda conn: _invite(conn.execute(stmt).one()))
-        except IntegrityError:
-            return None
+        except IntegrityError as exc:
+            violated = _violated(exc)
+            if violated == "uq_namespace_invites_invitee":
+                return None
+            await self._raise_if_namespace_gone(
+                violated, "namespace_invites_namespace_id_fkey", root_id
+            )
+            raise
 
     async def get_invite(self, invite_id: int) -> Invite | None:
         return await self._first(
@@ -953,7 +1009,13 @@ class SqlMetadataStore:
                 )
             conn.execute(delete(namespace_invites).where(namespace_invites.c.id == invite.id))
 
-        await self._write(work)
+        try:
+            await self._write(work)
+        except IntegrityError as exc:
+            await self._raise_if_namespace_gone(
+                _violated(exc), "namespace_collaborators_namespace_id_fkey", invite.namespace_id
+            )
+            raise
 
     async def delete_invite(self, invite_id: int) -> bool:
         stmt = delete(namespace_invites).where(namespace_invites.c.id == invite_id)
