@@ -160,3 +160,15 @@ def test_an_untrusted_peer_cannot_claim_a_scheme(tmp_path: Path) -> None:
     with served(tmp_path, forwarded_allow_ips="192.0.2.1") as base:
         token = (tmp_path / "admin-token").read_text().strip()
         assert create_behind_proxy(base, token).startswith("http://127.0.0.1")
+
+
+def test_a_refusal_before_the_body_says_the_connection_closes(proc_server: ProcServer) -> None:
+    """The unread body is still on the wire: a client that reused the connection would fail
+    its next request with "server disconnected"."""
+    with httpx.Client(base_url=proc_server.base_url) as c:
+        auth = {"Authorization": f"Bearer {proc_server.token}"}
+        refused = c.post("/v1/objects", content=b"{" + b" " * 2_000_000 + b"}", headers=auth)
+        assert refused.status_code == 413 and refused.headers["connection"] == "close"
+        assert c.get("/v1/objects", headers=auth).status_code == 200
+        answered = c.post("/v1/objects", json={"name": "n", "content_type": "text"}, headers=auth)
+        assert "connection" not in answered.headers  # a body read whole: the connection stays

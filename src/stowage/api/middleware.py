@@ -59,11 +59,13 @@ class Observe:
         else:
             extra += [NO_REFERRER, API_CSP]
         status, sent, received = 500, 0, 0
+        body_unread = scope.get("http_version") != "2" and _has_body(scope)
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_unread
             message = await receive()
             received += len(message.get("body", b""))
+            body_unread = body_unread and message.get("more_body", False)
             return message
 
         async def observing_send(message: Message) -> None:
@@ -71,6 +73,11 @@ class Observe:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), *extra]
+                if body_unread:
+                    # Answered before the body was read (a refusal): the rest of it is
+                    # still on the wire, so this connection cannot carry another request.
+                    # Saying so keeps clients from reusing it and failing the next one.
+                    message["headers"].append((b"connection", b"close"))
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
             await send(message)
@@ -214,6 +221,11 @@ def _is_upload(scope: Scope) -> bool:
     if method == "PUT":
         return path.startswith("/blobs/")
     return method == "POST" and path in ("/objects", "/api/objects", "/console/upload")
+
+
+def _has_body(scope: Scope) -> bool:
+    headers = dict(scope["headers"])
+    return b"transfer-encoding" in headers or headers.get(b"content-length", b"0") != b"0"
 
 
 def _request_id(scope: Scope) -> bytes:
