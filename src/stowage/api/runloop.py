@@ -140,7 +140,8 @@ async def create_object(
     obj = await stowage.objects.create(
         principal, body.name, body.content_type, body.metadata, body.ttl_ms
     )
-    ttl = stowage.settings.upload_url_ttl_seconds
+    settings = stowage.settings
+    ttl = min(settings.upload_url_ttl_seconds, settings.upload_ttl_seconds)  # not past the deadline
     url = stowage.objects.direct_upload_url(obj, ttl) or presigned_url(
         request, stowage, "PUT", obj.public_id, ttl
     )
