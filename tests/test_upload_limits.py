@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import ThreadServer
+from .conftest import SMALL_UPLOAD_LIMIT, ThreadServer
 
 
 class HeldUpload:
@@ -109,3 +110,30 @@ def test_presigned_uploads_take_the_slots_of_the_token_that_created_them(
     assert held.finish().status_code == 200
     assert httpx.put(second, content=b"x").status_code == 200
     assert slots.in_use == 0
+
+
+def test_a_failed_console_upload_answers_413_and_leaves_nothing(server: ThreadServer) -> None:
+    """The console cleans up its own failed upload with the object:write scope that made
+    it: a token without object:delete sees the 413, not a 403, and no UPLOADING object
+    stays behind."""
+    token = server.new_user_token("writer", "object:read,write")
+    with httpx.Client(base_url=server.base_url, cookies={"stowage_console": token}) as c:
+        page = c.get("/console")
+        found = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+        assert found is not None
+
+        def too_big() -> Iterator[bytes]:  # no Content-Length: crosses the limit mid-body
+            for _ in range(SMALL_UPLOAD_LIMIT // 65536 + 2):
+                yield b"y" * 65536
+
+        r = c.post(
+            "/console/upload",
+            params={"name": "big.bin"},
+            content=too_big(),
+            headers={"x-csrf-token": found.group(1)},
+        )
+        assert r.status_code == 413
+        assert str(SMALL_UPLOAD_LIMIT) in r.json()["message"]
+    with server.client(token) as c:
+        assert c.get("/v1/objects", params={"state": "UPLOADING"}).json()["objects"] == []
+    assert server.stored_blobs() == set()

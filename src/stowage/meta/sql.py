@@ -614,8 +614,6 @@ class SqlMetadataStore:
             and_(
                 objects.c.state == ObjectState.DELETED.value,
                 objects.c.deleted_time_ms <= deleted_before_ms,
-                # its upload URL may still deliver bytes until then: keep the staging key known
-                or_(objects.c.upload_deadline_ms.is_(None), upload_over),
             ),
         )
         pick = (
