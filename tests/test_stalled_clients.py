@@ -143,18 +143,22 @@ def assert_too_slow(status: int, body: dict) -> None:
     assert "averaged under 1000 bytes/s" in body["message"]
 
 
+def trickle_djinn_uploads(base_url: str, token: str) -> None:
+    """A raw and a multipart Djinn upload, each trickling: both must get 408."""
+    auth = {"Authorization": f"Bearer {token}"}
+    headers = {"Content-Type": "application/octet-stream", **auth}
+    assert_too_slow(*trickle_request(base_url, "POST", "/objects?name=t.bin", headers))
+    form = {**FORM_HEADERS, **auth}
+    assert_too_slow(*trickle_request(base_url, "POST", "/objects", form, form_start("f.bin")))
+
+
 def test_trickling_uploads_are_abandoned(server: ThreadServer) -> None:
     """A byte every few milliseconds never trips the idle timeout, but the upload must
     average STOWAGE_UPLOAD_MIN_RATE once the grace period is over: raw, multipart and
     presigned uploads alike get 408, and nothing of theirs is kept."""
     server.settings.body_timeout_seconds = 0.3
     server.settings.upload_min_rate = 1000
-    auth = {"Authorization": f"Bearer {server.token}"}
-    headers = {"Content-Type": "application/octet-stream", **auth}
-    assert_too_slow(*trickle_request(server.base_url, "POST", "/objects?name=t.bin", headers))
-    form = {**FORM_HEADERS, **auth}
-    start = form_start("f.bin")
-    assert_too_slow(*trickle_request(server.base_url, "POST", "/objects", form, start))
+    trickle_djinn_uploads(server.base_url, server.token)
     if not server.direct:
         with server.client() as c:
             created = c.post("/v1/objects", json={"name": "s", "content_type": "text"}).json()
@@ -175,13 +179,10 @@ def test_stalled_and_trickling_uploads_on_either_http_server(
 ) -> None:
     settings = {"http2": http2, "body_timeout_seconds": "0.3", "upload_min_rate": "1000"}
     with proc_server_on("sqlite-local", request, tmp_path_factory, pg_base_url, **settings) as proc:
+        trickle_djinn_uploads(proc.base_url, proc.token)
         auth = {"Authorization": f"Bearer {proc.token}"}
-        headers = {"Content-Type": "application/octet-stream", **auth}
-        assert_too_slow(*trickle_request(proc.base_url, "POST", "/objects?name=t.bin", headers))
-        form = {**FORM_HEADERS, **auth}
-        start = form_start("f.bin")
-        assert_too_slow(*trickle_request(proc.base_url, "POST", "/objects", form, start))
         stalled = {**FORM_HEADERS, **auth, "Content-Length": "100000"}
+        start = form_start("f.bin")
         reply = raw_request(
             proc.base_url, "POST", "/objects", headers=stalled, body=start, timeout=10
         )
