@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -234,3 +236,71 @@ def test_upload_and_download_memory_does_not_grow_with_size(server: ThreadServer
             tracemalloc.stop()
     assert received == size
     assert peak < 8 * 1024 * 1024, f"peak traced memory {peak / 2**20:.1f} MiB"
+
+
+@pytest.fixture
+def s3_server(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_base_url: str | None
+) -> Iterator[ThreadServer]:
+    yield from run_thread_server("postgres-s3", request, tmp_path, pg_base_url)
+
+
+def test_s3_upload_urls_are_spent_by_complete_and_delete(s3_server: ThreadServer) -> None:
+    """S3 still answers 200 to a PUT on an upload URL after complete or delete (it cannot
+    know), but those bytes land on a staging key nobody reads, and once the URL can no
+    longer be used the reaper removes them."""
+    server = s3_server
+    with server.client() as c:
+        done = c.post("/v1/objects", json={"name": "d", "content_type": "text"}).json()
+        assert httpx.put(done["upload_url"], content=b"first").status_code == 200
+        assert c.post(f"/v1/objects/{done['id']}/complete").json()["size_bytes"] == 5
+        gone = c.post("/v1/objects", json={"name": "g", "content_type": "text"}).json()
+        assert c.post(f"/v1/objects/{gone['id']}/delete").json()["state"] == "DELETED"
+
+        for created in (done, gone):
+            assert httpx.put(created["upload_url"], content=b"late bytes").status_code == 200
+        url = c.get(f"/v1/objects/{done['id']}/download").json()["download_url"]
+        assert httpx.get(url).content == b"first"
+        assert c.post(f"/v1/objects/{done['id']}/complete").status_code == 409
+    blob = server.run(server.stowage.meta.get_object(done["id"])).blob_key
+    assert len(server.stored_blobs() - {blob}) == 2  # the late bytes, for now
+
+    server.clock.advance(server.settings.upload_ttl_seconds * 1000)
+    server.run(server.stowage.reaper.run_once())
+    assert server.stored_blobs() == {blob}
+    assert httpx.get(url).content == b"first"
+
+
+def test_s3_complete_never_adopts_more_than_the_limit(s3_server: ThreadServer) -> None:
+    """PUTs racing with complete: whatever complete attaches is what it measured, and
+    never over the limit. (It used to HEAD the staging key and then copy it; a PUT in
+    between was attached unchecked, in 2 of 45 tries. The window is too small to hit on
+    demand: this holds the invariant under load rather than replaying that race.)"""
+    server = s3_server
+    limit = 4096
+    objects = server.stowage.objects
+    objects.limits = dataclasses.replace(objects.limits, max_upload_bytes=limit)
+    small, big = b"s" * 100, os.urandom(256 * 1024)
+    with server.client() as c:
+        for n in range(10):
+            created = c.post("/v1/objects", json={"name": f"r{n}", "content_type": "text"}).json()
+            assert httpx.put(created["upload_url"], content=small).status_code == 200
+            completed = threading.Event()
+
+            def race(url: str = created["upload_url"], done: threading.Event = completed) -> None:
+                while not done.is_set():  # overwrite the staging key until complete answers
+                    httpx.put(url, content=big)
+
+            racer = threading.Thread(target=race)
+            racer.start()
+            r = c.post(f"/v1/objects/{created['id']}/complete")
+            completed.set()
+            racer.join(30)
+            assert r.status_code in (200, 413), r.text
+            if r.status_code == 200:
+                assert r.json()["size_bytes"] <= limit
+                url = c.get(f"/v1/objects/{created['id']}/download").json()["download_url"]
+                got = httpx.get(url).content
+                assert got == small
+                stored = server.run(server.stowage.meta.get_object(created["id"]))
+                assert stored.sha256 == hashlib.sha256(got).hexdigest()

@@ -83,3 +83,31 @@ def test_reaper_drains_more_than_one_batch(server: ThreadServer) -> None:
     removed = server.run(server.stowage.objects.reap(batch=5))
     assert removed == 5
     assert server.run(server.stowage.reaper.run_once()) == 7
+
+
+def test_unfinished_uploads_expire_after_the_upload_ttl_and_are_reaped(
+    server: ThreadServer,
+) -> None:
+    """An object nobody completes (any path: Runloop, a console upload cut off) vanishes
+    STOWAGE_UPLOAD_TTL_SECONDS after its creation, and the reaper removes it and its
+    bytes; completed objects without a TTL stay."""
+    with server.client() as c:
+        created = c.post("/v1/objects", json={"name": "left", "content_type": "text"}).json()
+        assert created["delete_after_time_ms"] is None  # no TTL was asked for
+        assert httpx.put(created["upload_url"], content=b"abandoned").status_code == 200
+        kept = make(server, c, "kept.txt", None)
+        kept_blob = server.run(server.stowage.meta.get_object(kept["id"])).blob_key
+        assert len(server.stored_blobs()) == 2
+
+        server.clock.advance(server.settings.upload_ttl_seconds * 1000 - 1)
+        assert c.get(f"/v1/objects/{created['id']}").status_code == 200
+        server.clock.advance(1)
+        assert c.get(f"/v1/objects/{created['id']}").status_code == 404
+        assert c.post(f"/v1/objects/{created['id']}/complete").status_code == 404
+        listed = c.get("/v1/objects").json()["objects"]
+        assert [o["id"] for o in listed] == [kept["id"]]
+
+        server.run(server.stowage.reaper.run_once())
+        assert server.run(server.stowage.meta.get_object(created["id"])) is None
+        assert server.stored_blobs() == {kept_blob}
+        assert c.get(f"/v1/objects/{kept['id']}").json()["state"] == "READ_ONLY"

@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(
         default=60, description="an upload that sends nothing for this long is abandoned"
     )
+    upload_min_rate: int = Field(
+        default=16384,
+        ge=0,
+        description="bytes/s an upload must average once it has run for "
+        "body_timeout_seconds (0: no minimum); a slower one is abandoned",
+    )
+    upload_ttl_seconds: int = Field(
+        default=86400,
+        gt=0,
+        description="an object still UPLOADING this long after its creation is removed",
+    )
     shutdown_timeout_seconds: float = Field(
         default=30, description="on SIGTERM, how long in-flight requests may take to finish"
     )

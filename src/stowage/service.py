@@ -80,6 +80,7 @@ def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None)
         Limits(
             max_upload_bytes=settings.max_upload_bytes,
             deleted_retention_ms=settings.deleted_retention_seconds * 1000,
+            upload_ttl_ms=settings.upload_ttl_seconds * 1000,
         ),
     )
     return Stowage(

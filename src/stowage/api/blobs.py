@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from ..core.errors import Gone, Invalid, NotFound
+from ..core.limits import creator_caller
 from .deps import StowageDep, declared_length, request_body
 from .requests import StrictRoute
 from .responses import BLOB_RESPONSES, MIME_TYPES, blob_response
@@ -53,9 +54,10 @@ async def put_blob(
     object_id: Annotated[str, signed_for("PUT")], request: Request, stowage: StowageDep
 ) -> Response:
     """Receive the raw bytes of an UPLOADING object; hashed and fsynced before 200."""
-    async with stowage.uploads.hold(f"object:{object_id}"):
+    target = await stowage.objects.upload_target(object_id)
+    async with stowage.uploads.hold(creator_caller(target)):
         body = request_body(request)
-        obj = await stowage.objects.upload(object_id, body, declared_length(request))
+        obj = await stowage.objects.upload(target, body, declared_length(request))
     return Response(status_code=200, headers={"ETag": f'"{obj.md5}"'})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -48,16 +49,33 @@ def declared_length(request: Request) -> int | None:
 
 
 async def request_body(request: Request) -> AsyncIterator[bytes]:
-    """The request body as it arrives, abandoned when the client stalls: a stalled upload
-    must not hold a temporary file and a connection forever."""
-    idle = request.app.state.stowage.settings.body_timeout_seconds
+    """The request body as it arrives, abandoned when the client stalls or trickles: an
+    upload must not hold a slot, a temporary file and a connection forever.
+
+    Two limits: ``body_timeout_seconds`` of silence, and an average of ``upload_min_rate``
+    bytes/s once the upload has run for ``body_timeout_seconds`` (one byte a minute would
+    pass the first forever). Only the time spent waiting for the client counts: while the
+    blob store is slow to take a batch, the client cannot send."""
+    settings = request.app.state.stowage.settings
+    idle, rate = settings.body_timeout_seconds, settings.upload_min_rate
+    clock = asyncio.get_running_loop().time
     chunks = request.stream().__aiter__()
+    received, waited = 0, 0.0
     while True:
+        allowed = idle + received / rate - waited if rate else math.inf
+        started = clock()
         try:
-            async with asyncio.timeout(idle):
+            async with asyncio.timeout(min(idle, allowed)):
                 chunk = await chunks.__anext__()
         except StopAsyncIteration:
             return
         except TimeoutError:
+            if allowed < idle:
+                raise BodyTimeout(
+                    f"the upload averaged under {rate} bytes/s; it was abandoned"
+                ) from None
             raise BodyTimeout(f"no body data for {idle:g} s; the upload was abandoned") from None
+        finally:
+            waited += clock() - started
+        received += len(chunk)
         yield chunk

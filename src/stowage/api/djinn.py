@@ -12,11 +12,11 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from ..core.access import Principal
 from ..core.errors import NotFound
+from ..core.limits import token_caller
 from ..core.models import ObjectQuery, ObjectState, StoredObject
 from ..core.naming import MAX_NAME_BYTES
 from ..core.objects import UNIQUE_NAME_RULE
@@ -40,6 +40,7 @@ from .djinn_wire import (
     render_objects,
     user_json,
 )
+from .form_upload import FORM_OVERHEAD, FormUpload
 from .responses import BLOB_RESPONSES, blob_response
 
 router = APIRouter(route_class=DjinnRoute, tags=["djinn"])
@@ -77,7 +78,6 @@ READ: dict[str, Any] = {
         },
     },
 }
-FILE_CHUNK = 1024 * 1024
 
 
 @router.get("/", include_in_schema=False)
@@ -125,25 +125,23 @@ async def list_objects(
     return paginated(request, items, number, last)
 
 
-async def _body_and_fields(request: Request) -> tuple[AsyncIterator[bytes], str | None, str | None]:
-    """The file and the name/namespace fields, from a raw body plus query parameters or
-    from a multipart form with a ``file`` part."""
+async def _body_and_fields(
+    request: Request,
+) -> tuple[AsyncIterator[bytes], str | None, str | None, int | None]:
+    """The file, the name/namespace fields and the least size the file can have: from a
+    raw body plus query parameters, or from a multipart form with a ``file`` part (its
+    fields first), streamed either way."""
     name = request.query_params.get("name")
     namespace = request.query_params.get("namespace")
+    declared = declared_length(request)
     if not body_is_form(request):
-        return request_body(request), name, namespace
-    form = await request.form()
-    upload = form.get("file")
-    form_name, form_namespace = form.get("name"), form.get("namespace")
-    name = form_name if isinstance(form_name, str) else name
-    namespace = form_namespace if isinstance(form_namespace, str) else namespace
-
-    async def file_chunks() -> AsyncIterator[bytes]:
-        if isinstance(upload, UploadFile):
-            while chunk := await upload.read(FILE_CHUNK):
-                yield chunk
-
-    return file_chunks(), name, namespace
+        return request_body(request), name, namespace, declared
+    form = FormUpload(request.headers["content-type"], request_body(request))
+    await form.read_fields()
+    name = form.fields.get("name", name)
+    namespace = form.fields.get("namespace", namespace)
+    least = declared - FORM_OVERHEAD if declared is not None else None
+    return form.file(), name, namespace, least
 
 
 @router.post(
@@ -157,9 +155,8 @@ async def create_object(
 ) -> DjinnJson:
     """Upload: the raw body is the file, ``?name=`` (required) and ``?namespace=path[@owner]``.
     A multipart form with a ``file`` part works too. The type is sniffed from the bytes."""
-    async with stowage.uploads.hold(f"token:{principal.token_id}"):
-        body, name, namespace = await _body_and_fields(request)
-        declared = None if body_is_form(request) else declared_length(request)
+    async with stowage.uploads.hold(token_caller(principal.token_id)):
+        body, name, namespace, declared = await _body_and_fields(request)
         obj = await stowage.objects.store(principal, name, namespace or None, body, declared)
     rendered = await render_objects(stowage, api_base(request), [obj], principal)
     return DjinnJson(rendered[0], status_code=201)

@@ -177,7 +177,8 @@ async def create_object(
     )
     if obj.state is not ObjectState.UPLOADING:
         return JsonResponse(object_view(obj))
-    ttl = stowage.settings.upload_url_ttl_seconds
+    settings = stowage.settings
+    ttl = min(settings.upload_url_ttl_seconds, settings.upload_ttl_seconds)  # not past the deadline
     url = stowage.objects.direct_upload_url(obj, ttl) or presigned_url(
         request, stowage, "PUT", obj.public_id, ttl
     )

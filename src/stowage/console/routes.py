@@ -24,6 +24,7 @@ from ..api.responses import JsonResponse, blob_response
 from ..api.runloop import download_link
 from ..core.access import Principal
 from ..core.errors import StowageError, Unauthenticated
+from ..core.limits import token_caller
 from ..core.models import ObjectQuery, ObjectState, StoredObject
 from ..core.naming import content_type_for_name
 from ..display import size_text, utc_minute
@@ -275,12 +276,13 @@ async def upload(request: Request, stowage: StowageDep, name: str = "") -> Respo
     try:
         obj = await stowage.objects.create(principal, name, content_type_for_name(name), None, None)
         try:
-            async with stowage.uploads.hold(f"token:{principal.token_id}"):
+            async with stowage.uploads.hold(token_caller(principal.token_id)):
                 body = request_body(request)
-                await stowage.objects.upload(obj.public_id, body, declared_length(request))
+                await stowage.objects.upload(obj, body, declared_length(request))
             done = await stowage.objects.complete(principal, obj.public_id)
         except BaseException:
-            await stowage.objects.delete(principal, obj.public_id)  # nothing half-made stays
+            # Nothing half-made stays (and what a crash leaves, the upload deadline reaps).
+            await stowage.objects.discard_upload(principal, obj)
             raise
     except StowageError as exc:
         return JsonResponse({"message": exc.message}, status_code=STATUS.get(type(exc), 400))

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .clock import Clock
-from .objects import staging_key
 from .ports import BlobStore, MetadataStore
 
 
@@ -45,7 +44,7 @@ async def check(
 ) -> FsckReport:
     stored = await blobs.inventory()
     references = await meta.blob_references()
-    staged = {staging_key(public_id) for public_id in await meta.unfinished_ids()}
+    staged = await meta.staging_keys()  # the reaper removes these when their time comes
     report = FsckReport(blobs=len(stored), rows=len(references))
     settled_before = clock.now_ms() / 1000 - grace_s
     report.orphans = sorted(

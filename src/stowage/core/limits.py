@@ -2,6 +2,8 @@
 
 Counted per process (each replica enforces its own share); a caller over its share, or a
 server at capacity, gets TooBusy (429 with Retry-After) at once instead of queueing.
+The caller is a token: the one presented, or for a presigned PUT the one that created the
+object (else one token could take every slot through many upload URLs).
 """
 
 from __future__ import annotations
@@ -11,6 +13,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from .errors import TooBusy
+from .models import StoredObject
+
+
+def token_caller(token_id: int) -> str:
+    return f"token:{token_id}"
+
+
+def creator_caller(obj: StoredObject) -> str:
+    """Whose slots a presigned PUT takes: the creating token's (its user's, for objects
+    made before tokens were recorded)."""
+    if obj.creator_token_id is None:
+        return f"user:{obj.author_id}"
+    return token_caller(obj.creator_token_id)
 
 
 class UploadSlots:
@@ -25,7 +40,7 @@ class UploadSlots:
 
     @asynccontextmanager
     async def hold(self, caller: str) -> AsyncIterator[None]:
-        """Occupy a slot for ``caller`` (a token, or a presigned URL's object) meanwhile."""
+        """Occupy a slot for ``caller`` (``token_caller``, ``creator_caller``) meanwhile."""
         if self._in_use[caller] >= self.per_caller:
             raise TooBusy(f"at most {self.per_caller} uploads at once per token; retry shortly")
         if self.in_use >= self.total:

@@ -94,6 +94,9 @@ class NewObject:
     create_time_ms: int
     delete_after_time_ms: int | None
     namespace_id: int | None = None
+    creator_token_id: int | None = None
+    staging_key: str | None = None  # where a direct (presigned S3) upload lands
+    upload_deadline_ms: int | None = None  # an unfinished upload expires then
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +117,19 @@ class StoredObject:
     blob_key: str | None
     namespace_id: int | None
     mime_type: str | None
+    creator_token_id: int | None = None
+    staging_key: str | None = None
+    upload_deadline_ms: int | None = None
 
     def expired(self, now_ms: int) -> bool:
-        return self.delete_after_time_ms is not None and self.delete_after_time_ms <= now_ms
+        """Past its TTL, or an upload not completed by its deadline."""
+        if self.delete_after_time_ms is not None and self.delete_after_time_ms <= now_ms:
+            return True
+        return (
+            self.state is ObjectState.UPLOADING
+            and self.upload_deadline_ms is not None
+            and self.upload_deadline_ms <= now_ms
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +173,10 @@ class Reaped:
 
     object_ids: list[int] = field(default_factory=list)
     blob_keys: list[str] = field(default_factory=list)
-    unfinished: list[str] = field(default_factory=list)  # public ids that were UPLOADING
+    # Direct-upload keys to remove: of the rows removed, and of finished objects whose
+    # upload URL can no longer be used (bytes PUT after complete or delete land there).
+    staging_keys: list[str] = field(default_factory=list)
+    swept: int = 0  # finished objects whose staging key was released
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ Caller = Principal | None  # None: an anonymous request (or a presigned URL)
 class Limits:
     max_upload_bytes: int
     deleted_retention_ms: int
+    upload_ttl_ms: int = 24 * 3600 * 1000  # an upload not completed by then is removed
 
 
 def human_size(n: int) -> str:
@@ -91,10 +92,11 @@ def content_kind(name: str, mime_type: str) -> ContentType:
     return ContentType.UNSPECIFIED
 
 
-def staging_key(public_id: str) -> str:
-    """Where a client's direct (presigned S3) upload lands before ``complete`` adopts it.
-    The final blob gets a key of its own, so a still-valid upload URL cannot change it."""
-    return f"upload-{public_id}"
+def new_staging_key() -> str:
+    """Where a client's direct (presigned S3) upload lands before ``complete`` adopts it:
+    random per object and recorded in its row. ``complete`` copies it to a key of its own
+    and deletes it, so a still-valid upload URL can never change the object's bytes."""
+    return f"upload-{new_blob_key()}"
 
 
 async def _peek(chunks: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
@@ -136,7 +138,9 @@ class ObjectService:
     def direct_upload_url(self, obj: StoredObject, expires_s: int) -> str | None:
         """A presigned URL on the blob store itself, or None when stowage takes the bytes."""
         direct = self._direct
-        return direct.presign("PUT", staging_key(obj.public_id), expires_s) if direct else None
+        if direct is None or obj.staging_key is None:
+            return None
+        return direct.presign("PUT", obj.staging_key, expires_s)
 
     def direct_download_url(self, obj: StoredObject, expires_s: int) -> str | None:
         direct = self._direct
@@ -240,6 +244,9 @@ class ObjectService:
             metadata=clean_metadata,
             create_time_ms=now,
             delete_after_time_ms=now + ttl if ttl is not None else None,
+            creator_token_id=principal.token_id,
+            staging_key=new_staging_key() if self._direct else None,
+            upload_deadline_ms=now + self.limits.upload_ttl_ms,
         )
 
         async def insert() -> StoredObject:
@@ -288,20 +295,26 @@ class ObjectService:
         limit = human_size(self.limits.max_upload_bytes)
         return FieldErrors({"file": [f"file too large, cannot exceed {limit}"]})
 
-    async def upload(
-        self, public_id: str, chunks: AsyncIterator[bytes], declared_size: int | None = None
-    ) -> StoredObject:
-        """Store the bytes of an UPLOADING object; the caller has already proved access."""
-        if self._over_limit(declared_size):
-            raise self._too_large()
+    async def upload_target(self, public_id: str) -> StoredObject:
+        """The object a presigned PUT names, if it still takes uploads (the signature has
+        proved access); its creator's upload slots are the ones the PUT takes."""
         obj = await self._live(public_id)
         if obj.state is not ObjectState.UPLOADING:
             raise Conflict(
                 f"Object is {obj.state.value}; uploads are only accepted while UPLOADING"
             )
+        return obj
+
+    async def upload(
+        self, obj: StoredObject, chunks: AsyncIterator[bytes], declared_size: int | None = None
+    ) -> StoredObject:
+        """Store the bytes of an UPLOADING object (from ``upload_target`` or ``create``)."""
+        if self._over_limit(declared_size):
+            raise self._too_large()
         key = new_blob_key()
         written = await self._blobs.put(key, chunks, self.limits.max_upload_bytes)
         mime = detect_content_type(written.head)
+        public_id = obj.public_id
         attached, replaced = await self._meta.attach_blob(public_id, key, written, mime)
         if not attached:
             await self._blobs.delete(key)
@@ -343,20 +356,28 @@ class ObjectService:
         return done
 
     async def _adopt(self, direct: DirectBlobStore, obj: StoredObject) -> None:
-        """Make a direct upload the object's blob: copy it to a key of its own (the upload
-        URL may still be valid) and hash it, which costs one read of the object."""
-        staged = staging_key(obj.public_id)
-        size = await direct.size(staged)
-        if size is None:
-            raise Conflict(NOTHING_UPLOADED)
-        if size > self.limits.max_upload_bytes:
-            await direct.delete(staged)
-            raise self._too_large()
+        """Make a direct upload the object's blob: copy it to a key of its own, which no
+        URL can reach, then check and hash the copy (one read). A PUT racing with this
+        changes the staging key, never the copy, so size and hashes describe what is
+        attached. The staging key is deleted: complete consumes the upload."""
+        staged = obj.staging_key
         key = new_blob_key()
-        await direct.copy(staged, key)
-        written = await direct.digest(key)
-        mime = detect_content_type(written.head)
-        attached, replaced = await self._meta.attach_blob(obj.public_id, key, written, mime)
+        try:
+            if staged is None:
+                raise FileNotFoundError(staged)
+            await direct.copy(staged, key)
+        except FileNotFoundError:
+            raise Conflict(NOTHING_UPLOADED) from None
+        try:
+            size = await direct.size(key)
+            if size is None or size > self.limits.max_upload_bytes:
+                raise self._too_large()
+            written = await direct.digest(key)
+            mime = detect_content_type(written.head)
+            attached, replaced = await self._meta.attach_blob(obj.public_id, key, written, mime)
+        except BaseException:
+            await direct.delete(key)
+            raise
         if not attached:
             await direct.delete(key)
             raise Conflict("Object was completed or deleted while completing")
@@ -435,24 +456,32 @@ class ObjectService:
     # --- removal -------------------------------------------------------------------------
 
     async def delete(self, caller: Principal, ref: str | int) -> StoredObject:
-        obj = await self.modifiable(caller, ref, "object:delete")
+        return await self._remove(await self.modifiable(caller, ref, "object:delete"))
+
+    async def discard_upload(self, caller: Principal, obj: StoredObject) -> None:
+        """Remove an upload this token created and could not finish: cleaning up one's own
+        failed write needs only the object:write scope that made it, not object:delete."""
+        caller.require("object:write")
+        if obj.state is ObjectState.UPLOADING and obj.creator_token_id == caller.token_id:
+            await self._remove(obj)
+
+    async def _remove(self, obj: StoredObject) -> StoredObject:
         result = await self._meta.mark_deleted(obj.public_id, self._clock.now_ms())
         if result is None:
             raise NotFound("Object not found")
         tombstone, blob_key = result
         if blob_key:
             await self._blobs.delete(blob_key)
-        if self._direct and obj.state is ObjectState.UPLOADING:
-            await self._direct.delete(staging_key(obj.public_id))
+        if obj.staging_key and obj.state is ObjectState.UPLOADING:
+            # A PUT to the upload URL may still land here; the reaper removes that later.
+            await self._blobs.delete(obj.staging_key)
         return tombstone
 
     async def reap(self, batch: int = 500) -> int:
-        """Remove expired objects and old tombstones; return how many rows went."""
+        """Remove expired objects, uploads left unfinished past their deadline and old
+        tombstones, and the bytes late PUTs left on staging keys; return how many rows."""
         now = self._clock.now_ms()
         reaped = await self._meta.reap(now, now - self.limits.deleted_retention_ms, batch)
-        for key in reaped.blob_keys:
+        for key in (*reaped.blob_keys, *reaped.staging_keys):
             await self._blobs.delete(key)
-        if self._direct:
-            for public_id in reaped.unfinished:
-                await self._direct.delete(staging_key(public_id))
-        return len(reaped.object_ids)
+        return len(reaped.object_ids) + reaped.swept

@@ -105,12 +105,13 @@ class MetadataStore(Protocol):
         """blob key → (public id, size, sha256) for every row that points at a blob."""
         ...
 
-    async def unfinished_ids(self) -> set[str]:
-        """Public ids of objects still UPLOADING (their staged uploads are not orphans)."""
+    async def staging_keys(self) -> set[str]:
+        """Direct-upload keys rows still track (the reaper removes them; not orphans)."""
         ...
 
     async def reap(self, now_ms: int, deleted_before_ms: int, limit: int) -> Reaped:
-        """Remove expired objects and old tombstones, returning their blob keys."""
+        """Remove expired objects, unfinished uploads past their deadline and old tombstones,
+        and release the staging keys of finished uploads past it; return the keys to delete."""
         ...
 
     # namespaces, collaborators, invites

@@ -137,11 +137,17 @@ objects = Table(
     # Djinn uploads must have unique names (per owner, or per namespace); Runloop names
     # may repeat. Only rows with unique_name set take part in the two indexes below.
     Column("unique_name", Boolean, nullable=False, server_default=false()),
+    # Uploads (migration 0005): the token whose upload slots a presigned PUT takes, the
+    # random key a direct (S3) upload lands on, and when an unfinished upload expires.
+    Column("creator_token_id", Id),
+    Column("staging_key", String(64)),
+    Column("upload_deadline_ms", BigInteger),
     Index("ix_objects_owner_public_id", "owner_id", "public_id"),
     Index("ix_objects_owner_id", "owner_id", "id"),
     Index("ix_objects_namespace_id", "namespace_id", "id"),
     Index("ix_objects_delete_after", "delete_after_time_ms"),
     Index("ix_objects_deleted_time", "deleted_time_ms"),
+    Index("ix_objects_upload_deadline", "upload_deadline_ms"),
     sqlite_autoincrement=True,  # ids are shown to clients: never reuse one
 )
 

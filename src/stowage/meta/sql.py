@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    case,
     create_engine,
     delete,
     event,
@@ -210,11 +211,22 @@ def _new_row(new: NewObject, state: ObjectState) -> dict[str, Any]:
         "create_time_ms": new.create_time_ms,
         "delete_after_time_ms": new.delete_after_time_ms,
         "namespace_id": new.namespace_id,
+        "creator_token_id": new.creator_token_id,
+        "staging_key": new.staging_key,
+        "upload_deadline_ms": new.upload_deadline_ms,
     }
 
 
 def _not_expired(now_ms: int) -> Any:
-    return or_(objects.c.delete_after_time_ms.is_(None), objects.c.delete_after_time_ms > now_ms)
+    """Within its TTL, and not an upload left unfinished past its deadline."""
+    return and_(
+        or_(objects.c.delete_after_time_ms.is_(None), objects.c.delete_after_time_ms > now_ms),
+        or_(
+            objects.c.upload_deadline_ms.is_(None),
+            objects.c.upload_deadline_ms > now_ms,
+            objects.c.state != ObjectState.UPLOADING.value,
+        ),
+    )
 
 
 class SqlMetadataStore:
@@ -595,7 +607,14 @@ class SqlMetadataStore:
                 objects.c.state == ObjectState.UPLOADING.value,
                 objects.c.blob_key.is_not(None),
             )
-            .values(state=ObjectState.READ_ONLY.value)
+            .values(
+                state=ObjectState.READ_ONLY.value,
+                # Kept while a direct upload URL may still deliver bytes: the reaper then
+                # removes what lands on the staging key (and clears both).
+                upload_deadline_ms=case(
+                    (objects.c.staging_key.is_(None), None), else_=objects.c.upload_deadline_ms
+                ),
+            )
             .returning(*objects.c)
         )
 
@@ -675,25 +694,31 @@ class SqlMetadataStore:
             lambda conn: {r.blob_key: (r.public_id, r.size, r.sha256) for r in conn.execute(stmt)}
         )
 
-    async def unfinished_ids(self) -> set[str]:
-        stmt = select(objects.c.public_id).where(objects.c.state == ObjectState.UPLOADING.value)
+    async def staging_keys(self) -> set[str]:
+        stmt = select(objects.c.staging_key).where(objects.c.staging_key.is_not(None))
         return await self._read(lambda conn: set(conn.execute(stmt).scalars()))
 
     async def reap(self, now_ms: int, deleted_before_ms: int, limit: int) -> Reaped:
+        uploading = objects.c.state == ObjectState.UPLOADING.value
+        upload_over = objects.c.upload_deadline_ms <= now_ms
         due = or_(
             objects.c.delete_after_time_ms <= now_ms,
+            and_(uploading, upload_over),
             and_(
                 objects.c.state == ObjectState.DELETED.value,
                 objects.c.deleted_time_ms <= deleted_before_ms,
             ),
         )
         pick = (
-            select(objects.c.id, objects.c.blob_key, objects.c.public_id, objects.c.state)
-            .where(due)
-            .limit(limit)
+            select(objects.c.id, objects.c.blob_key, objects.c.staging_key).where(due).limit(limit)
+        )
+        # Finished objects whose upload URL can no longer be used: release the staging key.
+        settled = (
+            select(objects.c.id, objects.c.staging_key).where(upload_over, ~uploading).limit(limit)
         )
         if not self._sqlite:
             pick = pick.with_for_update(skip_locked=True)
+            settled = settled.with_for_update(skip_locked=True)
 
         def work(conn: Connection) -> Reaped:
             rows: Sequence[Row[Any]] = conn.execute(pick).all()
@@ -701,10 +726,18 @@ class SqlMetadataStore:
             if ids:
                 conn.execute(delete(object_metadata).where(object_metadata.c.object_id.in_(ids)))
                 conn.execute(delete(objects).where(objects.c.id.in_(ids)))
+            done: Sequence[Row[Any]] = conn.execute(settled).all()
+            if done:
+                conn.execute(
+                    update(objects)
+                    .where(objects.c.id.in_([r.id for r in done]))
+                    .values(staging_key=None, upload_deadline_ms=None)
+                )
             return Reaped(
                 object_ids=ids,
                 blob_keys=[r.blob_key for r in rows if r.blob_key],
-                unfinished=[r.public_id for r in rows if r.state == ObjectState.UPLOADING.value],
+                staging_keys=[r.staging_key for r in (*rows, *done) if r.staging_key],
+                swept=len(done),
             )
 
         return await self._write(work)

@@ -1,0 +1,128 @@
+"""Djinn's multipart uploads, streamed: the ``file`` part goes straight to the blob store.
+
+Starlette's ``request.form()`` would spool the whole body to a temporary file first, with
+no size check and no body timeout. Here the body (``deps.request_body``: idle timeout and
+minimum rate) feeds python-multipart's push parser, the small fields before the ``file``
+part are kept, and the ``file`` part's bytes flow on as a stream, under the upload limit of
+the blob store like a raw body. Everything but the file's own bytes (fields, part headers,
+boundaries) is capped at ``FORM_OVERHEAD`` bytes, which also lets a ``Content-Length``
+prove a file too large before any of it is read.
+
+Fields are read in order: ``name`` and ``namespace`` must come before the ``file`` part,
+as browsers, ``curl -F`` and httpx send them; fields after it are not read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from ..core.errors import Invalid
+
+FORM_OVERHEAD = 1024 * 1024  # like the cap on JSON and form bodies of other routes
+FILE_FIELD = "file"
+
+
+@dataclass
+class _Events:
+    """What the parser reported during one ``write``: ("part", name), ("data", bytes)."""
+
+    found: list[tuple[str, bytes]] = field(default_factory=list)
+    disposition: bytes = b""
+    header: bytes = b""
+    value: bytes = b""
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self._begin,
+            "on_header_field": lambda data, start, end: self._add("header", data[start:end]),
+            "on_header_value": lambda data, start, end: self._add("value", data[start:end]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": lambda data, start, end: self.found.append(
+                ("data", bytes(data[start:end]))
+            ),
+        }
+
+    def _add(self, name: str, data: bytes) -> None:
+        setattr(self, name, getattr(self, name) + data)
+
+    def _begin(self) -> None:
+        self.disposition = b""
+
+    def _header_end(self) -> None:
+        if self.header.lower() == b"content-disposition":
+            self.disposition = self.value
+        self.header = self.value = b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self.disposition)
+        self.found.append(("part", options.get(b"name", b"")))
+
+
+async def _parsed(boundary: bytes, body: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
+    """The parser's events as the body arrives; Invalid for a malformed form, or one with
+    more than ``FORM_OVERHEAD`` bytes besides those of its first ``file`` part."""
+    events = _Events()
+    try:
+        parser = MultipartParser(boundary, events.callbacks())  # type: ignore[arg-type]
+        overhead, part, files = 0, b"", 0
+        async for chunk in body:
+            parser.write(chunk)
+            overhead += len(chunk)
+            for kind, value in events.found:
+                if kind == "part":
+                    part, files = value, files + (value == FILE_FIELD.encode())
+                elif part == FILE_FIELD.encode() and files == 1:
+                    overhead -= len(value)
+                yield kind, value
+            events.found.clear()
+            if overhead > FORM_OVERHEAD:
+                raise Invalid(
+                    f"the form holds more than {FORM_OVERHEAD} bytes besides its file part"
+                )
+        parser.finalize()
+    except FormParserError:
+        raise Invalid("the multipart body is malformed") from None
+
+
+class FormUpload:
+    """A multipart upload: the fields before the file, then the file as a stream."""
+
+    def __init__(self, content_type: str, body: AsyncIterator[bytes]) -> None:
+        _, options = parse_options_header(content_type)
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise Invalid("the multipart body has no boundary")
+        self._events = _parsed(boundary, body)
+        self.fields: dict[str, str] = {}
+        self.has_file = False
+
+    async def read_fields(self) -> None:
+        """Read up to the ``file`` part (or the end), keeping the text fields."""
+        current: str | None = None
+        value = bytearray()
+        async for kind, data in self._events:
+            if kind == "part":
+                if current is not None:
+                    self.fields[current] = value.decode("utf-8", "replace")
+                current, value = data.decode("utf-8", "replace"), bytearray()
+                if current == FILE_FIELD:
+                    self.has_file = True
+                    return
+            else:
+                value += data
+        if current is not None:
+            self.fields[current] = value.decode("utf-8", "replace")
+
+    async def file(self) -> AsyncIterator[bytes]:
+        """The ``file`` part's bytes; the rest of the body is read and left unused."""
+        in_file = self.has_file
+        async for kind, data in self._events:
+            if kind == "part":
+                in_file = False
+            elif in_file:
+                yield data
