@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
+from pathlib import Path
 
 import httpx
+import pytest
 
-from .conftest import ProcServer
+from stowage.processes import free_ports, wait_healthy
+
+from .conftest import BACKENDS, ProcServer, backend_settings
 
 
 def test_first_start_created_private_secrets_and_printed_the_token(
@@ -68,9 +73,7 @@ def test_bad_cli_input_gives_a_message_and_nonzero_exit(proc_server: ProcServer)
 def test_a_second_start_keeps_the_admin_and_does_not_reprint_a_token(
     proc_server: ProcServer,
 ) -> None:
-    from stowage.processes import free_port, wait_healthy
-
-    port = free_port()
+    port = free_ports(1)[0]
     env = {**proc_server.env, "STOWAGE_PORT": str(port)}
     proc = subprocess.Popen(
         [*proc_server.cli_command(), "serve"], env=env, stdout=subprocess.PIPE, text=True
@@ -84,3 +87,54 @@ def test_a_second_start_keeps_the_admin_and_does_not_reprint_a_token(
         banner, _ = proc.communicate(timeout=20)
     assert "stw_" not in banner
     assert "admin token: in" in banner
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_servers_starting_together_on_a_fresh_store_make_one_admin(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, pg_base_url: str | None
+) -> None:
+    """Replicas start together in a deployment: on a fresh store every one of them must come
+    up (first-start work waits its turn), and exactly one creates the admin and prints its
+    token. Here they share one data directory, and on PostgreSQL one schema."""
+    replicas = 5
+    with backend_settings(backend, request, pg_base_url) as extra:
+        env = {
+            **os.environ,
+            "STOWAGE_DATA_DIR": str(tmp_path / "data"),
+            "STOWAGE_LOG_LEVEL": "warning",
+            **{f"STOWAGE_{k.upper()}": v for k, v in extra.items()},
+        }
+        logs = [tmp_path / f"serve-{i}.log" for i in range(replicas)]
+        ports = free_ports(replicas)
+        procs = []
+        for port, log in zip(ports, logs, strict=True):
+            with open(log, "wb") as out:
+                command = [*ProcServer.cli_command(), "serve"]
+                env_i = {**env, "STOWAGE_PORT": str(port)}
+                procs.append(subprocess.Popen(command, env=env_i, stdout=out, stderr=out))
+        try:
+            for port, proc, log in zip(ports, procs, logs, strict=True):
+                try:
+                    wait_healthy(f"http://127.0.0.1:{port}", proc, timeout_s=90)
+                except RuntimeError:
+                    pytest.fail(f"a server did not come up:\n{log.read_text()}")
+            token = (tmp_path / "data" / "admin-token").read_text().strip()
+            headers = {"Authorization": f"Bearer {token}"}
+            for port in ports:
+                me = httpx.get(f"http://127.0.0.1:{port}/user", headers=headers)
+                assert me.json()["username"] == "admin"
+            listing = subprocess.run(
+                [*ProcServer.cli_command(), "tokens", "list"],
+                env={**env, "COLUMNS": "300"},  # one line a token
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=30)
+    assert [log.read_text().count(token) for log in logs].count(1) == 1
+    assert sum(log.read_text().count("stw_") for log in logs) == 1
+    assert listing.count("admin (first start)") == 1

@@ -2,24 +2,35 @@
 
 Creates the data directory, runs migrations, loads or generates the presigning secret and,
 on an empty store, creates the admin user with a token that is shown exactly once.
+
+Replicas of a deployment start together, so all of it runs under one lock: an ``flock`` on
+a file in the data directory (the SQLite database, the secret and the token file live
+there) and, on PostgreSQL, a session advisory lock (replicas on other machines). The first
+process does the work; the others wait, then find it done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy import Connection
 
 from .config import Settings
 from .core.access import ALL_SCOPES, AccessService
 from .core.clock import SystemClock
-from .meta.migrate import upgrade
+from .meta.migrate import locked_connection, upgrade
 from .meta.sql import SqlMetadataStore
 
 SECRET_FILE = "presign-secret"
 ADMIN_TOKEN_FILE = "admin-token"
+LOCK_FILE = "first-start.lock"
 
 
 @dataclass(frozen=True)
@@ -62,12 +73,28 @@ async def _ensure_admin(settings: Settings) -> str | None:
     return issued.secret
 
 
-def migrate(settings: Settings) -> None:
+@contextmanager
+def first_start_lock(settings: Settings) -> Iterator[Connection]:
+    """Hold the first-start lock (see the module docstring) and a database connection that,
+    on PostgreSQL, carries its advisory half."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.sqlalchemy_url)
+    fd = os.open(settings.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd closes, or the process dies
+        with locked_connection(settings.sqlalchemy_url) as connection:
+            yield connection
+    finally:
+        os.close(fd)
+
+
+def migrate(settings: Settings) -> None:
+    with first_start_lock(settings) as connection:
+        upgrade(connection)
 
 
 def prepare(settings: Settings) -> Prepared:
-    migrate(settings)
-    secret = load_secret(settings)
-    return Prepared(presign_secret=secret, new_admin_token=asyncio.run(_ensure_admin(settings)))
+    with first_start_lock(settings) as connection:
+        upgrade(connection)
+        secret = load_secret(settings)
+        new_admin_token = asyncio.run(_ensure_admin(settings))
+    return Prepared(presign_secret=secret, new_admin_token=new_admin_token)
