@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
+from pathlib import Path
 
 import httpx
+import pytest
 
-from .conftest import ProcServer
+from stowage.bootstrap import prepare
+from stowage.config import Settings
+from stowage.processes import free_ports, start_serve, wait_healthy
+
+from .conftest import BACKENDS, ProcServer, backend_settings
 
 
 def test_first_start_created_private_secrets_and_printed_the_token(
@@ -68,9 +75,7 @@ def test_bad_cli_input_gives_a_message_and_nonzero_exit(proc_server: ProcServer)
 def test_a_second_start_keeps_the_admin_and_does_not_reprint_a_token(
     proc_server: ProcServer,
 ) -> None:
-    from stowage.processes import free_port, wait_healthy
-
-    port = free_port()
+    port = free_ports(1)[0]
     env = {**proc_server.env, "STOWAGE_PORT": str(port)}
     proc = subprocess.Popen(
         [*proc_server.cli_command(), "serve"], env=env, stdout=subprocess.PIPE, text=True
@@ -84,3 +89,111 @@ def test_a_second_start_keeps_the_admin_and_does_not_reprint_a_token(
         banner, _ = proc.communicate(timeout=20)
     assert "stw_" not in banner
     assert "admin token: in" in banner
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_servers_starting_together_on_a_fresh_store_make_one_admin(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, pg_base_url: str | None
+) -> None:
+    """Replicas start together in a deployment: on a fresh store every one of them must come
+    up (first-start work waits its turn), and exactly one creates the admin and prints its
+    token. Here they share one data directory, and on PostgreSQL one schema."""
+    replicas = 5
+    with backend_settings(backend, request, pg_base_url) as extra:
+        env = {
+            **os.environ,
+            "STOWAGE_DATA_DIR": str(tmp_path / "data"),
+            "STOWAGE_LOG_LEVEL": "warning",
+            **{f"STOWAGE_{k.upper()}": v for k, v in extra.items()},
+        }
+        logs = [tmp_path / f"serve-{i}.log" for i in range(replicas)]
+        ports = free_ports(replicas)
+        procs = []
+        for port, log in zip(ports, logs, strict=True):
+            with open(log, "wb") as out:
+                command = [*ProcServer.cli_command(), "serve"]
+                env_i = {**env, "STOWAGE_PORT": str(port)}
+                procs.append(subprocess.Popen(command, env=env_i, stdout=out, stderr=out))
+        try:
+            for port, proc, log in zip(ports, procs, logs, strict=True):
+                try:
+                    wait_healthy(f"http://127.0.0.1:{port}", proc, timeout_s=90)
+                except RuntimeError:
+                    pytest.fail(f"a server did not come up:\n{log.read_text()}")
+            token = (tmp_path / "data" / "admin-token").read_text().strip()
+            headers = {"Authorization": f"Bearer {token}"}
+            for port in ports:
+                me = httpx.get(f"http://127.0.0.1:{port}/user", headers=headers)
+                assert me.json()["username"] == "admin"
+            listing = subprocess.run(
+                [*ProcServer.cli_command(), "tokens", "list"],
+                env={**env, "COLUMNS": "300"},  # one line a token
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        finally:
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait(timeout=30)
+    assert [log.read_text().count(token) for log in logs].count(1) == 1
+    assert sum(log.read_text().count("stw_") for log in logs) == 1
+    assert listing.count("admin (first start)") == 1
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_first_start_keeps_the_data_directory_private(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, pg_base_url: str | None
+) -> None:
+    """The database holds names, emails and token hashes: under the usual umask (022) a
+    first start must still leave the data directory 0700 and every file in it 0600."""
+    data = tmp_path / "data"
+    with backend_settings(backend, request, pg_base_url) as extra:
+        env = {f"STOWAGE_{k.upper()}": v for k, v in extra.items()}
+        proc, base = start_serve(data, env=env, preexec_fn=lambda: os.umask(0o022))
+        try:
+            token = (data / "admin-token").read_text().strip()
+            headers = {"Authorization": f"Bearer {token}"}
+            up = httpx.post(f"{base}/objects?name=a.txt", headers=headers, content=b"private")
+            assert up.status_code == 201
+            assert _mode(data) == 0o700
+            files = [p for p in data.rglob("*") if p.is_file()]
+            names = {p.name for p in files}
+            assert {"admin-token", "presign-secret", "first-start.lock"} <= names
+            if backend == "sqlite-local":
+                assert {"stowage.db", "stowage.db-wal", "stowage.db-shm"} <= names
+                assert len([p for p in files if p.parent.parent.name == "blobs"]) == 1
+            assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_start_tightens_an_existing_installation_and_says_so(
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    pg_base_url: str | None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Installations made before stowage kept its files private have a 0755 data directory
+    and a 0644 database: the next start narrows them and logs what it changed."""
+    with backend_settings(backend, request, pg_base_url) as extra:
+        settings = Settings(**extra, data_dir=tmp_path / "data")  # type: ignore[arg-type]
+        prepare(settings)
+        loose = [p for p in (tmp_path / "data").iterdir() if p.is_file()]
+        (tmp_path / "data").chmod(0o755)
+        for path in loose:
+            path.chmod(0o644)
+        prepare(settings)
+    assert _mode(tmp_path / "data") == 0o700
+    assert {p.name: _mode(p) for p in loose} == {p.name: 0o600 for p in loose}
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    for path in [tmp_path / "data", *loose]:
+        assert str(path) in warned

@@ -204,3 +204,84 @@ def test_the_runloop_dialect_follows_the_same_rules(world: World) -> None:
             assert r.status_code == (200 if allowed else 404), (caller, place)
     public = world.call("carol_full", "GET", "/v1/objects/list_public").json()
     assert [o["name"] for o in public["objects"]] == ["pub.txt"]
+
+
+def _users_in(body: object) -> list[dict[str, object]]:
+    """Every user JSON in a reply: the dicts with a ``username``, however deeply nested."""
+    if isinstance(body, list):
+        return [u for item in body for u in _users_in(item)]
+    if not isinstance(body, dict):
+        return []
+    found = [body] if "username" in body else []
+    return found + [u for value in body.values() for u in _users_in(value)]
+
+
+def test_an_email_address_is_shown_only_to_its_owner(world: World) -> None:
+    """Djinn's user JSON carries ``email``; stowage shows it to that user alone and sends
+    ``""`` to everyone else (anonymous readers of public things, collaborators, inviters),
+    so a Djinn client still decodes a string."""
+    invite = world.call(
+        "alice_full", "POST", "/n/alice/pubspace/-/invites", json={"handle": "carol"}
+    )
+    assert invite.status_code == 201
+    reads = [
+        f"/objects/{world.objects['pub']}",
+        f"/objects/{world.objects['priv']}",
+        "/objects",
+        "/n/alice/pubspace",
+        "/n/alice/pubspace/-/objects",
+        "/n/alice/privspace/-/collaborators",
+        "/n/alice/pubspace/-/invites",
+        "/namespaces",
+        "/invites",
+        "/user",
+    ]
+    for caller in CALLERS:
+        me = caller.split("_")[0]
+        for path in reads:
+            r = world.call(caller, "GET", path)
+            for user in _users_in(r.json()) if r.status_code == 200 else []:
+                own = f"{me}@example.test" if user["username"] == me else ""
+                assert user["email"] == own, (caller, path, user)
+    # The checks above did reach the user JSON of each kind of reply.
+    assert world.call("anon", "GET", "/n/alice/pubspace").json()["user"]["email"] == ""
+    assert world.call("alice_full", "GET", "/user").json()["email"] == "alice@example.test"
+    people = world.call("alice_full", "GET", "/n/alice/privspace/-/collaborators").json()
+    assert [(p["username"], p["email"]) for p in people] == [("bob", "")]
+    invites = world.call("carol_full", "GET", "/invites").json()
+    assert [(i["invitee"]["email"], i["inviter"]["email"]) for i in invites] == [
+        ("carol@example.test", "")
+    ]
+
+
+def test_a_namespace_reference_does_not_tell_unknown_users_from_real_ones(world: World) -> None:
+    """``path@owner`` gives one answer whether the owner exists, has no such namespace, or
+    has one the caller may not use: uniform-404 in spirit, for the upload's field error."""
+    for namespace in ("privspace@alice", "nothere@alice", "privspace@nobody", "x@nobody"):
+        r = world.call(
+            "carol_full",
+            "POST",
+            "/objects",
+            params={"name": "x", "namespace": namespace},
+            content=b"x",
+        )
+        assert (r.status_code, r.json()) == (
+            400,
+            {"namespace": ["Namespace permission denied"]},
+        ), namespace
+
+
+def test_a_token_without_read_scopes_cannot_tell_others_things_from_absent_ones(
+    world: World,
+) -> None:
+    """The scope is checked after access: carol's scope-less token gets 404 for alice's
+    private object and namespace exactly as for ones that do not exist (Runloop and the
+    console answer a missing scope with 403, which would otherwise confirm them)."""
+    public_id = world.call("alice_full", "GET", f"/objects/{world.objects['priv']}").json()
+    for path in (f"/v1/objects/{public_id['object_id']}", "/v1/objects/obj_01nosuchobject"):
+        r = world.call("carol_none", "GET", path)
+        assert r.status_code == 404, (path, r.text)
+    cookies = {"stowage_console": world.tokens["carol_none"] or ""}
+    with httpx.Client(base_url=world.server.base_url, cookies=cookies) as console:
+        for path in ("/n/alice/privspace", "/n/alice/nothere", "/n/nobody/privspace"):
+            assert console.get("/console" + path).status_code == 404, path

@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
+from .bootstrap import write_private
 from .processes import wait_healthy
 from .seaweed import SeaweedFS
 
@@ -56,8 +57,7 @@ def main() -> None:
     args.dir.mkdir(parents=True, exist_ok=True)
     secret_file = args.dir / "presign-secret"
     if not secret_file.exists():
-        secret_file.write_text(secrets.token_hex(32))
-        secret_file.chmod(0o600)
+        write_private(secret_file, secrets.token_hex(32))  # 0600 from the start
 
     s3 = SeaweedFS.start(args.dir / "seaweedfs", buckets=(BUCKET,))
     shared = {

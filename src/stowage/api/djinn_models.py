@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
 
 from ..core.models import Visibility
 from .djinn_wire import NAMESPACE_RESOURCES
 
+EMAIL = Field(description='Shown to this user alone; "" to everyone else')
+
 
 class DjinnUser(BaseModel):
     id: int
-    email: str
+    email: str = EMAIL
     username: str
     created_at: str
 
@@ -76,7 +78,7 @@ class DjinnInvite(BaseModel):
 
 class DjinnCollaborator(BaseModel):
     id: int
-    email: str
+    email: str = EMAIL
     username: str
     created_at: str
     url: str

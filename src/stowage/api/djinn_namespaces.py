@@ -97,7 +97,7 @@ async def list_namespaces(
     items, total = await stowage.namespaces.list(
         principal, search or None, (number - 1) * PAGE_SIZE, PAGE_SIZE
     )
-    rendered = await render_namespaces(stowage, api_base(request), items)
+    rendered = await render_namespaces(stowage, api_base(request), items, principal)
     return paginated(request, rendered, number, last_page(total))
 
 
@@ -120,7 +120,7 @@ async def create_namespace(
         fields.get("description", ""),
         fields.get("visibility") or None,
     )
-    rendered = await render_namespaces(stowage, api_base(request), [created])
+    rendered = await render_namespaces(stowage, api_base(request), [created], principal)
     return DjinnJson(rendered[0], status_code=201)
 
 
@@ -186,7 +186,7 @@ async def namespace_invites(
 ) -> DjinnJson:
     """Invites the owner has sent for this namespace's root."""
     invites = await stowage.namespaces.sent_invites(principal, username, path)
-    return DjinnJson(await render_invites(stowage, api_base(request), invites))
+    return DjinnJson(await render_invites(stowage, api_base(request), invites, principal))
 
 
 @router.post(
@@ -201,7 +201,7 @@ async def invite(
     """Invite a user (``handle``: username or email) to collaborate on the namespace."""
     fields = await read_fields(request, *NEW_INVITE["properties"])
     created = await stowage.namespaces.invite(principal, username, path, fields.get("handle", ""))
-    rendered = await render_invites(stowage, api_base(request), [created])
+    rendered = await render_invites(stowage, api_base(request), [created], principal)
     return DjinnJson(rendered[0], status_code=201)
 
 
@@ -210,7 +210,7 @@ async def get_namespace(
     request: Request, username: str, path: str, caller: OptionalPrincipal, stowage: StowageDep
 ) -> DjinnJson:
     namespace = await stowage.namespaces.find(caller, username, path)
-    rendered = await render_namespaces(stowage, api_base(request), [namespace])
+    rendered = await render_namespaces(stowage, api_base(request), [namespace], caller)
     return DjinnJson(rendered[0])
 
 
@@ -223,7 +223,7 @@ async def update_namespace(
     updated = await stowage.namespaces.update(
         principal, username, path, fields.get("description"), fields.get("visibility")
     )
-    rendered = await render_namespaces(stowage, api_base(request), [updated])
+    rendered = await render_namespaces(stowage, api_base(request), [updated], principal)
     return DjinnJson(rendered[0])
 
 
@@ -240,7 +240,7 @@ async def delete_namespace(
 async def my_invites(request: Request, principal: PrincipalDep, stowage: StowageDep) -> DjinnJson:
     """Invites addressed to the caller."""
     invites = await stowage.namespaces.my_invites(principal)
-    return DjinnJson(await render_invites(stowage, api_base(request), invites))
+    return DjinnJson(await render_invites(stowage, api_base(request), invites, principal))
 
 
 @router.patch("/invites/{invite_id:id}", response_model=DjinnInvite)
@@ -249,7 +249,7 @@ async def accept_invite(
 ) -> DjinnJson:
     """Accept: the caller becomes a collaborator on the namespace's root."""
     invite_row = await stowage.namespaces.accept(principal, existing_id(invite_id))
-    rendered = await render_invites(stowage, api_base(request), [invite_row])
+    rendered = await render_invites(stowage, api_base(request), [invite_row], principal)
     return DjinnJson(rendered[0])
 
 

@@ -188,6 +188,9 @@ def paginated(request: Request, items: list[Any], page: int, last: int) -> Djinn
 
 
 def user_json(user: User | None) -> dict[str, Any] | None:
+    """Djinn's user JSON. ``email`` is ``""`` unless the caller is this user: the users
+    arrive through ``NamespaceService.users_by_ids``, which blanks it (``as_seen_by``), and
+    Djinn clients decode it as a string, so it stays present."""
     if user is None:
         return None
     return {
@@ -276,24 +279,24 @@ async def render_objects(
     user_ids = {o.author_id for o in objects} | {o.owner_id for o in objects}
     user_ids |= {n.owner_id for n in namespaces.values()}
     known = {caller.user.id: caller.user} if caller else {}
-    users = known | await stowage.namespaces.users_by_ids(user_ids - known.keys())
+    users = known | await stowage.namespaces.users_by_ids(user_ids - known.keys(), caller)
     return [object_json(base, o, users, namespaces) for o in objects]
 
 
 async def render_namespaces(
-    stowage: Stowage, base: str, items: list[Namespace]
+    stowage: Stowage, base: str, items: list[Namespace], caller: Principal | None
 ) -> list[dict[str, Any]]:
-    users = await stowage.namespaces.users_by_ids({n.owner_id for n in items})
+    users = await stowage.namespaces.users_by_ids({n.owner_id for n in items}, caller)
     return [namespace_json(base, n, users) for n in items]
 
 
 async def render_invites(
-    stowage: Stowage, base: str, invites: list[Invite]
+    stowage: Stowage, base: str, invites: list[Invite], caller: Principal
 ) -> list[dict[str, Any]]:
     namespaces = await stowage.namespaces.by_ids({i.namespace_id for i in invites})
     user_ids = {i.inviter_id for i in invites} | {i.invitee_id for i in invites}
     user_ids |= {n.owner_id for n in namespaces.values()}
-    users = await stowage.namespaces.users_by_ids(user_ids)
+    users = await stowage.namespaces.users_by_ids(user_ids, caller)
     return [
         {
             "id": i.id,

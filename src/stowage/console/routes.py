@@ -174,7 +174,7 @@ async def namespaces(request: Request, stowage: StowageDep, q: str = "") -> Resp
     found, total = await stowage.namespaces.list(
         principal, q.strip() or None, (number - 1) * PAGE_SIZE, PAGE_SIZE
     )
-    owners = await stowage.namespaces.users_by_ids({n.owner_id for n in found})
+    owners = await stowage.namespaces.users_by_ids({n.owner_id for n in found}, principal)
     rows = [(n, owners.get(n.owner_id)) for n in found]
     context = {
         **base_context(request, principal, token),
@@ -211,10 +211,10 @@ async def namespace_objects(
     return page(request, "objects.html", context)
 
 
-async def _details(stowage: Stowage, obj: StoredObject) -> dict[str, Any]:
+async def _details(stowage: Stowage, obj: StoredObject, viewer: Principal) -> dict[str, Any]:
     namespaces = await stowage.namespaces.by_ids({obj.namespace_id} if obj.namespace_id else set())
     namespace = namespaces.get(obj.namespace_id) if obj.namespace_id else None
-    owners = await stowage.namespaces.users_by_ids({obj.owner_id})
+    owners = await stowage.namespaces.users_by_ids({obj.owner_id}, viewer)
     owner = owners.get(obj.owner_id)
     return {"obj": obj, "namespace": namespace, "owner": owner}
 
@@ -225,7 +225,7 @@ async def object_page(request: Request, ref: str, stowage: StowageDep) -> Respon
     obj = await stowage.objects.get(principal, ref)
     context = {
         **base_context(request, principal, token),
-        **await _details(stowage, obj),
+        **await _details(stowage, obj, principal),
         "share_choices": SHARE_CHOICES,
     }
     return page(request, "object.html", context)
@@ -251,7 +251,7 @@ async def share(
     lifetime = seconds if seconds in SHARE_CHOICES.values() else 3600
     context = {
         **base_context(request, principal, token),
-        **await _details(stowage, obj),
+        **await _details(stowage, obj, principal),
         "share_choices": SHARE_CHOICES,
         "share_link": download_link(request, stowage, obj, lifetime),
         "share_seconds": lifetime,

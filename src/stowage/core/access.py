@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .clock import Clock
 from .errors import Forbidden, Invalid, NotFound, Unauthenticated
@@ -75,6 +75,17 @@ class Principal:
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
             raise Forbidden(f"this token lacks the {scope} scope")
+
+
+def as_seen_by(user: User, viewer: Principal | None) -> User:
+    """``user`` as ``viewer`` may see them. An email address is shown to its owner alone:
+    user JSON appears in public objects and namespaces, which anyone may read anonymously,
+    and in collaborator and invite lists. ``is_admin`` grants nothing here either, since an
+    admin's token is as likely as any other to sit in a CI secret; operators who need the
+    addresses read them from the database."""
+    if viewer is not None and viewer.user.id == user.id:
+        return user
+    return replace(user, email=None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ account; someone else's namespace must exist and the caller must collaborate on 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .access import Principal, may_read
+from .access import Principal, as_seen_by, may_read
 from .clock import Clock
 from .errors import FieldErrors, Invalid, NamespaceGone, NotFound
 from .models import Collaborator, Invite, Namespace, User, Visibility
@@ -75,12 +75,12 @@ class NamespaceService:
             if existing is None:
                 return UploadTarget(owner_id=me.id, namespace=None, create_segments=ref.segments)
             return UploadTarget(owner_id=me.id, namespace=existing)
+        # An unknown owner gets the same answer as a namespace the caller may not use
+        # (Djinn says "invalid owner"), so that uploads cannot probe which users exist.
         owner = await self._meta.get_user_by_name(ref.owner)
-        if owner is None:
-            raise FieldErrors({"namespace": [f"Namespace {raw}: namespace: invalid owner"]})
-        root = await self._meta.get_namespace_by_path(owner.id, ref.segments[0])
+        root = await self._meta.get_namespace_by_path(owner.id, ref.segments[0]) if owner else None
         access = await self._meta.namespace_access(root.id, me.id) if root else None
-        if access is None or not access[1]:
+        if owner is None or access is None or not access[1]:
             raise FieldErrors({"namespace": ["Namespace permission denied"]})
         target = await self._meta.get_namespace_by_path(owner.id, ref.path)
         if target is None:
@@ -100,7 +100,9 @@ class NamespaceService:
         """The namespace at ``/n/username/path`` if the caller may see it, else NotFound.
 
         Reading a non-public namespace takes ``namespace:read`` unless ``read_scope`` is off
-        (owner operations check their own scope instead)."""
+        (owner operations check their own scope instead). The scope is checked only once the
+        user may read the namespace: a token without it must not learn, from a 403 where
+        others get 404, that a private namespace (or its owner) exists."""
         owner = await self._meta.get_user_by_name(username)
         namespace = await self._meta.get_namespace_by_path(owner.id, path) if owner else None
         if namespace is None:
@@ -109,13 +111,11 @@ class NamespaceService:
         access = await self._meta.namespace_access(namespace.id, viewer)
         assert access is not None
         root, collaborating = access
-        if root.visibility is not Visibility.PUBLIC:
-            if caller is None:
-                raise NotFound("Not Found")
-            if read_scope:
-                caller.require("namespace:read")
         if not may_read(viewer, namespace.owner_id, root, collaborating):
             raise NotFound("Not Found")
+        if root.visibility is not Visibility.PUBLIC and read_scope:
+            assert caller is not None  # may_read lets the anonymous see public ones only
+            caller.require("namespace:read")
         return namespace
 
     async def owned(self, caller: Principal, username: str, path: str, scope: str) -> Namespace:
@@ -129,8 +129,10 @@ class NamespaceService:
     async def by_ids(self, ids: set[int]) -> dict[int, Namespace]:
         return await self._meta.get_namespaces(ids)
 
-    async def users_by_ids(self, ids: set[int]) -> dict[int, User]:
-        return await self._meta.get_users(ids)
+    async def users_by_ids(self, ids: set[int], viewer: Principal | None) -> dict[int, User]:
+        """The users with these ids, as ``viewer`` may see them (``access.as_seen_by``)."""
+        found = await self._meta.get_users(ids)
+        return {i: as_seen_by(u, viewer) for i, u in found.items()}
 
     # --- namespaces ------------------------------------------------------------------
 
@@ -221,7 +223,8 @@ class NamespaceService:
         self, caller: Principal, username: str, path: str
     ) -> tuple[Namespace, list[Collaborator]]:
         namespace = await self.owned(caller, username, path, "namespace:read")
-        return namespace, await self._meta.list_collaborators(namespace.root_id)
+        people = await self._meta.list_collaborators(namespace.root_id)
+        return namespace, [replace(c, user=as_seen_by(c.user, caller)) for c in people]
 
     async def remove_collaborator(
         self, caller: Principal, username: str, path: str, collaborator: str

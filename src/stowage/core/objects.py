@@ -166,16 +166,16 @@ class ObjectService:
 
     async def get(self, caller: Caller, ref: str | int) -> StoredObject:
         """The object if the caller may read it. Objects in public namespaces need neither
-        a token nor the object:read scope; everything else needs both."""
+        a token nor the object:read scope; everything else needs both. The scope is checked
+        after access, so a token without it cannot tell others' objects from absent ones."""
         obj = await self._live(ref)
         root, collaborating = await self._root(obj, caller)
-        if root is None or root.visibility is not Visibility.PUBLIC:
-            if caller is None:
-                raise NotFound("Object not found")
-            caller.require("object:read")
         viewer = caller.user.id if caller else None
         if not may_read(viewer, obj.owner_id, root, collaborating):
             raise NotFound("Object not found")
+        if root is None or root.visibility is not Visibility.PUBLIC:
+            assert caller is not None  # may_read lets the anonymous see public ones only
+            caller.require("object:read")
         return obj
 
     async def list(self, caller: Principal, query: ObjectQuery) -> Page:
