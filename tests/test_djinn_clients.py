@@ -1,0 +1,52 @@
+"""Djinn's own clients as their users run them: the Go test client's requests and the
+scenarios of Djinn's integration tests, against a real ``stowage serve``."""
+
+from __future__ import annotations
+
+import httpx
+
+from .conftest import ProcServer
+
+FULL = "object:read,write,delete namespace:read,write,delete invite:read,write"
+
+
+def user_with_token(server: ProcServer, name: str) -> httpx.Client:
+    """A user made with the CLI, and a client carrying a token with every scope above."""
+    server.cli("users", "create", name, "--email", f"{name}@example.test")
+    token = server.cli("tokens", "create", "--user", name, "--scope", FULL).stdout.strip()
+    return httpx.Client(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+
+
+def test_dotted_and_underscored_user_names_work_everywhere(proc_server: ProcServer) -> None:
+    """``gordon.freeman`` is a Djinn username; ``_`` stays valid for stowage's own users."""
+    with (
+        user_with_token(proc_server, "gordon.freeman") as gordon,
+        user_with_token(proc_server, "alyx_vance") as alyx,
+    ):
+        made = gordon.post("/namespaces", json={"name": "lambda", "visibility": "internal"})
+        assert made.status_code == 201, made.text
+        assert made.json()["url"].endswith("/n/gordon.freeman/lambda")
+        assert gordon.get("/n/gordon.freeman/lambda").json()["id"] == made.json()["id"]
+        invite = gordon.post("/n/gordon.freeman/lambda/-/invites", json={"handle": "alyx_vance"})
+        assert invite.status_code == 201, invite.text
+        assert alyx.patch(f"/invites/{invite.json()['id']}").status_code == 200
+        up = alyx.post(
+            "/objects",
+            params={"name": "crowbar.bin", "namespace": "lambda@gordon.freeman"},
+            content=b"crowbar",
+            headers={"content-type": "application/octet-stream"},
+        )
+        assert up.status_code == 201, up.text
+        assert up.json()["user"]["username"] == "gordon.freeman"
+        listed = alyx.get("/n/gordon.freeman/lambda/-/objects").json()
+        assert [o["name"] for o in listed] == ["crowbar.bin"]
+        people = gordon.get("/n/gordon.freeman/lambda/-/collaborators").json()
+        assert [p["username"] for p in people] == ["alyx_vance"]
+        assert (
+            gordon.delete("/n/gordon.freeman/lambda/-/collaborators/alyx_vance").status_code == 204
+        )
+    for bad in ("..", "bad name!", "élise"):
+        refused = proc_server.cli("users", "create", bad, check=False)
+        assert refused.returncode == 1 and "user name must be" in refused.stderr, bad
