@@ -50,3 +50,31 @@ def test_dotted_and_underscored_user_names_work_everywhere(proc_server: ProcServ
     for bad in ("..", "bad name!", "élise"):
         refused = proc_server.cli("users", "create", bad, check=False)
         assert refused.returncode == 1 and "user name must be" in refused.stderr, bad
+
+
+def go_update(description: str, visibility: str) -> dict[str, str]:
+    """The body Djinn's Go client sends on PATCH: every field, Go's field names."""
+    return {"Parent": "", "Name": "", "Description": description, "Visibility": visibility}
+
+
+def test_namespace_update_as_the_go_client_sends_it(proc_server: ProcServer) -> None:
+    with user_with_token(proc_server, "eli.vance") as eli:
+        eli.post(
+            "/namespaces", json={"name": "mesa", "description": "black", "visibility": "internal"}
+        )
+        child = eli.post(
+            "/namespaces", json={"name": "sector", "parent": "mesa", "description": "c"}
+        )
+        assert child.json()["visibility"] == "internal"
+
+        r = eli.patch("/n/eli.vance/mesa/sector", json=go_update("", "public"))
+        assert r.status_code == 200, r.text
+        assert (r.json()["visibility"], r.json()["description"]) == ("internal", "c")
+
+        r = eli.patch("/n/eli.vance/mesa", json=go_update("", "public"))
+        assert r.status_code == 200, r.text
+        assert (r.json()["visibility"], r.json()["description"]) == ("public", "black")
+        assert eli.get("/n/eli.vance/mesa/sector").json()["visibility"] == "public"
+
+        r = eli.patch("/n/eli.vance/mesa/sector", json=go_update("lab", "private"))
+        assert (r.json()["visibility"], r.json()["description"]) == ("public", "lab")

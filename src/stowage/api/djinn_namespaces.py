@@ -218,7 +218,8 @@ async def get_namespace(
 async def update_namespace(
     request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
 ) -> DjinnJson:
-    """Change ``description``, or ``visibility`` on a root (its whole tree follows)."""
+    """Change ``description`` (empty keeps it), or ``visibility`` on a root (its whole tree
+    follows; a child keeps the one it inherits)."""
     fields = await read_fields(request, *NAMESPACE_CHANGE["properties"])
     updated = await stowage.namespaces.update(
         principal, username, path, fields.get("description"), fields.get("visibility")

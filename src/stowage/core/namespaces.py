@@ -191,22 +191,24 @@ class NamespaceService:
         description: str | None,
         visibility: str | None,
     ) -> Namespace:
+        """Djinn's update, as its Go client sends it (both fields, always): an empty
+        ``description`` keeps the old text, and a child keeps the visibility it inherits
+        whatever was asked (only a root's visibility changes, for its whole tree)."""
         namespace = await self.owned(caller, username, path, "namespace:write")
         errors: dict[str, list[str]] = {}
         chosen = None
-        if description is not None and len(description) > 255:
+        if description and len(description) > 255:
             errors["description"] = ["Description cannot be longer than 255 characters in length"]
-        if visibility is not None:
+        if visibility:
             try:
                 chosen = Visibility(visibility)
             except ValueError:
                 errors["visibility"] = ["Visibility must be one of private, internal, public"]
-            else:
-                if namespace.parent_id is not None and chosen is not namespace.visibility:
-                    errors["visibility"] = ["Visibility is inherited from the root namespace"]
         if errors:
             raise FieldErrors(errors)
-        return await self._meta.update_namespace(namespace, description, chosen)
+        if namespace.parent_id is not None:
+            chosen = None
+        return await self._meta.update_namespace(namespace, description or None, chosen)
 
     async def delete(self, caller: Principal, username: str, path: str) -> None:
         namespace = await self.owned(caller, username, path, "namespace:delete")
