@@ -25,7 +25,6 @@ from .deps import PrincipalDep, StowageDep, declared_length, request_body
 from .djinn_models import DjinnObject, DjinnUser
 from .djinn_wire import (
     LISTED,
-    PAGE_SIZE,
     DjinnJson,
     DjinnRoute,
     OptionalPrincipal,
@@ -110,17 +109,13 @@ async def list_objects(
 ) -> DjinnJson:
     """Objects the caller owns or shares through namespaces, newest first, 25 a page;
     ``search`` is a case-insensitive substring of the name."""
-    number = page_number(page)
     query = ObjectQuery(
-        viewer_id=principal.user.id,
-        state=ObjectState.READ_ONLY,
-        name=search or None,
-        limit=PAGE_SIZE,
-        offset=(number - 1) * PAGE_SIZE,
+        viewer_id=principal.user.id, state=ObjectState.READ_ONLY, name=search or None
     )
-    found, last = await object_page(partial(stowage.objects.list, principal), query, number)
+    fetch = partial(stowage.objects.list, principal)
+    found, prev, next_ = await object_page(fetch, query, page_number(page))
     items = await render_objects(stowage, api_base(request), found, principal)
-    return paginated(request, items, number, last)
+    return paginated(request, items, prev, next_)
 
 
 async def _body_and_fields(request: Request) -> tuple[AsyncIterator[bytes], str | None, str | None]:

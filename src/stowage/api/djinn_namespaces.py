@@ -15,13 +15,12 @@ from .deps import PrincipalDep, StowageDep
 from .djinn_models import DjinnCollaborator, DjinnInvite, DjinnNamespace, DjinnObject
 from .djinn_wire import (
     LISTED,
-    PAGE_SIZE,
     DjinnJson,
     DjinnRoute,
     OptionalPrincipal,
     api_base,
     existing_id,
-    last_page,
+    namespace_page,
     namespace_url,
     object_page,
     page_number,
@@ -93,12 +92,10 @@ async def list_namespaces(
     page: str | None = None,
 ) -> DjinnJson:
     """Namespaces the caller owns or collaborates on, by path; ``search`` matches the path."""
-    number = page_number(page)
-    items, total = await stowage.namespaces.list(
-        principal, search or None, (number - 1) * PAGE_SIZE, PAGE_SIZE
-    )
+    fetch = partial(stowage.namespaces.list, principal, search or None)
+    items, prev, next_ = await namespace_page(fetch, page_number(page))
     rendered = await render_namespaces(stowage, api_base(request), items)
-    return paginated(request, rendered, number, last_page(total))
+    return paginated(request, rendered, prev, next_)
 
 
 @router.post(
@@ -136,19 +133,16 @@ async def namespace_objects(
 ) -> DjinnJson:
     """Objects in this namespace; anyone may list a public one."""
     namespace = await stowage.namespaces.find(caller, username, path)
-    number = page_number(page)
     query = ObjectQuery(
         viewer_id=None,
         namespace_id=namespace.id,
         state=ObjectState.READ_ONLY,
         name=search or None,
-        limit=PAGE_SIZE,
-        offset=(number - 1) * PAGE_SIZE,
     )
     fetch = partial(stowage.objects.list_in, caller, namespace)
-    found, last = await object_page(fetch, query, number)
+    found, prev, next_ = await object_page(fetch, query, page_number(page))
     items = await render_objects(stowage, api_base(request), found, caller)
-    return paginated(request, items, number, last)
+    return paginated(request, items, prev, next_)
 
 
 @router.get(NS + "/-/collaborators", response_model=list[DjinnCollaborator])
