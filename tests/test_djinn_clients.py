@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from .conftest import ProcServer
+from .conftest import ProcServer, ThreadServer
 
 FULL = "object:read,write,delete namespace:read,write,delete invite:read,write"
 
@@ -78,3 +78,72 @@ def test_namespace_update_as_the_go_client_sends_it(proc_server: ProcServer) -> 
 
         r = eli.patch("/n/eli.vance/mesa/sector", json=go_update("lab", "private"))
         assert (r.json()["visibility"], r.json()["description"]) == ("public", "lab")
+
+
+def advertised_urls(value: object) -> set[str]:
+    """Every ``*_url`` (and ``url``) in a JSON value, at any depth."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and (key == "url" or key.endswith("_url")):
+                found.add(item)
+            else:
+                found |= advertised_urls(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= advertised_urls(item)
+    return found
+
+
+def test_every_advertised_url_answers(server: ThreadServer) -> None:
+    """Djinn clients follow the URLs in the JSON they get: none may be a dead end."""
+    bob = server.new_user_token("bob", FULL)
+    with server.client() as c:
+        c.post("/namespaces", json={"name": "hub", "visibility": "public"})
+        c.post("/namespaces", json={"name": "spoke", "parent": "hub"})
+        obj = c.post("/objects", params={"name": "o.bin", "namespace": "hub/spoke"}, content=b"o")
+        c.post("/n/admin/hub/-/invites", json={"handle": "bob"})
+        server.client(bob).patch(f"/invites/{c.get('/n/admin/hub/-/invites').json()[0]['id']}")
+        for prefix in ("", "/api"):
+            documents = [
+                c.get(f"{prefix}/").json(),
+                c.get(f"{prefix}/objects/{obj.json()['id']}").json(),
+                c.get(f"{prefix}/namespaces").json(),
+                c.get(f"{prefix}/n/admin/hub/-/collaborators").json(),
+            ]
+            urls = advertised_urls(documents)
+            assert f"{server.base_url}{prefix}/n/admin/hub/-/webhooks" in urls
+            assert f"{server.base_url}{prefix}/objects/{obj.json()['id']}/builds" in urls
+            for url in sorted(urls):
+                assert c.get(url).status_code != 404, url
+
+        children = c.get("/n/admin/hub/-/namespaces")
+        assert [n["path"] for n in children.json()] == ["hub/spoke"]
+        assert children.headers["link"].endswith('/n/admin/hub/-/namespaces?page=1>; rel="next"')
+        assert c.get("/n/admin/hub/spoke/-/namespaces").json() == []
+        builds = c.get(obj.json()["builds_url"])
+        assert (builds.json(), builds.headers["link"].count("page=0")) == ([], 2)
+
+
+def test_absent_resources_keep_djinns_gates(server: ThreadServer) -> None:
+    """Empty, but behind the scopes and access checks of Djinn's routes."""
+    reader = server.token_for("admin", "object:read namespace:read")
+    with server.client() as c, server.client(reader) as r:
+        c.post("/namespaces", json={"name": "open", "visibility": "public"})
+        c.post("/namespaces", json={"name": "shut"})
+        obj = c.post("/objects", params={"name": "p.bin", "namespace": "open"}, content=b"p")
+        builds = f"/objects/{obj.json()['id']}/builds"
+        assert c.get(builds).status_code == 200
+        assert r.get(builds).status_code == 404  # object:read alone: Djinn wants build:read
+        assert httpx.get(server.base_url + builds).status_code == 404
+        for resource in ("builds", "cron", "images", "variables", "keys"):
+            assert (c.get(f"/{resource}").status_code, r.get(f"/{resource}").status_code) == (
+                200,
+                404,
+            ), resource
+        for resource in ("builds", "images", "variables", "keys", "namespaces"):
+            assert httpx.get(f"{server.base_url}/n/admin/open/-/{resource}").status_code == 200
+            assert httpx.get(f"{server.base_url}/n/admin/shut/-/{resource}").status_code == 404
+            assert r.get(f"/n/admin/shut/-/{resource}").status_code == 200
+        assert c.get("/n/admin/shut/-/webhooks").status_code == 200
+        assert r.get("/n/admin/shut/-/webhooks").status_code == 404

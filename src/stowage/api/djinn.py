@@ -163,7 +163,7 @@ def object_ref(raw: str) -> int | str:
     return existing_id(int(raw)) if raw.isascii() and raw.isdigit() else raw
 
 
-async def _visible(stowage: Stowage, caller: Principal | None, object_id: str) -> StoredObject:
+async def visible(stowage: Stowage, caller: Principal | None, object_id: str) -> StoredObject:
     obj = await stowage.objects.get(caller, object_ref(object_id))
     if obj.state is not ObjectState.READ_ONLY:  # Djinn has no half-uploaded objects
         raise NotFound("Not Found")
@@ -182,7 +182,7 @@ async def get_object(
 ) -> Response:
     """The object as JSON, or its bytes when ``Accept`` is ``application/octet-stream`` or
     equals the object's ``type`` (with Range and conditional requests)."""
-    obj = await _visible(stowage, caller, object_id)
+    obj = await visible(stowage, caller, object_id)
     if _wants_bytes(request, obj):
         media = mimetypes.guess_type(obj.name)[0] or obj.mime_type or "application/octet-stream"
         return await blob_response(request, stowage.objects, obj, media)

@@ -145,6 +145,24 @@ async def namespace_objects(
     return paginated(request, items, prev, next_)
 
 
+@router.get(NS + "/-/namespaces", response_model=list[DjinnNamespace], responses=LISTED)
+async def child_namespaces(
+    request: Request,
+    username: str,
+    path: str,
+    caller: OptionalPrincipal,
+    stowage: StowageDep,
+    search: str | None = None,
+    page: str | None = None,
+) -> DjinnJson:
+    """The namespaces right below this one, by path; anyone may list a public one's."""
+    namespace = await stowage.namespaces.find(caller, username, path)
+    fetch = partial(stowage.namespaces.children, namespace, search or None)
+    items, prev, next_ = await namespace_page(fetch, page_number(page))
+    rendered = await render_namespaces(stowage, api_base(request), items)
+    return paginated(request, rendered, prev, next_)
+
+
 @router.get(NS + "/-/collaborators", response_model=list[DjinnCollaborator])
 async def list_collaborators(
     request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep

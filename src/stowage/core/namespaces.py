@@ -140,6 +140,12 @@ class NamespaceService:
         caller.require("namespace:read")
         return await self._meta.list_namespaces(caller.user.id, search, offset, limit)
 
+    async def children(
+        self, namespace: Namespace, search: str | None, offset: int, limit: int
+    ) -> tuple[list[Namespace], int]:
+        """The namespaces right below one the caller may see (``find`` checked that)."""
+        return await self._meta.list_children(namespace, search, offset, limit)
+
     async def create(
         self,
         caller: Principal,
