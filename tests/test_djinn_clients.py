@@ -3,9 +3,13 @@ scenarios of Djinn's integration tests, against a real ``stowage serve``."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import httpx
 
 from .conftest import ProcServer, ThreadServer
+from .test_presigned import check_date_conditions
+from .test_sniff import png
 
 FULL = "object:read,write,delete namespace:read,write,delete invite:read,write"
 
@@ -147,3 +151,16 @@ def test_absent_resources_keep_djinns_gates(server: ThreadServer) -> None:
             assert r.get(f"/n/admin/shut/-/{resource}").status_code == 200
         assert c.get("/n/admin/shut/-/webhooks").status_code == 200
         assert r.get("/n/admin/shut/-/webhooks").status_code == 404
+
+
+def test_djinn_downloads_carry_last_modified(server: ThreadServer) -> None:
+    """Djinn serves bytes with Go's ``http.ServeContent(name, created_at)``."""
+    with server.client() as c:
+        obj = c.post("/objects", params={"name": "p.png"}, content=png()).json()
+        url = f"/objects/{obj['id']}"
+        when = datetime.fromisoformat(obj["created_at"])
+
+        def fetch(method: str, headers: dict[str, str]) -> httpx.Response:
+            return c.request(method, url, headers={"Accept": obj["type"], **headers})
+
+        check_date_conditions(fetch, when)
