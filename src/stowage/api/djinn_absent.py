@@ -9,14 +9,15 @@ scopes and access checks of Djinn's route, whose failures are its usual 404.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from .deps import PrincipalDep, StowageDep
 from .djinn import ObjectId, visible
-from .djinn_namespaces import NS
-from .djinn_wire import LISTED, DjinnJson, DjinnRoute, OptionalPrincipal, paginated
+from .djinn_namespaces import NS, VisibleNamespace
+from .djinn_wire import LISTED, DjinnJson, DjinnRoute, paginated
 
 router = APIRouter(route_class=DjinnRoute, tags=["djinn"])
 NONE: dict[int | str, dict[str, Any]] = {
@@ -43,38 +44,34 @@ def none(request: Request) -> DjinnJson:
     return paginated(request, [], 0, 0)
 
 
+def _register(
+    path: str, listing: Callable[..., Awaitable[DjinnJson]], summary: str, operation_id: str
+) -> None:
+    router.add_api_route(
+        path,
+        listing,
+        methods=["GET"],
+        response_model=None,
+        responses=NONE,
+        summary=summary,
+        operation_id=operation_id,
+    )
+
+
 def _top_level(resource: str, scope: str) -> None:
     async def listing(request: Request, principal: PrincipalDep) -> DjinnJson:
         principal.require(scope)
         return none(request)
 
-    router.add_api_route(
-        f"/{resource}",
-        listing,
-        methods=["GET"],
-        response_model=None,
-        responses=NONE,
-        summary=f"The caller's {resource} (needs {scope})",
-        operation_id=f"list_{resource}",
-    )
+    summary = f"The caller's {resource} (needs {scope})"
+    _register(f"/{resource}", listing, summary, f"list_{resource}")
 
 
 def _in_namespace(resource: str) -> None:
-    async def listing(
-        request: Request, username: str, path: str, caller: OptionalPrincipal, stowage: StowageDep
-    ) -> DjinnJson:
-        await stowage.namespaces.find(caller, username, path)
+    async def listing(request: Request, namespace: VisibleNamespace) -> DjinnJson:
         return none(request)
 
-    router.add_api_route(
-        f"{NS}/-/{resource}",
-        listing,
-        methods=["GET"],
-        response_model=None,
-        responses=NONE,
-        summary=f"The namespace's {resource}",
-        operation_id=f"namespace_{resource}",
-    )
+    _register(f"{NS}/-/{resource}", listing, f"The namespace's {resource}", f"namespace_{resource}")
 
 
 for _resource, _scope in TOP_LEVEL.items():

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
-from ..core.models import ObjectQuery, ObjectState, Visibility
+from ..core.models import Namespace, ObjectQuery, ObjectState, Visibility
 from .deps import PrincipalDep, StowageDep
 from .djinn_models import DjinnCollaborator, DjinnInvite, DjinnNamespace, DjinnObject
 from .djinn_wire import (
@@ -121,18 +121,26 @@ async def create_namespace(
     return DjinnJson(rendered[0], status_code=201)
 
 
+async def visible_namespace(
+    username: str, path: str, caller: OptionalPrincipal, stowage: StowageDep
+) -> Namespace:
+    """The namespace of the route's ``/n/{username}/{path}``, if the caller may see it."""
+    return await stowage.namespaces.find(caller, username, path)
+
+
+VisibleNamespace = Annotated[Namespace, Depends(visible_namespace)]
+
+
 @router.get(NS + "/-/objects", response_model=list[DjinnObject], responses=LISTED)
 async def namespace_objects(
     request: Request,
-    username: str,
-    path: str,
+    namespace: VisibleNamespace,
     caller: OptionalPrincipal,
     stowage: StowageDep,
     search: str | None = None,
     page: str | None = None,
 ) -> DjinnJson:
     """Objects in this namespace; anyone may list a public one."""
-    namespace = await stowage.namespaces.find(caller, username, path)
     query = ObjectQuery(
         viewer_id=None,
         namespace_id=namespace.id,
@@ -148,15 +156,12 @@ async def namespace_objects(
 @router.get(NS + "/-/namespaces", response_model=list[DjinnNamespace], responses=LISTED)
 async def child_namespaces(
     request: Request,
-    username: str,
-    path: str,
-    caller: OptionalPrincipal,
+    namespace: VisibleNamespace,
     stowage: StowageDep,
     search: str | None = None,
     page: str | None = None,
 ) -> DjinnJson:
     """The namespaces right below this one, by path; anyone may list a public one's."""
-    namespace = await stowage.namespaces.find(caller, username, path)
     fetch = partial(stowage.namespaces.children, namespace, search or None)
     items, prev, next_ = await namespace_page(fetch, page_number(page))
     rendered = await render_namespaces(stowage, api_base(request), items)
@@ -219,9 +224,8 @@ async def invite(
 
 @router.get(NS, response_model=DjinnNamespace)
 async def get_namespace(
-    request: Request, username: str, path: str, caller: OptionalPrincipal, stowage: StowageDep
+    request: Request, namespace: VisibleNamespace, stowage: StowageDep
 ) -> DjinnJson:
-    namespace = await stowage.namespaces.find(caller, username, path)
     rendered = await render_namespaces(stowage, api_base(request), [namespace])
     return DjinnJson(rendered[0])
 
