@@ -248,8 +248,8 @@ def test_page_numbers_too_big_for_any_offset_are_past_the_end(
         c.post("/objects", params={"name": "one.txt", "namespace": "pages"}, content=b"1")
         for path in ("/objects", "/namespaces", "/n/admin/pages/-/objects"):
             r = c.get(path, params={"page": huge})
-            assert (r.status_code, r.json()) == (200, []), (path, r.text)
-            assert 'page=1>; rel="next"' in r.headers["link"]  # next leads back to the last
+            assert (r.status_code, len(r.json())) == (200, 1), (path, r.text)  # the last page
+            assert 'page=1>; rel="next"' in r.headers["link"]
 
 
 def test_numbers_too_long_for_int_are_a_clear_4xx_in_every_place(server: ThreadServer) -> None:

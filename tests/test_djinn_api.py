@@ -250,6 +250,37 @@ def test_pagination_links_and_search(server: ThreadServer) -> None:
         assert c.get("/objects", params={"search": "_"}).json() == []
 
 
+def links(r: httpx.Response) -> tuple[str, str]:
+    """The page numbers of a Djinn list's ``Link`` header: (prev, next)."""
+    prev, next_ = r.headers["link"].split(", ")
+    assert prev.endswith('>; rel="prev"') and next_.endswith('>; rel="next"')
+    return prev.split("page=")[1].split(">")[0], next_.split("page=")[1].split(">")[0]
+
+
+def test_pages_past_the_end_as_djinn_paginates(server: ThreadServer) -> None:
+    """Djinn's ``database.Paginate``: a page above the row count shows the last page, one
+    past the last page but not above the count is empty, and no rows means page=0."""
+    with server.client() as c:
+        for url in ("/objects", "/namespaces"):
+            empty = c.get(url, params={"page": 5})
+            assert (empty.json(), links(empty)) == ([], ("0", "0")), url
+        for i in range(60):
+            assert upload(c, f"row{i:02d}.bin", b"r", namespace="pages").status_code == 201
+        for i in range(25):
+            assert c.post("/namespaces", json={"name": f"space{i:02d}"}).status_code == 201
+        for url, rows, pages in [
+            ("/objects", 60, 3),
+            ("/n/admin/pages/-/objects", 60, 3),
+            ("/namespaces", 26, 2),
+        ]:
+            last = c.get(url, params={"page": pages}).json()
+            clamped = c.get(url, params={"page": 99})  # above the row count
+            assert clamped.json() == last and len(last) == rows - (pages - 1) * 25, url
+            assert links(clamped) == (str(pages - 1), str(pages)), url
+            beyond = c.get(url, params={"page": rows})  # past the last page, not the count
+            assert (beyond.json(), links(beyond)) == ([], (str(rows - 1), str(pages))), url
+
+
 def test_concurrent_uploads_of_one_name_give_one_object(server: ThreadServer) -> None:
     """Losers of the race fail alone: uploads of other names sent at the same moment (and
     committed together with them on SQLite) are all kept."""

@@ -6,7 +6,9 @@ import dataclasses
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -114,6 +116,44 @@ def test_conditional_requests(stored: tuple[dict, str]) -> None:
     stale = httpx.get(url, headers={"Range": "bytes=0-9", "If-Range": '"stale"'})
     assert stale.status_code == 200
     assert len(stale.content) == len(DATA)
+
+
+Fetch = Callable[[str, dict[str, str]], httpx.Response]
+
+
+def check_date_conditions(fetch: Fetch, created_at: datetime) -> None:
+    """``Last-Modified`` is the creation time; the date conditions answer 304 and 412, and
+    give way to the entity-tag ones when both are sent (RFC 9110 §13.2.2)."""
+    whole = fetch("GET", {})
+    modified, etag = whole.headers["last-modified"], whole.headers["etag"]
+    assert parsedate_to_datetime(modified) == created_at.replace(microsecond=0)
+    second = timedelta(seconds=1)
+    before = format_datetime(parsedate_to_datetime(modified) - second, usegmt=True)
+    after = format_datetime(parsedate_to_datetime(modified) + second, usegmt=True)
+    for method in ("GET", "HEAD"):
+        for headers, status in [
+            ({"If-Modified-Since": modified}, 304),
+            ({"If-Modified-Since": before}, 200),
+            ({"If-Modified-Since": "yesterday"}, 200),  # not a date: ignored
+            ({"If-Unmodified-Since": before}, 412),
+            ({"If-Unmodified-Since": modified}, 200),
+            ({"If-Unmodified-Since": "soon"}, 200),
+            ({"If-None-Match": '"other"', "If-Modified-Since": modified}, 200),
+            ({"If-None-Match": etag, "If-Modified-Since": before}, 304),
+            ({"If-Match": etag, "If-Unmodified-Since": before}, 200),
+            ({"If-Match": '"other"', "If-Unmodified-Since": after}, 412),
+        ]:
+            r = fetch(method, headers)
+            assert r.status_code == status, (method, headers)
+            assert r.headers["last-modified"] == modified, (method, headers)
+    assert fetch("GET", {"Range": "bytes=0-0", "If-Range": modified}).status_code == 206
+    assert fetch("GET", {"Range": "bytes=0-0", "If-Range": before}).status_code == 200
+
+
+def test_last_modified_and_date_conditions(stored: tuple[dict, str]) -> None:
+    created, url = stored
+    when = datetime.fromtimestamp(created["create_time_ms"] / 1000, UTC)
+    check_date_conditions(lambda method, headers: httpx.request(method, url, headers=headers), when)
 
 
 def test_tampered_and_misused_signatures_are_403(

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from . import __version__, logs
-from .api import blobs, djinn, djinn_namespaces, errors, openapi, runloop
+from .api import blobs, djinn, djinn_absent, djinn_namespaces, errors, openapi, runloop
 from .api.middleware import CapBodies, CapClients, Observe, RefuseBadUrls, TrustProxy
 from .api.responses import JsonResponse
 from .bootstrap import prepare
@@ -92,7 +92,7 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
     app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")
     app.include_router(runloop.router)
     app.include_router(blobs.router)
-    for router in (djinn.router, djinn_namespaces.router):
+    for router in (djinn.router, djinn_namespaces.router, djinn_absent.router):
         app.include_router(router)
         app.include_router(router, prefix="/api", include_in_schema=False)
 

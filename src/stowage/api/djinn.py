@@ -27,7 +27,6 @@ from .djinn_models import DjinnObject, DjinnUser
 from .djinn_wire import (
     LISTED,
     MAX_ID,
-    PAGE_SIZE,
     DjinnJson,
     DjinnRoute,
     OptionalPrincipal,
@@ -112,17 +111,13 @@ async def list_objects(
 ) -> DjinnJson:
     """Objects the caller owns or shares through namespaces, newest first, 25 a page;
     ``search`` is a case-insensitive substring of the name."""
-    number = page_number(page)
     query = ObjectQuery(
-        viewer_id=principal.user.id,
-        state=ObjectState.READ_ONLY,
-        name=search or None,
-        limit=PAGE_SIZE,
-        offset=(number - 1) * PAGE_SIZE,
+        viewer_id=principal.user.id, state=ObjectState.READ_ONLY, name=search or None
     )
-    found, last = await object_page(partial(stowage.objects.list, principal), query, number)
+    fetch = partial(stowage.objects.list, principal)
+    found, prev, next_ = await object_page(fetch, query, page_number(page))
     items = await render_objects(stowage, api_base(request), found, principal)
-    return paginated(request, items, number, last)
+    return paginated(request, items, prev, next_)
 
 
 async def _body_and_fields(
@@ -168,7 +163,7 @@ def object_ref(raw: str) -> int | str:
     return raw if number is None else existing_id(number)
 
 
-async def _visible(stowage: Stowage, caller: Principal | None, object_id: str) -> StoredObject:
+async def visible(stowage: Stowage, caller: Principal | None, object_id: str) -> StoredObject:
     obj = await stowage.objects.get(caller, object_ref(object_id))
     if obj.state is not ObjectState.READ_ONLY:  # Djinn has no half-uploaded objects
         raise NotFound("Not Found")
@@ -187,7 +182,7 @@ async def get_object(
 ) -> Response:
     """The object as JSON, or its bytes when ``Accept`` is ``application/octet-stream`` or
     equals the object's ``type`` (with Range and conditional requests)."""
-    obj = await _visible(stowage, caller, object_id)
+    obj = await visible(stowage, caller, object_id)
     if _wants_bytes(request, obj):
         media = mimetypes.guess_type(obj.name)[0] or obj.mime_type or "application/octet-stream"
         return await blob_response(request, stowage.objects, obj, media)

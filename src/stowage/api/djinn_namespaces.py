@@ -4,24 +4,23 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
-from ..core.models import ObjectQuery, ObjectState, Visibility
+from ..core.models import Namespace, ObjectQuery, ObjectState, Visibility
 from .deps import PrincipalDep, StowageDep
 from .djinn_models import DjinnCollaborator, DjinnInvite, DjinnNamespace, DjinnObject
 from .djinn_wire import (
     LISTED,
-    PAGE_SIZE,
     DjinnJson,
     DjinnRoute,
     OptionalPrincipal,
     api_base,
     existing_id,
-    last_page,
+    namespace_page,
     namespace_url,
     object_page,
     page_number,
@@ -93,12 +92,10 @@ async def list_namespaces(
     page: str | None = None,
 ) -> DjinnJson:
     """Namespaces the caller owns or collaborates on, by path; ``search`` matches the path."""
-    number = page_number(page)
-    items, total = await stowage.namespaces.list(
-        principal, search or None, (number - 1) * PAGE_SIZE, PAGE_SIZE
-    )
+    fetch = partial(stowage.namespaces.list, principal, search or None)
+    items, prev, next_ = await namespace_page(fetch, page_number(page))
     rendered = await render_namespaces(stowage, api_base(request), items, principal)
-    return paginated(request, rendered, number, last_page(total))
+    return paginated(request, rendered, prev, next_)
 
 
 @router.post(
@@ -124,31 +121,52 @@ async def create_namespace(
     return DjinnJson(rendered[0], status_code=201)
 
 
+async def visible_namespace(
+    username: str, path: str, caller: OptionalPrincipal, stowage: StowageDep
+) -> Namespace:
+    """The namespace of the route's ``/n/{username}/{path}``, if the caller may see it."""
+    return await stowage.namespaces.find(caller, username, path)
+
+
+VisibleNamespace = Annotated[Namespace, Depends(visible_namespace)]
+
+
 @router.get(NS + "/-/objects", response_model=list[DjinnObject], responses=LISTED)
 async def namespace_objects(
     request: Request,
-    username: str,
-    path: str,
+    namespace: VisibleNamespace,
     caller: OptionalPrincipal,
     stowage: StowageDep,
     search: str | None = None,
     page: str | None = None,
 ) -> DjinnJson:
     """Objects in this namespace; anyone may list a public one."""
-    namespace = await stowage.namespaces.find(caller, username, path)
-    number = page_number(page)
     query = ObjectQuery(
         viewer_id=None,
         namespace_id=namespace.id,
         state=ObjectState.READ_ONLY,
         name=search or None,
-        limit=PAGE_SIZE,
-        offset=(number - 1) * PAGE_SIZE,
     )
     fetch = partial(stowage.objects.list_in, caller, namespace)
-    found, last = await object_page(fetch, query, number)
+    found, prev, next_ = await object_page(fetch, query, page_number(page))
     items = await render_objects(stowage, api_base(request), found, caller)
-    return paginated(request, items, number, last)
+    return paginated(request, items, prev, next_)
+
+
+@router.get(NS + "/-/namespaces", response_model=list[DjinnNamespace], responses=LISTED)
+async def child_namespaces(
+    request: Request,
+    namespace: VisibleNamespace,
+    caller: OptionalPrincipal,
+    stowage: StowageDep,
+    search: str | None = None,
+    page: str | None = None,
+) -> DjinnJson:
+    """The namespaces right below this one, by path; anyone may list a public one's."""
+    fetch = partial(stowage.namespaces.children, namespace, search or None)
+    items, prev, next_ = await namespace_page(fetch, page_number(page))
+    rendered = await render_namespaces(stowage, api_base(request), items, caller)
+    return paginated(request, rendered, prev, next_)
 
 
 @router.get(NS + "/-/collaborators", response_model=list[DjinnCollaborator])
@@ -207,9 +225,8 @@ async def invite(
 
 @router.get(NS, response_model=DjinnNamespace)
 async def get_namespace(
-    request: Request, username: str, path: str, caller: OptionalPrincipal, stowage: StowageDep
+    request: Request, namespace: VisibleNamespace, caller: OptionalPrincipal, stowage: StowageDep
 ) -> DjinnJson:
-    namespace = await stowage.namespaces.find(caller, username, path)
     rendered = await render_namespaces(stowage, api_base(request), [namespace], caller)
     return DjinnJson(rendered[0])
 
@@ -218,7 +235,8 @@ async def get_namespace(
 async def update_namespace(
     request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
 ) -> DjinnJson:
-    """Change ``description``, or ``visibility`` on a root (its whole tree follows)."""
+    """Change ``description`` (empty keeps it), or ``visibility`` on a root (its whole tree
+    follows; a child keeps the one it inherits)."""
     fields = await read_fields(request, *NAMESPACE_CHANGE["properties"])
     updated = await stowage.namespaces.update(
         principal, username, path, fields.get("description"), fields.get("visibility")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -37,8 +39,8 @@ _BINARY = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
 BLOB_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The bytes", "content": _BINARY},
     206: {"description": "A byte range", "content": _BINARY},
-    304: {"description": "If-None-Match matched"},
-    412: {"description": "If-Match did not match"},
+    304: {"description": "If-None-Match matched, or else not modified since If-Modified-Since"},
+    412: {"description": "If-Match did not match, or else modified since If-Unmodified-Since"},
     416: {"description": "The range is outside the object"},
 }
 
@@ -75,28 +77,62 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
+def _http_date(header: str | None) -> int | None:
+    """An HTTP-date as Unix seconds; None when absent or not a date (then it is ignored)."""
+    if header is None:
+        return None
+    try:
+        parsed = parsedate_to_datetime(header)
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp())
+
+
+def _precondition(request: Request, etag: str, modified_s: int) -> int | None:
+    """412 or 304 when a conditional header says so, else None, in RFC 9110's order: the
+    entity tag headers, when sent, take precedence over their date counterparts."""
+    headers = request.headers
+    if_match = headers.get("if-match")
+    if if_match is not None:
+        if not _etag_matches(if_match, etag):
+            return 412
+    else:
+        since = _http_date(headers.get("if-unmodified-since"))
+        if since is not None and modified_s > since:
+            return 412
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        return 304 if _etag_matches(if_none_match, etag) else None
+    since = _http_date(headers.get("if-modified-since"))
+    return 304 if since is not None and modified_s <= since else None
+
+
+def _range_applies(if_range: str | None, etag: str, last_modified: str) -> bool:
+    """``If-Range`` holds an entity tag or the ``Last-Modified`` date; anything else
+    means the whole object."""
+    return if_range is None or if_range.strip() in (etag, last_modified)
+
+
 async def blob_response(
     request: Request, objects: ObjectService, obj: StoredObject, media_type: str
 ) -> Response:
     assert obj.size is not None and obj.md5 is not None
     size = obj.size
     etag = f'"{obj.md5}"'
+    modified_s = obj.create_time_ms // 1000  # HTTP dates have whole seconds
+    last_modified = formatdate(modified_s, usegmt=True)
     headers = {
         "ETag": etag,
+        "Last-Modified": last_modified,
         "Accept-Ranges": "bytes",
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(obj.name, safe='')}",
     }
-    if_match = request.headers.get("if-match")
-    if if_match is not None and not _etag_matches(if_match, etag):
-        return Response(status_code=412, headers=headers)
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None and _etag_matches(if_none_match, etag):
-        return Response(status_code=304, headers=headers)
+    if precondition := _precondition(request, etag, modified_s):
+        return Response(status_code=precondition, headers=headers)
 
     start, length, status = 0, size, 200
     range_header = request.headers.get("range")
-    if_range = request.headers.get("if-range")
-    if range_header and (if_range is None or if_range.strip() == etag):
+    if range_header and _range_applies(request.headers.get("if-range"), etag, last_modified):
         parsed = parse_range(range_header, size)
         if parsed == "unsatisfiable":
             headers["Content-Range"] = f"bytes */{size}"

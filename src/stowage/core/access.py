@@ -7,6 +7,7 @@ dialects. Tokens are random, shown once, and stored only as SHA-256 hashes.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass, replace
 
@@ -29,6 +30,9 @@ RESOURCES = (
 PERMISSIONS = ("read", "write", "delete")
 ALL_SCOPES = frozenset(f"{r}:{p}" for r in RESOURCES for p in PERMISSIONS)
 TOKEN_PREFIX = "stw_"
+# Djinn's usernames (``gordon.freeman``) plus ``_``, which stowage has always allowed. A
+# name of dots alone would be a ``.``/``..`` segment in ``/n/{user}/…`` URLs.
+USER_NAME = re.compile(r"^(?!\.+$)[a-zA-Z0-9._-]{1,64}$")
 
 
 def parse_scopes(text: str) -> frozenset[str]:
@@ -109,8 +113,8 @@ class AccessService:
         return Principal(user=user, scopes=token.scopes, token_id=token.id)
 
     async def create_user(self, name: str, email: str | None, is_admin: bool = False) -> User:
-        if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
-            raise Invalid("user name must be 1-64 letters, digits, '-' or '_'")
+        if not USER_NAME.match(name):
+            raise Invalid("user name must be 1-64 ASCII letters, digits, '.', '-' or '_'")
         if await self._meta.get_user_by_name(name) is not None:
             raise Invalid(f"user {name!r} already exists")
         return await self._meta.create_user(name, email, is_admin, self._clock.now_ms())

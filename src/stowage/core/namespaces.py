@@ -142,6 +142,12 @@ class NamespaceService:
         caller.require("namespace:read")
         return await self._meta.list_namespaces(caller.user.id, search, offset, limit)
 
+    async def children(
+        self, namespace: Namespace, search: str | None, offset: int, limit: int
+    ) -> tuple[list[Namespace], int]:
+        """The namespaces right below one the caller may see (``find`` checked that)."""
+        return await self._meta.list_children(namespace, search, offset, limit)
+
     async def create(
         self,
         caller: Principal,
@@ -152,15 +158,17 @@ class NamespaceService:
     ) -> Namespace:
         caller.require("namespace:write")
         errors: dict[str, list[str]] = {}
-        if not name:
-            errors.setdefault("name", []).append("Name field required")
-        else:
-            if not 3 <= len(name) <= 32:
-                errors.setdefault("name", []).append(
-                    "Name must be between 3 and 32 characters in length"
-                )
-            if not NAME.match(name):
-                errors.setdefault("name", []).append("Name can only have letters, and numbers")
+        name_errors = [
+            message
+            for failed, message in [
+                (not name, "Name field required"),
+                (not 3 <= len(name) <= 32, "Name must be between 3 and 32 characters in length"),
+                (not NAME.match(name), "Name can only have letters, and numbers"),
+            ]
+            if failed
+        ]  # every rule runs, as in Djinn: an empty name breaks all three
+        if name_errors:
+            errors["name"] = name_errors
         if len(description) > 255:
             errors["description"] = ["Description cannot be longer than 255 characters in length"]
         chosen = Visibility.PRIVATE
@@ -196,22 +204,24 @@ class NamespaceService:
         description: str | None,
         visibility: str | None,
     ) -> Namespace:
+        """Djinn's update, as its Go client sends it (both fields, always): an empty
+        ``description`` keeps the old text, and a child keeps the visibility it inherits
+        whatever was asked (only a root's visibility changes, for its whole tree)."""
         namespace = await self.owned(caller, username, path, "namespace:write")
         errors: dict[str, list[str]] = {}
         chosen = None
-        if description is not None and len(description) > 255:
+        if description and len(description) > 255:
             errors["description"] = ["Description cannot be longer than 255 characters in length"]
-        if visibility is not None:
+        if visibility:
             try:
                 chosen = Visibility(visibility)
             except ValueError:
                 errors["visibility"] = ["Visibility must be one of private, internal, public"]
-            else:
-                if namespace.parent_id is not None and chosen is not namespace.visibility:
-                    errors["visibility"] = ["Visibility is inherited from the root namespace"]
         if errors:
             raise FieldErrors(errors)
-        return await self._meta.update_namespace(namespace, description, chosen)
+        if namespace.parent_id is not None:
+            chosen = None
+        return await self._meta.update_namespace(namespace, description or None, chosen)
 
     async def delete(self, caller: Principal, username: str, path: str) -> None:
         namespace = await self.owned(caller, username, path, "namespace:delete")
@@ -229,31 +239,35 @@ class NamespaceService:
     async def remove_collaborator(
         self, caller: Principal, username: str, path: str, collaborator: str
     ) -> None:
+        """Djinn answers 400 with a message, not 404, when the name is not a collaborator."""
         namespace = await self.owned(caller, username, path, "namespace:delete")
         user = await self._meta.get_user_by_name(collaborator)
-        if user is None or not await self._meta.remove_collaborator(namespace.root_id, user.id):
-            raise NotFound("Not Found")
+        if user is None:
+            raise Invalid("No such user")
+        if not await self._meta.remove_collaborator(namespace.root_id, user.id):
+            raise Invalid("No such collaborator")
 
     async def invite(self, caller: Principal, username: str, path: str, handle: str) -> Invite:
+        """Invite by username or email, with Djinn's messages under its field, ``handle``."""
         namespace = await self.owned(caller, username, path, "invite:write")
         if not handle:
-            raise FieldErrors({"handle": ["Handle field required"]})
+            raise FieldErrors({"handle": ["Username Or Email field required"]})
         invitee = await self._meta.get_user_by_handle(handle)
         if invitee is None:
             raise Invalid("No such user")
         if invitee.id == caller.user.id:
-            raise Invalid("Cannot invite yourself")
+            raise FieldErrors({"handle": ["Cannot invite self"]})
         _, collaborating = await self._meta.namespace_access(namespace.root_id, invitee.id) or (
             None,
             False,
         )
         if collaborating:
-            raise Invalid("User is already a collaborator")
+            raise FieldErrors({"handle": ["Already a collaborator"]})
         created = await self._meta.create_invite(
             namespace.root_id, caller.user.id, invitee.id, self._clock.now_ms()
         )
         if created is None:
-            raise Invalid("User has already been invited")
+            raise FieldErrors({"handle": ["Invite already sent"]})
         return created
 
     async def sent_invites(self, caller: Principal, username: str, path: str) -> list[Invite]:

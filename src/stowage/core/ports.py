@@ -132,6 +132,9 @@ class MetadataStore(Protocol):
     async def list_namespaces(
         self, viewer_id: int, search: str | None, offset: int, limit: int
     ) -> tuple[list[Namespace], int]: ...
+    async def list_children(
+        self, parent: Namespace, search: str | None, offset: int, limit: int
+    ) -> tuple[list[Namespace], int]: ...
     async def update_namespace(
         self, namespace: Namespace, description: str | None, visibility: Visibility | None
     ) -> Namespace: ...

@@ -866,8 +866,25 @@ class SqlMetadataStore:
         conds: list[Any] = [
             or_(namespaces.c.owner_id == viewer_id, namespaces.c.root_id.in_(shared_roots))
         ]
+        return await self._namespace_page(conds, search, offset, limit)
+
+    async def list_children(
+        self, parent: Namespace, search: str | None, offset: int, limit: int
+    ) -> tuple[list[Namespace], int]:
+        # root_id first: the tree's index finds the children without a scan
+        conds = [namespaces.c.root_id == parent.root_id, namespaces.c.parent_id == parent.id]
+        return await self._namespace_page(conds, search, offset, limit)
+
+    async def _namespace_page(
+        self, conds: list[Any], search: str | None, offset: int, limit: int
+    ) -> tuple[list[Namespace], int]:
+        """One page of the namespaces matching ``conds`` (and ``search`` in the path), by
+        path, with the number of all that match."""
         if search:
-            conds.append(func.lower(namespaces.c.path).like(_like_fragment(search), escape="\\"))
+            conds = [
+                *conds,
+                func.lower(namespaces.c.path).like(_like_fragment(search), escape="\\"),
+            ]
         stmt = (
             select(namespaces)
             .where(*conds)
