@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 QUICK ?=
 
-.PHONY: serve test browser fuzz bench cluster lint format clean
+.PHONY: serve test browser fuzz bench cluster lint typecheck format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 serve: $(VENV)/.installed-run
 	$(BIN)/stowage serve
 
-test: $(VENV)/.installed-dev browser
+# Lint and type checks first: they take seconds, the suite minutes.
+test: $(VENV)/.installed-dev browser lint typecheck
 	$(BIN)/pytest
 
 # The console test drives Debian's chromium with Playwright (no browser download). Install it
@@ -46,6 +47,9 @@ cluster: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format src tests benchmarks

@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from stowage.meta.migrate import upgrade
+from stowage.meta.migrate import locked_connection, upgrade
 from stowage.meta.schema import metadata
 from stowage.meta.sql import driver_url
 
@@ -23,7 +23,8 @@ MIGRATION_ONLY = {"ix_objects_name_trgm", "ix_namespaces_path_trgm"}
 def test_migrations_match_the_schema(backend: str, tmp_path: Path, pg_base_url: str | None) -> None:
     with database_url(backend, pg_base_url) as url:
         url = url or f"sqlite:///{tmp_path / 'stowage.db'}"
-        upgrade(url)
+        with locked_connection(url) as connection:
+            upgrade(connection)
         engine = create_engine(driver_url(url))
         try:
             with engine.connect() as conn:

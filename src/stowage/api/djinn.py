@@ -114,7 +114,7 @@ async def list_objects(
     query = ObjectQuery(
         viewer_id=principal.user.id, state=ObjectState.READ_ONLY, name=search or None
     )
-    fetch = partial(stowage.objects.list, principal)
+    fetch = partial(stowage.objects.visible, principal)
     found, prev, next_ = await object_page(fetch, query, page_number(page))
     items = await render_objects(stowage, api_base(request), found, principal)
     return paginated(request, items, prev, next_)

@@ -8,12 +8,9 @@ two agree.
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field
 
 from ..core.models import Visibility
-from .djinn_wire import NAMESPACE_RESOURCES
 
 EMAIL = Field(description='Shown to this user alone; "" to everyone else')
 
@@ -41,8 +38,18 @@ class _NamespaceFields(BaseModel):
     parent: None
 
 
-_RESOURCE_URLS: dict[str, Any] = {f"{r}_url": (str, ...) for r in NAMESPACE_RESOURCES}
-DjinnNamespace = create_model("DjinnNamespace", __base__=_NamespaceFields, **_RESOURCE_URLS)
+class DjinnNamespace(_NamespaceFields):
+    """With a ``<resource>_url`` for each of ``djinn_wire.NAMESPACE_RESOURCES``."""
+
+    builds_url: str
+    namespaces_url: str
+    images_url: str
+    objects_url: str
+    variables_url: str
+    keys_url: str
+    invites_url: str
+    collaborators_url: str
+    webhooks_url: str
 
 
 class DjinnObject(BaseModel):
@@ -61,7 +68,7 @@ class DjinnObject(BaseModel):
     object_id: str
     author: DjinnUser | None
     user: DjinnUser | None
-    namespace: DjinnNamespace | None  # type: ignore[valid-type]
+    namespace: DjinnNamespace | None
 
 
 class DjinnInvite(BaseModel):
@@ -71,7 +78,7 @@ class DjinnInvite(BaseModel):
     invitee_id: int
     created_at: str
     url: str
-    namespace: DjinnNamespace | None  # type: ignore[valid-type]
+    namespace: DjinnNamespace | None
     inviter: DjinnUser | None
     invitee: DjinnUser | None
 

@@ -51,7 +51,7 @@ class NamespacePath(Convertor[str]):
 register_url_convertor("namespace", NamespacePath())
 NS = "/n/{username}/{path:namespace}"
 TEXT = {"type": ["string", "null"]}  # null is the same as leaving the field out
-NEW_NAMESPACE = {
+NEW_NAMESPACE: dict[str, Any] = {
     "properties": {
         "name": {"type": "string", "pattern": "^[a-zA-Z0-9]{3,32}$"},
         "parent": {**TEXT, "description": "The path of one of your namespaces"},
@@ -92,7 +92,7 @@ async def list_namespaces(
     page: str | None = None,
 ) -> DjinnJson:
     """Namespaces the caller owns or collaborates on, by path; ``search`` matches the path."""
-    fetch = partial(stowage.namespaces.list, principal, search or None)
+    fetch = partial(stowage.namespaces.visible, principal, search or None)
     items, prev, next_ = await namespace_page(fetch, page_number(page))
     rendered = await render_namespaces(stowage, api_base(request), items, principal)
     return paginated(request, rendered, prev, next_)

@@ -8,6 +8,8 @@ streamed body in another task and queue.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import secrets
 import time
@@ -33,6 +35,8 @@ CONSOLE_CSP = (
     b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     b"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 )
+DRAIN_BYTES = 64 * 1024
+DRAIN_SECONDS = 5
 _CLEAN_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,200}$")
 
 
@@ -59,7 +63,11 @@ class Observe:
         else:
             extra += [NO_REFERRER, API_CSP]
         status, sent, received = 500, 0, 0
-        body_unread = scope.get("http_version") != "2" and _has_body(scope)
+        declared = _declared_body(scope)
+        body_unread = scope.get("http_version") != "2" and declared != 0
+        # A small body left unread by a refusal is read away after the answer, so the
+        # connection can carry the client's next request; a bigger one closes it.
+        drain = declared is not None and declared <= DRAIN_BYTES
 
         async def counting_receive() -> Message:
             nonlocal received, body_unread
@@ -73,7 +81,7 @@ class Observe:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), *extra]
-                if body_unread:
+                if body_unread and not drain:
                     # Answered before the body was read (a refusal): the rest of it is
                     # still on the wire, so this connection cannot carry another request.
                     # Saying so keeps clients from reusing it and failing the next one.
@@ -84,6 +92,12 @@ class Observe:
 
         try:
             await self.app(scope, counting_receive, observing_send)
+            if body_unread and drain:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(DRAIN_SECONDS):
+                        while body_unread:
+                            if (await counting_receive())["type"] == "http.disconnect":
+                                break
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
             seconds = time.perf_counter() - started
@@ -223,9 +237,12 @@ def _is_upload(scope: Scope) -> bool:
     return method == "POST" and path in ("/objects", "/api/objects", "/console/upload")
 
 
-def _has_body(scope: Scope) -> bool:
+def _declared_body(scope: Scope) -> int | None:
+    """The request body's length as declared: 0 for none, None when unknown (chunked)."""
     headers = dict(scope["headers"])
-    return b"transfer-encoding" in headers or headers.get(b"content-length", b"0") != b"0"
+    if b"transfer-encoding" in headers:
+        return None
+    return parse_bounded_int(headers.get(b"content-length", b"0"))
 
 
 def _request_id(scope: Scope) -> bytes:

@@ -93,7 +93,7 @@ def _complete_operation(
         groups.append("input")
     if auth:
         groups.append("djinn-auth" if djinn else "runloop-auth")
-        required = [{"bearer": []}]
+        required: list[dict[str, list[str]]] = [{"bearer": []}]
         operation["security"] = required if auth == "required" else [{}, *required]
     if (method, path) in UPLOADS:
         groups.append("upload")
@@ -104,11 +104,11 @@ def _complete_operation(
     for group in groups:
         for code, description in COMMON[group].items():
             responses.setdefault(str(code), {"description": description})
-    for code, response in responses.items():
-        if code in ("429", "503"):
+    for status, response in responses.items():
+        if status in ("429", "503"):
             response.setdefault("headers", {}).update(RETRY_AFTER)
-        if int(code) >= 400 and "content" not in response:
-            response["content"] = {"application/json": {"schema": _error_schema(djinn, code)}}
+        if int(status) >= 400 and "content" not in response:
+            response["content"] = {"application/json": {"schema": _error_schema(djinn, status)}}
 
 
 def _error_schema(djinn: bool, code: str) -> dict[str, Any]:
@@ -133,7 +133,7 @@ def _auth_by_operation(app: FastAPI) -> dict[tuple[str, str], str]:
             if optional_principal in calls
             else None
         )
-        if kind:
+        if kind and context.path_format:
             for method in context.methods or ():
                 found[(method.lower(), context.path_format)] = kind
     return found

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from ..core.errors import Invalid
 from ..core.models import ContentType, ObjectQuery, ObjectState, Page, StoredObject
@@ -60,8 +61,8 @@ IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 # Rules the core enforces (core.naming), stated for the document only, so bad input keeps
 # the core's own messages. JSON Schema counts characters; the name limit is in bytes.
 NO_CONTROL = "^[^\\x00-\\x1f\\x7f]+$"
-NAME_RULES = {"minLength": 1, "maxLength": MAX_NAME_BYTES, "pattern": NO_CONTROL}
-METADATA_RULES = {
+NAME_RULES: JsonDict = {"minLength": 1, "maxLength": MAX_NAME_BYTES, "pattern": NO_CONTROL}
+METADATA_RULES: JsonDict = {
     "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY_CHARS, "pattern": NO_CONTROL},
     "additionalProperties": {"type": "string", "pattern": "^[^\\x00]*$"},
 }
@@ -234,7 +235,7 @@ async def list_objects(
         search,
         include_total_count,
     )
-    return page_view(await stowage.objects.list(principal, query))
+    return page_view(await stowage.objects.visible(principal, query))
 
 
 @router.get("/list_public", response_model=ObjectListView)
@@ -253,7 +254,7 @@ async def list_public_objects(
     query = _query(
         None, True, limit, starting_after, name, content_type, state, search, include_total_count
     )
-    return page_view(await stowage.objects.list(principal, query))
+    return page_view(await stowage.objects.visible(principal, query))
 
 
 @router.get("/metadata/keys", response_model=MetadataKeysView)

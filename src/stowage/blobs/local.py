@@ -16,13 +16,16 @@ import asyncio
 import contextlib
 import errno
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..core.errors import InsufficientStorage, TooLarge, Unavailable
 from ..core.models import BlobWritten
 from .digest import Digest
+
+T = TypeVar("T")
 
 BATCH_BYTES = 1024 * 1024
 READ_BYTES = 2 * 1024 * 1024
@@ -87,7 +90,7 @@ class LocalBlobStore:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / key
 
-    async def _run(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.wrap_future(self._pool.submit(fn, *args))
 
     async def put(

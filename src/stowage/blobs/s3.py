@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Literal
 
 import obstore
 from obstore.store import S3Store
@@ -94,7 +95,7 @@ class S3BlobStore:
             virtual_hosted_style_request=not path_style,
             client_options=options,  # type: ignore[arg-type]
             # Fail within seconds when the store is down: callers get a 503, not a hang.
-            retry_config={"max_retries": 2, "retry_timeout": timedelta(seconds=10)},  # type: ignore[typeddict-item]
+            retry_config={"max_retries": 2, "retry_timeout": timedelta(seconds=10)},
         )
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-hash")
 
@@ -104,8 +105,8 @@ class S3BlobStore:
     def path(self, key: str) -> str:
         return f"{self._prefix}blobs/{key[:2]}/{key}"
 
-    def presign(self, method: str, key: str, expires_s: int) -> str:
-        return obstore.sign(self._store, method, self.path(key), timedelta(seconds=expires_s))  # type: ignore[arg-type]
+    def presign(self, method: Literal["GET", "PUT"], key: str, expires_s: int) -> str:
+        return obstore.sign(self._store, method, self.path(key), timedelta(seconds=expires_s))
 
     async def copy(self, source: str, target: str) -> None:
         with _reachable():

@@ -154,7 +154,7 @@ async def objects(request: Request, stowage: StowageDep, q: str = "") -> Respons
         offset=(number - 1) * PAGE_SIZE,
         include_total_count=False,
     )
-    found = await stowage.objects.list(principal, query)
+    found = await stowage.objects.visible(principal, query)
     context = {
         **base_context(request, principal, token),
         "objects": found.objects,
@@ -171,7 +171,7 @@ async def objects(request: Request, stowage: StowageDep, q: str = "") -> Respons
 async def namespaces(request: Request, stowage: StowageDep, q: str = "") -> Response:
     principal, token = await signed_in(request, stowage)
     number = page_number(request.query_params.get("page"), PAGE_SIZE)
-    found, total = await stowage.namespaces.list(
+    found, total = await stowage.namespaces.visible(
         principal, q.strip() or None, (number - 1) * PAGE_SIZE, PAGE_SIZE
     )
     owners = await stowage.namespaces.users_by_ids({n.owner_id for n in found}, principal)

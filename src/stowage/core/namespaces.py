@@ -136,7 +136,7 @@ class NamespaceService:
 
     # --- namespaces ------------------------------------------------------------------
 
-    async def list(
+    async def visible(
         self, caller: Principal, search: str | None, offset: int, limit: int
     ) -> tuple[list[Namespace], int]:
         caller.require("namespace:read")

@@ -178,7 +178,7 @@ class ObjectService:
             caller.require("object:read")
         return obj
 
-    async def list(self, caller: Principal, query: ObjectQuery) -> Page:
+    async def visible(self, caller: Principal, query: ObjectQuery) -> Page:
         caller.require("object:read")
         if not 1 <= query.limit <= MAX_PAGE:
             raise Invalid(f"limit must be between 1 and {MAX_PAGE}")

@@ -6,7 +6,7 @@ Backends implement these protocols; the core never imports a backend.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from .models import (
     BlobWritten,
@@ -187,7 +187,7 @@ class DirectBlobStore(BlobStore, Protocol):
     """A store clients can reach themselves (S3): presigned URLs point at it, and uploads
     that bypass stowage are adopted at ``complete`` by copying and hashing them."""
 
-    def presign(self, method: str, key: str, expires_s: int) -> str: ...
+    def presign(self, method: Literal["GET", "PUT"], key: str, expires_s: int) -> str: ...
     async def size(self, key: str) -> int | None: ...
     async def copy(self, source: str, target: str) -> None: ...
     async def digest(self, key: str) -> BlobWritten: ...

@@ -13,7 +13,7 @@ Each operation is one synchronous transaction. Where it runs depends on the data
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, fields
@@ -23,6 +23,8 @@ import orjson
 from sqlalchemy import (
     Connection,
     Engine,
+    Index,
+    Table,
     UniqueConstraint,
     and_,
     bindparam,
@@ -76,15 +78,18 @@ from .schema import (
     users,
 )
 
+
 # SQLite names only the columns of a broken unique constraint ("UNIQUE constraint failed:
 # objects.owner_id, objects.name"), and no foreign key at all.
+def _uniques(table: Table) -> list[UniqueConstraint | Index]:
+    constraints = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
+    return [*constraints, *(i for i in table.indexes if i.unique)]
+
+
 UNIQUE_BY_COLUMNS = {
-    tuple(f"{table.name}.{column.name}" for column in unique.columns): unique.name
+    tuple(f"{table.name}.{column.name}" for column in unique.columns): str(unique.name)
     for table in (objects, namespaces, namespace_invites)
-    for unique in [
-        *(c for c in table.constraints if isinstance(c, UniqueConstraint)),
-        *(i for i in table.indexes if i.unique),
-    ]
+    for unique in _uniques(table)
 }
 SOME_FOREIGN_KEY = "FOREIGN KEY"  # SQLite's word for which one: the caller re-checks
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -265,7 +270,7 @@ class SqlMetadataStore:
         """Run ``work`` in a write transaction on a DB thread (on SQLite, a savepoint in a
         group commit) and return once it is committed."""
         if self._group is not None:
-            return await asyncio.wrap_future(self._group.submit(work))  # type: ignore[no-any-return]
+            return await asyncio.wrap_future(self._group.submit(work))
 
         def run() -> T:
             with _reachable(), self._writer.begin() as conn:
@@ -721,12 +726,12 @@ class SqlMetadataStore:
             settled = settled.with_for_update(skip_locked=True)
 
         def work(conn: Connection) -> Reaped:
-            rows: Sequence[Row[Any]] = conn.execute(pick).all()
+            rows = conn.execute(pick).all()
             ids = [r.id for r in rows]
             if ids:
                 conn.execute(delete(object_metadata).where(object_metadata.c.object_id.in_(ids)))
                 conn.execute(delete(objects).where(objects.c.id.in_(ids)))
-            done: Sequence[Row[Any]] = conn.execute(settled).all()
+            done = conn.execute(settled).all()
             if done:
                 conn.execute(
                     update(objects)
