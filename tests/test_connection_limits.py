@@ -9,14 +9,11 @@ import resource
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from stowage.processes import start_serve
-
-from .conftest import ProcServer
+from .conftest import BACKENDS, ProcServer, proc_server_on
 
 
 def head_of(base_url: str, headers: dict[str, str]) -> int:
@@ -60,48 +57,49 @@ def trickle_head(base_url: str) -> socket.socket:
     return conn
 
 
-def limit_open_files(count: int) -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
-
-
 @contextlib.contextmanager
-def served(tmp_path: Path, fds: int | None = None, **env: str) -> Iterator[str]:
-    process, base = start_serve(
-        tmp_path,
-        env={f"STOWAGE_{k.upper()}": v for k, v in env.items()},
-        preexec_fn=(lambda: limit_open_files(fds)) if fds else None,
-    )
-    try:
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+def served(request: pytest.FixtureRequest, **settings: str) -> Iterator[ProcServer]:
+    """A ``stowage serve`` of its own with these settings, on the test's backend."""
+    backend = request.node.callspec.params["backend"]
+    factory = request.getfixturevalue("tmp_path_factory")
+    pg_base = request.getfixturevalue("pg_base_url")
+    with proc_server_on(backend, request, factory, pg_base, **settings) as server:
+        yield server
 
 
-def test_a_slow_request_head_is_cut_off(tmp_path: Path) -> None:
-    with served(tmp_path, header_timeout_seconds="1") as base:
-        conn = trickle_head(base)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_slow_request_head_is_cut_off(backend: str, request: pytest.FixtureRequest) -> None:
+    with served(request, header_timeout_seconds="1") as server:
+        conn = trickle_head(server.base_url)
         conn.settimeout(30)  # a bound for the test, far above the server's 1 s
         assert conn.recv(1024) == b""  # closed by the server, the head never finished
         conn.close()
 
 
-def test_slow_heads_beyond_the_file_limit_do_not_lock_others_out(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_slow_heads_beyond_the_file_limit_do_not_lock_others_out(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
     """With 200 file descriptors, 250 slow heads exhaust them; each is cut off after the
     header timeout, so a normal client still gets in (it waited forever before)."""
-    with served(tmp_path, fds=200, header_timeout_seconds="2") as base:
-        slow = [trickle_head(base) for _ in range(250)]
+    with served(request, header_timeout_seconds="2") as server:
+        for pid in server.processes():
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (200, 200))
+        slow = [trickle_head(server.base_url) for _ in range(250)]
         try:
-            reply = httpx.get(f"{base}/healthz", timeout=30)
+            reply = httpx.get(f"{server.base_url}/healthz", timeout=30)
             assert reply.status_code == 200
         finally:
             for conn in slow:
                 conn.close()
 
 
-def test_requests_in_flight_per_client_address_are_capped(tmp_path: Path) -> None:
-    with served(tmp_path, max_requests_per_client="2") as base:
-        token = (tmp_path / "admin-token").read_text().strip()
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_requests_in_flight_per_client_address_are_capped(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    with served(request, max_requests_per_client="2") as server:
+        base, token = server.base_url, server.token
         auth = {"Authorization": f"Bearer {token}"}
         started = threading.Semaphore(0)
         release = threading.Event()
@@ -156,10 +154,12 @@ def test_a_trusted_proxy_sets_the_scheme(proc_server: ProcServer) -> None:
     assert create_behind_proxy(proc_server.base_url, proc_server.token).startswith("https://")
 
 
-def test_an_untrusted_peer_cannot_claim_a_scheme(tmp_path: Path) -> None:
-    with served(tmp_path, forwarded_allow_ips="192.0.2.1") as base:
-        token = (tmp_path / "admin-token").read_text().strip()
-        assert create_behind_proxy(base, token).startswith("http://127.0.0.1")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_untrusted_peer_cannot_claim_a_scheme(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    with served(request, forwarded_allow_ips="192.0.2.1") as server:
+        assert create_behind_proxy(server.base_url, server.token).startswith("http://127.0.0.1")
 
 
 def test_a_refusal_before_the_body_says_the_connection_closes(proc_server: ProcServer) -> None:
