@@ -38,7 +38,10 @@ browser:
 fuzz: $(VENV)/.installed-dev
 	$(BIN)/python -m tests.schema_fuzz --max-examples $(or $(MAX_EXAMPLES),300) --seed $(or $(SEED),1)
 
+# wrk (Debian) drives stowage and SeaweedFS alike in the same-client rows.
 bench: $(VENV)/.installed-dev
+	@command -v wrk >/dev/null || $(APT) install wrk >/dev/null \
+		|| ($(SUDO) apt-get -qq update && $(APT) install wrk >/dev/null)
 	$(BIN)/python -m benchmarks.run $(if $(QUICK),--quick,)
 
 cluster: $(VENV)/.installed-dev

@@ -24,7 +24,7 @@ from typing import Any
 
 from stowage.seaweed import SeaweedFS, weed_binary
 
-from . import big, listing, memory, small
+from . import big, listing, memory, samewrk, small
 from .report import Row, markdown
 from .stack import pg_schema, s3_env, sendfile_server, stowage
 
@@ -42,12 +42,13 @@ class Plan:
     list_rows: int
     list_requests: int
     memory_mib: tuple[int, int]  # a small and a big object size: peak RSS must not follow
+    wrk_seconds: int
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(128, 1, 2, 600, 100_000, 40, (16, 128))
-        return cls(GIB, 3, 3, 3000, 1_000_000, 200, (64, GIB))
+            return cls(128, 1, 2, 600, 100_000, 40, (16, 128), 3)
+        return cls(GIB, 3, 3, 3000, 1_000_000, 200, (64, GIB), 10)
 
 
 def size_label(mib: int) -> str:
@@ -82,19 +83,19 @@ def big_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -> 
     }
     section = f"{label} objects"
     rows = []
+    ceiling = min(dd, hashing)  # neither the disk nor one core's hashing can be beaten
     for dialect, t in (("Runloop presigned", runloop), ("Djinn POST /objects", djinn)):
         rows += [
             Row(section, f"PUT, {dialect} (md5+sha256, fsync)", t.put, "MiB/s",
-                "dd conv=fdatasync", dd, "≥ 0.85× dd", at_least_ratio=0.85),
-            Row(section, f"PUT, {dialect}", t.put, "MiB/s",
-                "SeaweedFS PUT (s5cmd)", seaweed.put, "≥ 3× SeaweedFS", at_least_ratio=3),
+                "min(dd conv=fdatasync, md5 + sha256)", ceiling, "≥ 0.9×", at_least_ratio=0.9),
+            Row(section, f"PUT, {dialect}", t.put, "MiB/s", "SeaweedFS PUT (s5cmd)", seaweed.put),
         ]  # fmt: skip
+    rows.append(Row(section, "dd conv=fdatasync", dd, "MiB/s"))
     rows.append(Row(section, "md5 + sha256 on one core", hashing, "MiB/s"))
     for dialect, t in (("Runloop presigned", runloop), ("Djinn Accept", djinn)):
         rows += [
             Row(section, f"GET whole, {dialect}", t.get, "MiB/s", "sendfile server",
-                sendfile, "≥ 0.8× sendfile, ≥ 1.5 GiB/s", at_least_ratio=0.8,
-                at_least_value=1536),
+                sendfile, "≥ 0.8× sendfile", at_least_ratio=0.8),
             Row(section, f"GET 4 parallel ranges, {dialect}", t.get_ranges, "MiB/s",
                 "sendfile server, same ranges", sendfile_ranges, "≥ 0.8× sendfile",
                 at_least_ratio=0.8),
@@ -125,12 +126,47 @@ def small_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -
     return [
         Row(section, "load generator ceiling (GET /healthz)", ceiling, "req/s"),
         Row(section, "PUT, Djinn POST /objects", djinn.put_s, "objects/s",
-            "SeaweedFS PUT (s5cmd)", seaweed.put_s, "≥ 1.2× SeaweedFS", at_least_ratio=1.2),
+            "SeaweedFS PUT (s5cmd, its own ceiling)", seaweed.put_s),
         Row(section, "GET, Djinn Accept", djinn.get_s, "objects/s",
-            "SeaweedFS GET (s5cmd)", seaweed.get_s, "≥ 1.2× SeaweedFS", at_least_ratio=1.2),
+            "SeaweedFS GET (s5cmd, its own ceiling)", seaweed.get_s),
         Row(section, "Runloop create + PUT + complete", flow, "objects/s",
-            "load generator ceiling ÷ 3", ceiling / 3, "≥ 500 objects/s", at_least_value=500),
+            "load generator ceiling ÷ 3", ceiling / 3, "≥ 1,000 objects/s",
+            at_least_value=1000),
     ]  # fmt: skip
+
+
+def failures(result: samewrk.WrkResult) -> str:
+    """Said in the row when wrk saw answers that were not 2xx or socket errors."""
+    return f" [{result.failed} failed]" if result.failed else ""
+
+
+def same_client_rows(plan: Plan, work: Path, figures: dict[str, Any]) -> list[Row]:
+    """stowage and SeaweedFS driven by the same compiled client (wrk), 4 KiB objects."""
+    s3 = SeaweedFS.start(work / "seaweedfs-anonymous", buckets=(BUCKET,), anonymous=True)
+    try:
+        with stowage(work / "same-client") as server:
+            f = samewrk.measure(server, s3, BUCKET, work / "wrk", plan.wrk_seconds)
+    finally:
+        s3.stop()
+    figures["same_client"] = asdict(f)
+    section = "4 KiB objects, same client (wrk -t1 -c32)"
+    sw_put, sw_get = f.seaweed_put, f.seaweed_get
+    put_base = f"SeaweedFS S3 PUT{failures(sw_put)} (no fsync)"
+    get_base = f"SeaweedFS S3 GET{failures(sw_get)}"
+    rows = [
+        Row(section, f"PUT, Djinn POST /objects (fsync){failures(f.djinn_put)}",
+            f.djinn_put.per_second, "objects/s", put_base, sw_put.per_second,
+            "≥ 1× SeaweedFS", at_least_ratio=1),
+        Row(section, f"PUT, Runloop presigned URL (fsync){failures(f.presigned_put)}",
+            f.presigned_put.per_second, "objects/s", put_base, sw_put.per_second,
+            "≥ 1× SeaweedFS", at_least_ratio=1),
+        Row(section, f"GET, Djinn Accept{failures(f.djinn_get)}", f.djinn_get.per_second,
+            "objects/s", get_base, sw_get.per_second, "≥ 2× SeaweedFS", at_least_ratio=2),
+        Row(section, f"GET, Runloop presigned URL{failures(f.presigned_get)}",
+            f.presigned_get.per_second, "objects/s", get_base, sw_get.per_second,
+            "≥ 2× SeaweedFS", at_least_ratio=2),
+    ]  # fmt: skip
+    return rows
 
 
 def s3_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -> list[Row]:
@@ -198,8 +234,8 @@ def memory_rows(plan: Plan, work: Path, figures: dict[str, Any]) -> list[Row]:
         shutil.rmtree(work / f"memory-{mib}")
         rows.append(
             Row("memory", f"peak RSS, {memory.UPLOADS} × {size_label(mib)} uploads at once",
-                peak, "MiB", f"{speed:.0f} MiB/s in all", goal="< 200 MB",
-                at_most_value=200 * 1e6 / 2**20)
+                peak, "MiB", f"{speed:.0f} MiB/s in all; every process", goal="< 300 MB",
+                at_most_value=300 * 1e6 / 2**20)
         )  # fmt: skip
     figures["memory"] = found
     return rows
@@ -250,6 +286,8 @@ def main() -> None:
                 rows += section(plan, work, s3, figures)
         finally:
             s3.stop()
+        print("… same client (wrk)", file=sys.stderr)
+        rows += same_client_rows(plan, work, figures)
         print("… listing", file=sys.stderr)
         rows += list_rows(plan, work, figures)
         print("… memory", file=sys.stderr)

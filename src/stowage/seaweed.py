@@ -62,8 +62,14 @@ class SeaweedFS:
 
     @classmethod
     def start(
-        cls, workdir: Path, buckets: tuple[str, ...] = (), timeout_s: float = 60
+        cls,
+        workdir: Path,
+        buckets: tuple[str, ...] = (),
+        timeout_s: float = 60,
+        anonymous: bool = False,
     ) -> SeaweedFS:
+        """``anonymous``: no identities, so unsigned requests are served (the benchmark's
+        same-client rows drive it with plain HTTP)."""
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "data").mkdir(exist_ok=True)
         config = workdir / "s3.json"
@@ -80,7 +86,7 @@ class SeaweedFS:
             f"-dir={workdir / 'data'}",
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
-            f"-s3.config={config}",
+            *([] if anonymous else [f"-s3.config={config}"]),
             "-webdav=false",
             "-admin.ui=false",
             "-master.telemetry=false",
