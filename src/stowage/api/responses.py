@@ -113,6 +113,9 @@ def _range_applies(if_range: str | None, etag: str, last_modified: str) -> bool:
     return if_range is None or if_range.strip() in (etag, last_modified)
 
 
+WHOLE_BODY_BYTES = 256 * 1024  # answered from one read; larger bodies stream
+
+
 async def blob_response(
     request: Request, objects: ObjectService, obj: StoredObject, media_type: str
 ) -> Response:
@@ -144,5 +147,8 @@ async def blob_response(
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=media_type)
+    if length <= WHOLE_BODY_BYTES:  # one read and one send: no stream, no extra task
+        data = await objects.read_bytes(obj, start, length)
+        return Response(data, status_code=status, headers=headers, media_type=media_type)
     body = await objects.read(obj, start, length)
     return StreamingResponse(body, status_code=status, headers=headers, media_type=media_type)

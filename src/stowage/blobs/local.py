@@ -144,6 +144,18 @@ class LocalBlobStore:
 
         return stream()
 
+    async def read_bytes(self, key: str, start: int, length: int) -> bytes:
+        """Open, read and close in one trip to the thread pool, not one per step."""
+
+        def read() -> bytes:
+            fd = os.open(self.path(key), os.O_RDONLY)
+            try:
+                return os.pread(fd, length, start)
+            finally:
+                os.close(fd)
+
+        return await self._run(read)
+
     async def delete(self, key: str) -> None:
         await self._run(self.path(key).unlink, True)
 

@@ -182,6 +182,15 @@ class S3BlobStore:
 
         return stream()
 
+    async def read_bytes(self, key: str, start: int, length: int) -> bytes:
+        if length == 0:
+            return b""
+        with _reachable():
+            found = await obstore.get_range_async(
+                self._store, self.path(key), start=start, length=length
+            )
+        return bytes(found)
+
     async def delete(self, key: str) -> None:
         with _reachable():
             await obstore.delete_async(self._store, self.path(key))

@@ -214,6 +214,10 @@ class ObjectService:
         assert obj.blob_key is not None
         return await self._blobs.read(obj.blob_key, start, length)
 
+    async def read_bytes(self, obj: StoredObject, start: int, length: int) -> bytes:
+        assert obj.blob_key is not None
+        return await self._blobs.read_bytes(obj.blob_key, start, length)
+
     # --- writes: the Runloop three steps -------------------------------------------------
 
     async def create(

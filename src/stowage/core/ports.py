@@ -172,6 +172,11 @@ class BlobStore(Protocol):
         """Open ``length`` bytes from ``start`` and return them as a stream."""
         ...
 
+    async def read_bytes(self, key: str, start: int, length: int) -> bytes:
+        """A small range in one call: for a small object, the stream's setup costs more
+        than the bytes."""
+        ...
+
     async def delete(self, key: str) -> None: ...
     async def inventory(self) -> dict[str, float]:
         """Every stored blob key, with its modification time (seconds since the epoch)."""
