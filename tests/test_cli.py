@@ -31,6 +31,24 @@ def test_first_start_created_private_secrets_and_printed_the_token(
     assert (proc_server.data_dir / "stowage.db").exists() == on_sqlite
 
 
+def test_the_same_user_created_twice_at_once_is_one_user_and_one_clear_error(
+    proc_server: ProcServer,
+) -> None:
+    """The name check and the insert were two steps: a racing twin got a traceback."""
+    command = [*proc_server.cli_command(), "users", "create", "twin"]
+    runs = [
+        subprocess.Popen(
+            command, env=proc_server.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    results = [(run.wait(timeout=60), run.stderr.read() if run.stderr else "") for run in runs]
+    assert sorted(code for code, _ in results) == [0, 1, 1, 1]
+    for code, stderr in results:
+        assert "Traceback" not in stderr
+        assert code == 0 or "already exists" in stderr
+
+
 def test_users_and_tokens_lifecycle(proc_server: ProcServer) -> None:
     created = proc_server.cli("users", "create", "carol", "--email", "carol@example.test")
     assert "created user carol" in created.stdout

@@ -115,9 +115,10 @@ class AccessService:
     async def create_user(self, name: str, email: str | None, is_admin: bool = False) -> User:
         if not USER_NAME.match(name):
             raise Invalid("user name must be 1-64 ASCII letters, digits, '.', '-' or '_'")
-        if await self._meta.get_user_by_name(name) is not None:
+        created = await self._meta.create_user(name, email, is_admin, self._clock.now_ms())
+        if created is None:
             raise Invalid(f"user {name!r} already exists")
-        return await self._meta.create_user(name, email, is_admin, self._clock.now_ms())
+        return created
 
     async def issue_token(self, user_name: str, scopes: frozenset[str], name: str) -> IssuedToken:
         user = await self._meta.get_user_by_name(user_name)

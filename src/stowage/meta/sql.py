@@ -301,13 +301,19 @@ class SqlMetadataStore:
 
     # --- users and tokens ----------------------------------------------------------------
 
-    async def create_user(self, name: str, email: str | None, is_admin: bool, now_ms: int) -> User:
+    async def create_user(
+        self, name: str, email: str | None, is_admin: bool, now_ms: int
+    ) -> User | None:
+        """The new user, or None when the name was taken (by a racing create too)."""
         stmt = (
             insert(users)
             .values(name=name, email=email, is_admin=is_admin, created_at_ms=now_ms)
             .returning(*users.c)
         )
-        return await self._write(lambda conn: _user(conn.execute(stmt).one()))
+        try:
+            return await self._write(lambda conn: _user(conn.execute(stmt).one()))
+        except IntegrityError:  # users.name is the one unique column a new user can break
+            return None
 
     async def _one_user(self, where: Any) -> User | None:
         return await self._first(select(users).where(where), _user)
