@@ -73,6 +73,9 @@ def test_prometheus_metrics(server: ThreadServer) -> None:
         for i in range(3):
             c.post("/objects", params={"name": f"m{i}.bin"}, content=b"m" * 1000)
         c.get("/objects/999999")
+        first = c.get("/objects").json()[0]
+        octets = {"Accept": "application/octet-stream"}
+        assert c.get(f"/objects/{first['id']}", headers=octets).content == b"m" * 1000
         c.post("/v1/objects", json={"name": "ttl", "content_type": "text", "ttl_ms": 1})
         server.clock.advance(1)
         server.run(server.stowage.reaper.run_once())
@@ -89,6 +92,9 @@ def test_prometheus_metrics(server: ThreadServer) -> None:
         )
         == 1
     )
+    # a download takes the fast path (api/fastpath.py) and is counted under its route all the same
+    download = {"route": "/objects/{object_id}", "method": "GET", "status": "200"}
+    assert metric(text, "stowage_requests_total", **download) == 1
     assert metric(text, "stowage_request_duration_seconds_count", **route) == 3
     assert metric(text, "stowage_received_bytes_total") >= 3000
     assert metric(text, "stowage_sent_bytes_total") > 0

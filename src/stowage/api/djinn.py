@@ -170,7 +170,7 @@ async def visible(stowage: Stowage, caller: Principal | None, object_id: str) ->
     return obj
 
 
-def _wants_bytes(request: Request, obj: StoredObject) -> bool:
+def wants_bytes(request: Request, obj: StoredObject) -> bool:
     accept = request.headers.get("accept", "").strip()
     return accept == "application/octet-stream" or (bool(accept) and accept == obj.mime_type)
 
@@ -183,7 +183,7 @@ async def get_object(
     """The object as JSON, or its bytes when ``Accept`` is ``application/octet-stream`` or
     equals the object's ``type`` (with Range and conditional requests)."""
     obj = await visible(stowage, caller, object_id)
-    if _wants_bytes(request, obj):
+    if wants_bytes(request, obj):
         media = mimetypes.guess_type(obj.name)[0] or obj.mime_type or "application/octet-stream"
         return await blob_response(request, stowage.objects, obj, media)
     rendered: list[dict[str, Any]] = await render_objects(stowage, api_base(request), [obj], caller)
