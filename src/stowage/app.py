@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from . import __version__, logs
 from .api import blobs, djinn, djinn_absent, djinn_namespaces, errors, openapi, runloop
-from .api.fastpath import FastReads
+from .api.fastpath import HotPaths
 from .api.middleware import CapBodies, CapClients, Observe, RefuseBadUrls, TrustProxy
 from .api.responses import JsonResponse
 from .bootstrap import prepare
@@ -121,7 +121,7 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
         await stowage.refresh_store_figures()
         return Response(stowage.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(FastReads)  # innermost: only what every request needs runs before it
+    app.add_middleware(HotPaths)  # innermost: only what every request needs runs before it
     app.add_middleware(CapBodies, limit=JSON_BODY_LIMIT)
     app.add_middleware(RefuseBadUrls)
     app.add_middleware(CapClients, limit=settings.max_requests_per_client)

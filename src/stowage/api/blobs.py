@@ -12,11 +12,20 @@ from starlette.responses import Response
 
 from ..core.errors import Gone, Invalid, NotFound
 from ..core.limits import creator_caller
+from ..service import Stowage
 from .deps import StowageDep, declared_length, request_body
 from .requests import StrictRoute
 from .responses import BLOB_RESPONSES, MIME_TYPES, blob_response
 
 router = APIRouter(prefix="/blobs", tags=["presigned"], route_class=StrictRoute)
+
+
+def check_signature(
+    stowage: Stowage, method: str, object_id: str, expires: str | None, signature: str | None
+) -> str:
+    """The path's object id once the URL's signature checks out (BadSignature otherwise)."""
+    stowage.presigner.verify(method, object_id, expires, signature, stowage.clock.now_ms())
+    return object_id
 
 
 def signed_for(method: str) -> object:
@@ -28,8 +37,7 @@ def signed_for(method: str) -> object:
         expires: str | None = None,
         signature: str | None = None,
     ) -> str:
-        stowage.presigner.verify(method, object_id, expires, signature, stowage.clock.now_ms())
-        return object_id
+        return check_signature(stowage, method, object_id, expires, signature)
 
     return Depends(verify)
 

@@ -66,6 +66,24 @@ def not_found() -> DjinnJson:
     return DjinnJson({"message": "Not Found"}, status_code=404)
 
 
+def djinn_error(exc: StowageError) -> DjinnJson:
+    """A domain error as Djinn answers it: field errors as ``{field: [...]}``, bad input as
+    400, the limits with their statuses, and auth, scope, access and absence alike as 404."""
+    if isinstance(exc, FieldErrors):
+        return DjinnJson(exc.fields, status_code=400)
+    if isinstance(exc, Invalid | TooLarge):
+        return DjinnJson({"message": exc.message}, status_code=400)
+    if isinstance(exc, BodyTimeout):
+        return DjinnJson({"message": exc.message}, status_code=408)
+    if isinstance(exc, InsufficientStorage):
+        return DjinnJson({"message": exc.message}, status_code=507)
+    if isinstance(exc, TooBusy | Unavailable):
+        retry = {"Retry-After": str(exc.retry_after_s)}
+        status = 429 if isinstance(exc, TooBusy) else 503
+        return DjinnJson({"message": exc.message}, status_code=status, headers=retry)
+    return not_found()
+
+
 class DjinnRoute(StrictRoute):
     """Maps domain errors to Djinn's statuses for every route of the dialect."""
 
@@ -75,22 +93,8 @@ class DjinnRoute(StrictRoute):
         async def run(request: Request) -> Response:
             try:
                 return await handler(request)
-            except FieldErrors as exc:
-                return DjinnJson(exc.fields, status_code=400)
-            except (Invalid, TooLarge) as exc:
-                return DjinnJson({"message": exc.message}, status_code=400)
-            except BodyTimeout as exc:
-                return DjinnJson({"message": exc.message}, status_code=408)
-            except InsufficientStorage as exc:
-                return DjinnJson({"message": exc.message}, status_code=507)
-            except TooBusy as exc:
-                retry = {"Retry-After": str(exc.retry_after_s)}
-                return DjinnJson({"message": exc.message}, status_code=429, headers=retry)
-            except Unavailable as exc:
-                retry = {"Retry-After": str(exc.retry_after_s)}
-                return DjinnJson({"message": exc.message}, status_code=503, headers=retry)
-            except StowageError:  # auth, scope, access, absence: all look the same
-                return not_found()
+            except StowageError as exc:
+                return djinn_error(exc)
             except RequestValidationError as exc:
                 message = "; ".join(describe_validation_error(e) for e in exc.errors())
                 return DjinnJson({"message": message}, status_code=400)

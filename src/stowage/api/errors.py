@@ -60,9 +60,19 @@ def describe_validation_error(error: dict) -> str:
     return f"{where}: {error.get('msg', 'invalid value')}" if where else error.get("msg", "invalid")
 
 
+def domain_response(exc: e.StowageError) -> Response:
+    """A domain error as the Runloop dialect and the presigned endpoints answer it."""
+    return message_response(STATUS.get(type(exc), 400), exc.message)
+
+
+def disconnected() -> Response:
+    """Nobody will read it; it is what the access log and the metrics record."""
+    return message_response(400, "the client disconnected before the body was complete")
+
+
 async def _domain(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, e.StowageError)
-    return message_response(STATUS.get(type(exc), 400), exc.message)
+    return domain_response(exc)
 
 
 async def _validation(_request: Request, exc: Exception) -> Response:
@@ -91,7 +101,7 @@ def allowed_methods(request: Request) -> str:
 
 
 async def _disconnect(_request: Request, _exc: Exception) -> Response:
-    return message_response(400, "the client disconnected before the body was complete")
+    return disconnected()
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -1,102 +1,110 @@
-"""The hottest reads without the framework around them: a Djinn byte download
-(``GET /objects/{id}`` with ``Accept`` the object's type) and a presigned blob GET.
+"""The hottest routes without the framework around them: Djinn uploads and downloads
+(``POST /objects``, ``GET|HEAD /objects/{id}``, also under ``/api``) and the presigned
+blob URLs (``PUT|GET|HEAD /blobs/{id}``).
 
 FastAPI's routing over every route, its dependency solving and its route wrappers cost
-more CPU than the read itself for a small object (py-spy: about half of a 4 KiB GET).
-Here a request that plainly is one of these two reads is matched by its path, checked by
-the same core calls and answered by the same ``blob_response`` as the routes in
-``djinn.py`` and ``blobs.py``. Anything else, and anything that goes wrong on the way (no
-such object, a bad token or signature, JSON wanted, a backend down), is handed to the app,
-which answers it in its dialect as before: this module never words an error.
+more CPU than the work itself for a small object (py-spy: about half of a 4 KiB GET).
+Here those requests are matched by their path and handed to the very route functions of
+``djinn.py`` and ``blobs.py``, with their dependencies resolved by the same functions the
+routes use (the token, the signature), and their errors answered by the same mappers as
+the routes' (``djinn_error``, ``errors.domain_response``). Nothing is decided twice; only
+the machinery is skipped. The OpenAPI document still describes these routes from
+FastAPI's declarations, and every other request goes on to FastAPI.
 """
 
 from __future__ import annotations
 
-import mimetypes
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..core.errors import StowageError
-from ..core.models import StoredObject
 from ..service import Stowage
-from .djinn import visible, wants_bytes
-from .djinn_wire import optional_principal
-from .responses import MIME_TYPES, blob_response
+from . import blobs, djinn, errors
+from .deps import get_principal
+from .djinn_wire import djinn_error, optional_principal
+from .requests import StrictRequest
+
+Handler = Callable[[StrictRequest, Stowage, str], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
-class RouteName:
-    """What the access log and the metrics label a request with (``route.path``)."""
-
-    path: str
-
-
-DJINN_READ = RouteName("/objects/{object_id}")
-BLOB_READ = RouteName("/blobs/{object_id}")
+class HotRoute:
+    path: str  # the route's template, which logs and metrics name it by (``route.path``)
+    handle: Handler
+    on_error: Callable[[StowageError], Response]
 
 
-class FastReads:
+async def djinn_download(request: StrictRequest, stowage: Stowage, object_id: str) -> Response:
+    caller = await optional_principal(request)
+    return await djinn.get_object(object_id, request, caller, stowage)
+
+
+async def djinn_upload(request: StrictRequest, stowage: Stowage, _: str) -> Response:
+    return await djinn.create_object(request, await get_principal(request), stowage)
+
+
+def _signed(request: StrictRequest, stowage: Stowage, method: str, object_id: str) -> str:
+    query = request.query_params
+    return blobs.check_signature(
+        stowage, method, object_id, query.get("expires"), query.get("signature")
+    )
+
+
+async def blob_download(request: StrictRequest, stowage: Stowage, object_id: str) -> Response:
+    return await blobs.get_blob(_signed(request, stowage, "GET", object_id), request, stowage)
+
+
+async def blob_upload(request: StrictRequest, stowage: Stowage, object_id: str) -> Response:
+    return await blobs.put_blob(_signed(request, stowage, "PUT", object_id), request, stowage)
+
+
+DJINN_OBJECT = HotRoute("/objects/{object_id}", djinn_download, djinn_error)
+DJINN_UPLOAD = HotRoute("/objects", djinn_upload, djinn_error)
+BLOB_READ = HotRoute("/blobs/{object_id}", blob_download, errors.domain_response)
+BLOB_WRITE = HotRoute("/blobs/{object_id}", blob_upload, errors.domain_response)
+
+
+def hot_route(method: str, path: str) -> tuple[HotRoute, str] | None:
+    """The hot route for this request and its path parameter, or None. The Djinn routes
+    are served at the root and under ``/api``; the presigned blob URLs at the root only."""
+    under_api = path.startswith("/api/")
+    head, _, rest = path[len("/api/") if under_api else 1 :].partition("/")
+    if "/" in rest:
+        return None
+    if head == "objects":
+        if method == "POST" and not rest and path.endswith("/objects"):
+            return DJINN_UPLOAD, ""
+        if method in ("GET", "HEAD") and rest:
+            return DJINN_OBJECT, rest
+    elif head == "blobs" and rest and not under_api:
+        if method in ("GET", "HEAD"):
+            return BLOB_READ, rest
+        if method == "PUT":
+            return BLOB_WRITE, rest
+    return None
+
+
+class HotPaths:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            path: str = scope["path"]
-            if path.startswith(("/objects/", "/api/objects/")):
-                if await self._djinn_read(scope, receive, send, path.rsplit("/", 1)[1]):
-                    return
-            elif path.startswith("/blobs/") and await self._blob_read(
-                scope, receive, send, path[len("/blobs/") :]
-            ):
-                return
-        await self.app(scope, receive, send)
-
-    async def _djinn_read(self, scope: Scope, receive: Receive, send: Send, ref: str) -> bool:
-        if scope["path"].count("/") != (3 if scope["path"].startswith("/api/") else 2):
-            return False
-        request = Request(scope, receive)
+        found = hot_route(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        if found is None:
+            await self.app(scope, receive, send)
+            return
+        route, parameter = found
+        request = StrictRequest(scope, receive)
         stowage: Stowage = request.app.state.stowage
         try:
-            obj = await visible(stowage, await optional_principal(request), ref)
-        except StowageError:
-            return False
-        if not wants_bytes(request, obj):
-            return False
-        media = mimetypes.guess_type(obj.name)[0] or obj.mime_type or "application/octet-stream"
-        return await self._answer(request, stowage, obj, media, DJINN_READ, send)
-
-    async def _blob_read(self, scope: Scope, receive: Receive, send: Send, ref: str) -> bool:
-        if "/" in ref:
-            return False
-        request = Request(scope, receive)
-        stowage: Stowage = request.app.state.stowage
-        query = request.query_params
-        try:
-            stowage.presigner.verify(
-                "GET", ref, query.get("expires"), query.get("signature"), stowage.clock.now_ms()
-            )
-            obj = await stowage.objects.downloadable(None, ref, presigned=True)
-        except StowageError:
-            return False
-        return await self._answer(
-            request, stowage, obj, MIME_TYPES[obj.content_type], BLOB_READ, send
-        )
-
-    @staticmethod
-    async def _answer(
-        request: Request,
-        stowage: Stowage,
-        obj: StoredObject,
-        media: str,
-        route: RouteName,
-        send: Send,
-    ) -> bool:
-        try:
-            response = await blob_response(request, stowage.objects, obj, media)
-        except StowageError:  # the blob store failed before anything was sent
-            return False
-        request.scope["route"] = route
-        await response(request.scope, request.receive, send)
-        return True
+            response = await route.handle(request, stowage, parameter)
+        except StowageError as exc:
+            response = route.on_error(exc)
+        except ClientDisconnect:
+            response = errors.disconnected()
+        scope["route"] = route
+        await response(scope, receive, send)

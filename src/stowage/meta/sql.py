@@ -483,14 +483,34 @@ class SqlMetadataStore:
         if violated == foreign_key or not await self.get_namespaces({namespace_id}):
             raise NamespaceGone("Namespace no longer exists")
 
-    async def name_taken(self, owner_id: int, namespace_id: int | None, name: str) -> bool:
-        scope = (
-            and_(objects.c.namespace_id == namespace_id, UNIQUE_NAMESPACED)
-            if namespace_id is not None
-            else and_(objects.c.owner_id == owner_id, UNIQUE_TOP_LEVEL)
+    # Built once: on every Djinn upload, building and caching the statement cost more than
+    # running it.
+    _NAME_IN_NAMESPACE = (
+        select(objects.c.id)
+        .where(
+            objects.c.namespace_id == bindparam("scope_id"),
+            UNIQUE_NAMESPACED,
+            objects.c.name == bindparam("name"),
         )
-        stmt = select(objects.c.id).where(scope, objects.c.name == name)
-        return await self._read(lambda conn: conn.execute(stmt.limit(1)).first() is not None)
+        .limit(1)
+    )
+    _NAME_AT_TOP = (
+        select(objects.c.id)
+        .where(
+            objects.c.owner_id == bindparam("scope_id"),
+            UNIQUE_TOP_LEVEL,
+            objects.c.name == bindparam("name"),
+        )
+        .limit(1)
+    )
+
+    async def name_taken(self, owner_id: int, namespace_id: int | None, name: str) -> bool:
+        if namespace_id is not None:
+            stmt, scope_id = self._NAME_IN_NAMESPACE, namespace_id
+        else:
+            stmt, scope_id = self._NAME_AT_TOP, owner_id
+        params = {"scope_id": scope_id, "name": name}
+        return await self._read(lambda conn: conn.execute(stmt, params).first() is not None)
 
     async def get_object(self, ref: str | int) -> StoredObject | None:
         """By public id (``obj_…``) or by integer id."""
