@@ -1,6 +1,6 @@
 """The hottest routes without the framework around them: Djinn uploads and downloads
-(``POST /objects``, ``GET|HEAD /objects/{id}``, also under ``/api``) and the presigned
-blob URLs (``PUT|GET|HEAD /blobs/{id}``).
+(``POST /objects``, ``GET|HEAD /objects/{id}``, also under ``/api``), the presigned
+blob URLs (``PUT|GET|HEAD /blobs/{id}``), and Runloop's retrieve and complete.
 
 FastAPI's routing over every route, its dependency solving and its route wrappers cost
 more CPU than the work itself for a small object (py-spy: about half of a 4 KiB GET).
@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..core.errors import StowageError
 from ..service import Stowage
-from . import blobs, djinn, errors
+from . import blobs, djinn, errors, runloop
 from .deps import get_principal
 from .djinn_wire import djinn_error, optional_principal
 from .requests import StrictRequest
@@ -62,6 +62,21 @@ async def blob_upload(request: StrictRequest, stowage: Stowage, object_id: str) 
     return await blobs.put_blob(_signed(request, stowage, "PUT", object_id), request, stowage)
 
 
+async def runloop_retrieve(request: StrictRequest, stowage: Stowage, object_id: str) -> Response:
+    return await runloop.retrieve_object(object_id, await get_principal(request), stowage)
+
+
+async def runloop_complete(request: StrictRequest, stowage: Stowage, object_id: str) -> Response:
+    principal = await get_principal(request)
+    headers = request.headers
+    key = runloop.idempotency_key(headers.get("idempotency-key"), headers.get("x-request-id"))
+    return await runloop.complete_object(object_id, principal, stowage, key)
+
+
+RUNLOOP_OBJECT = HotRoute("/v1/objects/{object_id}", runloop_retrieve, errors.domain_response)
+RUNLOOP_COMPLETE = HotRoute(
+    "/v1/objects/{object_id}/complete", runloop_complete, errors.domain_response
+)
 DJINN_OBJECT = HotRoute("/objects/{object_id}", djinn_download, djinn_error)
 DJINN_UPLOAD = HotRoute("/objects", djinn_upload, djinn_error)
 BLOB_READ = HotRoute("/blobs/{object_id}", blob_download, errors.domain_response)
@@ -71,6 +86,8 @@ BLOB_WRITE = HotRoute("/blobs/{object_id}", blob_upload, errors.domain_response)
 def hot_route(method: str, path: str) -> tuple[HotRoute, str] | None:
     """The hot route for this request and its path parameter, or None. The Djinn routes
     are served at the root and under ``/api``; the presigned blob URLs at the root only."""
+    if path.startswith("/v1/objects/"):
+        return _runloop_route(method, path[len("/v1/objects/") :])
     under_api = path.startswith("/api/")
     head, _, rest = path[len("/api/") if under_api else 1 :].partition("/")
     if "/" in rest:
@@ -85,6 +102,17 @@ def hot_route(method: str, path: str) -> tuple[HotRoute, str] | None:
             return BLOB_READ, rest
         if method == "PUT":
             return BLOB_WRITE, rest
+    return None
+
+
+def _runloop_route(method: str, rest: str) -> tuple[HotRoute, str] | None:
+    object_id, _, action = rest.partition("/")
+    if not object_id or "/" in action:
+        return None
+    if method == "GET" and not action and object_id != "list_public":
+        return RUNLOOP_OBJECT, object_id
+    if method == "POST" and action == "complete":
+        return RUNLOOP_COMPLETE, object_id
     return None
 
 
