@@ -592,9 +592,10 @@ class SqlMetadataStore:
             else:
                 rows = self._page(conn, query, [*conds, *by_name])
                 total = None
-                if query.include_total_count:
-                    count = self._scan_count if by_name else self._counted
-                    total = count(conn, query, [*conds, *by_name], now_ms)
+                if query.include_total_count and by_name:
+                    total = self._scan_count(conn, query, [*conds, *by_name])
+                elif query.include_total_count:
+                    total = self._counted(conn, query, now_ms)
             return Page(
                 objects=[_object(r) for r in rows[: query.limit]],
                 has_more=len(rows) > query.limit,
@@ -645,7 +646,7 @@ class SqlMetadataStore:
         return conn.execute(stmt.limit(1)).first() is not None
 
     @staticmethod
-    def _counted(conn: Connection, query: ObjectQuery, _conds: list[Any], now_ms: int) -> int:
+    def _counted(conn: Connection, query: ObjectQuery, now_ms: int) -> int:
         """How many rows ``query`` matches, from the counters the triggers keep, less the
         expired rows the reaper has not removed yet (found by their deadline indexes)."""
         c = object_counts.c
@@ -662,7 +663,7 @@ class SqlMetadataStore:
         return int(conn.execute(total).scalar_one())
 
     @staticmethod
-    def _scan_count(conn: Connection, query: ObjectQuery, conds: list[Any], _now_ms: int) -> int:
+    def _scan_count(conn: Connection, query: ObjectQuery, conds: list[Any]) -> int:
         """How many rows match a name filter the trigram index could not narrow down (a
         short term, or a common one): counted row by row."""
         counts = [
