@@ -143,6 +143,9 @@ objects = Table(
     Column("staging_key", String(64)),
     Column("upload_deadline_ms", BigInteger),
     Index("ix_objects_owner_public_id", "owner_id", "public_id"),
+    # Lists of one state (migration 0006), with the expiry they filter on: skipping rows
+    # for a deep page reads this index alone.
+    Index("ix_objects_owner_state", "owner_id", "state", "public_id", "delete_after_time_ms"),
     Index("ix_objects_owner_id", "owner_id", "id"),
     Index("ix_objects_namespace_id", "namespace_id", "id"),
     Index("ix_objects_delete_after", "delete_after_time_ms"),
@@ -171,6 +174,24 @@ Index(
     unique=True,
     sqlite_where=UNIQUE_NAMESPACED,
     postgresql_where=UNIQUE_NAMESPACED,
+)
+
+# How many rows ``objects`` has per owner, namespace (0: none), state and content type, so
+# a list's total_count needs no scan. Triggers of migration 0006 keep it in the transaction
+# of every write to ``objects`` (and keep SQLite's FTS5 name index ``objects_fts``), so no
+# code path can forget it; a table rebuilt by a later migration must recreate them. Each
+# counter is spread over 16 rows (``slot = id % 16``): one owner's concurrent writers
+# then rarely wait for one another's commit on PostgreSQL's row lock.
+object_counts = Table(
+    "object_counts",
+    metadata,
+    Column("owner_id", Id, primary_key=True, autoincrement=False),
+    Column("namespace_id", Id, primary_key=True, autoincrement=False),
+    Column("state", String(16), primary_key=True),
+    Column("content_type", String(16), primary_key=True),
+    Column("slot", Integer, primary_key=True, autoincrement=False),
+    Column("n", BigInteger, nullable=False),
+    Index("ix_object_counts_namespace", "namespace_id"),
 )
 
 object_metadata = Table(
