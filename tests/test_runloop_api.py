@@ -90,6 +90,22 @@ def test_malformed_json_is_a_400(server: ThreadServer, raw: bytes) -> None:
         assert r.json()["message"]
 
 
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+def test_a_json_body_labelled_otherwise_is_a_400(server: ThreadServer, content_type: str) -> None:
+    """FastAPI reads a body as JSON only without a Content-Type or with a JSON one; the
+    short path for creates (api/fastpath.py) must refuse the same bodies."""
+    with server.client() as c:
+        before = total(c)
+        body = b'{"name": "n.txt", "content_type": "text"}'
+        r = c.post("/v1/objects", content=body, headers={"content-type": content_type})
+        assert r.status_code == 400 and r.json()["message"]
+        assert total(c) == before
+        labelled = {"content-type": "application/vnd.api+json"}
+        assert c.post("/v1/objects", content=body, headers=labelled).status_code == 200
+
+
 def test_explicit_nulls_are_accepted(server: ThreadServer) -> None:
     with server.client() as c:
         r = c.post(
