@@ -754,31 +754,58 @@ class SqlMetadataStore:
             return rows, None
         return rows, int(conn.execute(select(func.count()).where(*conds)).scalar_one())
 
+    # The upload path's statements, built once (building one costs more than running it).
+    _UPLOAD_STATE = (
+        select(objects.c.state, objects.c.blob_key)
+        .where(objects.c.public_id == bindparam("public_id"))
+        .with_for_update()
+    )
+    _ATTACH = (
+        update(objects)
+        .where(objects.c.public_id == bindparam("b_public_id"))
+        .values(
+            blob_key=bindparam("b_blob_key"),
+            size=bindparam("b_size"),
+            md5=bindparam("b_md5"),
+            sha256=bindparam("b_sha256"),
+            mime_type=bindparam("b_mime_type"),
+        )
+    )
+    _COMPLETE = (
+        update(objects)
+        .where(
+            objects.c.public_id == bindparam("b_public_id"),
+            objects.c.state == ObjectState.UPLOADING.value,
+            objects.c.blob_key.is_not(None),
+        )
+        .values(
+            state=ObjectState.READ_ONLY.value,
+            # Kept while a direct upload URL may still deliver bytes: the reaper then
+            # removes what lands on the staging key (and clears both).
+            upload_deadline_ms=case(
+                (objects.c.staging_key.is_(None), None), else_=objects.c.upload_deadline_ms
+            ),
+        )
+        .returning(*objects.c)
+    )
+
     async def attach_blob(
         self, public_id: str, blob_key: str, blob: BlobWritten, mime_type: str
     ) -> tuple[bool, str | None]:
-        current = (
-            select(objects.c.state, objects.c.blob_key)
-            .where(objects.c.public_id == public_id)
-            .with_for_update()
-        )
-        change = (
-            update(objects)
-            .where(objects.c.public_id == public_id)
-            .values(
-                blob_key=blob_key,
-                size=blob.size,
-                md5=blob.md5,
-                sha256=blob.sha256,
-                mime_type=mime_type,
-            )
-        )
+        values = {
+            "b_public_id": public_id,
+            "b_blob_key": blob_key,
+            "b_size": blob.size,
+            "b_md5": blob.md5,
+            "b_sha256": blob.sha256,
+            "b_mime_type": mime_type,
+        }
 
         def work(conn: Connection) -> tuple[bool, str | None]:
-            row = conn.execute(current).first()
+            row = conn.execute(self._UPLOAD_STATE, {"public_id": public_id}).first()
             if row is None or row.state != ObjectState.UPLOADING.value:
                 return False, None
-            conn.execute(change)
+            conn.execute(self._ATTACH, values)
             return True, row.blob_key
 
         return await self._write(work)
@@ -786,26 +813,8 @@ class SqlMetadataStore:
     async def complete_object(
         self, public_id: str, keyed: KeyedRequest | None = None
     ) -> StoredObject | None:
-        stmt = (
-            update(objects)
-            .where(
-                objects.c.public_id == public_id,
-                objects.c.state == ObjectState.UPLOADING.value,
-                objects.c.blob_key.is_not(None),
-            )
-            .values(
-                state=ObjectState.READ_ONLY.value,
-                # Kept while a direct upload URL may still deliver bytes: the reaper then
-                # removes what lands on the staging key (and clears both).
-                upload_deadline_ms=case(
-                    (objects.c.staging_key.is_(None), None), else_=objects.c.upload_deadline_ms
-                ),
-            )
-            .returning(*objects.c)
-        )
-
         def work(conn: Connection) -> StoredObject | None:
-            row = conn.execute(stmt).first()
+            row = conn.execute(self._COMPLETE, {"b_public_id": public_id}).first()
             return _object(row) if row else None
 
         return await self._keyed_write(keyed, work)
