@@ -82,6 +82,11 @@ async def _validation(_request: Request, exc: Exception) -> Response:
 
 async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    return http_response(request, exc)
+
+
+def http_response(request: Request, exc: HTTPException) -> Response:
+    """A refusal raised as an HTTPException (by a middleware's body cap, or routing)."""
     response = message_response(exc.status_code, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)

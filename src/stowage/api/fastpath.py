@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import orjson
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -177,6 +178,8 @@ class HotPaths:
             response = route.on_error(exc)
         except ClientDisconnect:
             response = errors.disconnected()
+        except HTTPException as exc:  # the body cap (middleware.CapBodies) refused the body
+            response = errors.http_response(request, exc)
         except ToTheApp as handover:
             await self.app(scope, _replay(handover.body, receive), send)
             return
