@@ -352,6 +352,15 @@ def test_text_that_is_not_unicode_is_refused_in_every_dialect(server: ThreadServ
             r = c.request(method, url, content=b"data")
             assert "UTF-8" in refused(r)["message"], url
         assert c.get("/namespaces").json()[0]["description"] == ""
+        form = (
+            b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nbad\xff.txt\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n'
+            b"data\r\n--b--\r\n"
+        )
+        r = c.post(
+            "/objects", content=form, headers={"Content-Type": "multipart/form-data; boundary=b"}
+        )
+        assert "UTF-8" in refused(r)["message"]  # a multipart upload's fields too
         r = c.post("/console/login", content=f"token={SURROGATE}".encode(), headers=as_form)
         assert "UTF-8" in refused(r)["message"]
         assert c.get("/user").status_code == 200

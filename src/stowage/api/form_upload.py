@@ -89,6 +89,14 @@ async def _parsed(boundary: bytes, body: AsyncIterator[bytes]) -> AsyncIterator[
         raise Invalid("the multipart body is malformed") from None
 
 
+def _text(raw: bytes | bytearray, what: str) -> str:
+    """A field as text: UTF-8 or a 400, never a U+FFFD standing in for what was sent."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid(f"the form field {what!r} is not valid UTF-8") from None
+
+
 class FormUpload:
     """A multipart upload: the fields before the file, then the file as a stream."""
 
@@ -108,15 +116,15 @@ class FormUpload:
         async for kind, data in self._events:
             if kind == "part":
                 if current is not None:
-                    self.fields[current] = value.decode("utf-8", "replace")
-                current, value = data.decode("utf-8", "replace"), bytearray()
+                    self.fields[current] = _text(value, current)
+                current, value = _text(data, "a part's name"), bytearray()
                 if current == FILE_FIELD:
                     self.has_file = True
                     return
             else:
                 value += data
         if current is not None:
-            self.fields[current] = value.decode("utf-8", "replace")
+            self.fields[current] = _text(value, current)
 
     async def file(self) -> AsyncIterator[bytes]:
         """The ``file`` part's bytes; the rest of the body is read and left unused."""
