@@ -16,7 +16,7 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-03 10:00:00
+Create Date: 2026-11-30 10:00:00
 """
 
 from collections.abc import Sequence
