@@ -11,7 +11,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-12-01 10:00:00
+Create Date: 2026-11-30 09:00:00
 """
 
 from collections.abc import Sequence
