@@ -10,13 +10,16 @@ from fastapi import APIRouter, Depends, Request
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
+from ..core.access import Principal
 from ..core.models import Namespace, ObjectQuery, ObjectState, Visibility
+from ..service import Stowage
 from .deps import PrincipalDep, StowageDep
 from .djinn_models import DjinnCollaborator, DjinnInvite, DjinnNamespace, DjinnObject
 from .djinn_wire import (
     LISTED,
     DjinnJson,
     DjinnRoute,
+    NamespaceFetch,
     OptionalPrincipal,
     api_base,
     existing_id,
@@ -93,8 +96,19 @@ async def list_namespaces(
 ) -> DjinnJson:
     """Namespaces the caller owns or collaborates on, by path; ``search`` matches the path."""
     fetch = partial(stowage.namespaces.visible, principal, search or None)
+    return await _namespace_list(request, stowage, fetch, page, principal)
+
+
+async def _namespace_list(
+    request: Request,
+    stowage: Stowage,
+    fetch: NamespaceFetch,
+    page: str | None,
+    caller: Principal | None,
+) -> DjinnJson:
+    """One page of namespaces as Djinn shows it, with its Link header."""
     items, prev, next_ = await namespace_page(fetch, page_number(page))
-    rendered = await render_namespaces(stowage, api_base(request), items, principal)
+    rendered = await render_namespaces(stowage, api_base(request), items, caller)
     return paginated(request, rendered, prev, next_)
 
 
@@ -164,9 +178,7 @@ async def child_namespaces(
 ) -> DjinnJson:
     """The namespaces right below this one, by path; anyone may list a public one's."""
     fetch = partial(stowage.namespaces.children, namespace, search or None)
-    items, prev, next_ = await namespace_page(fetch, page_number(page))
-    rendered = await render_namespaces(stowage, api_base(request), items, caller)
-    return paginated(request, rendered, prev, next_)
+    return await _namespace_list(request, stowage, fetch, page, caller)
 
 
 @router.get(NS + "/-/collaborators", response_model=list[DjinnCollaborator])

@@ -204,9 +204,10 @@ async def object_page(
     return await djinn_page(page, rows, count)
 
 
-async def namespace_page(
-    fetch: Callable[[int, int], Awaitable[tuple[list[Namespace], int]]], page: int
-) -> tuple[list[Namespace], int, int]:
+NamespaceFetch = Callable[[int, int], Awaitable[tuple[list[Namespace], int]]]
+
+
+async def namespace_page(fetch: NamespaceFetch, page: int) -> tuple[list[Namespace], int, int]:
     """``djinn_page`` for a list of namespaces, from ``fetch(offset, limit)`` that counts
     as it goes (a caller has few namespaces): rows, prev, next."""
 

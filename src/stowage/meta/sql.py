@@ -574,24 +574,14 @@ class SqlMetadataStore:
 
     # Built once: on every Djinn upload, building and caching the statement cost more than
     # running it.
-    _NAME_IN_NAMESPACE = (
-        select(objects.c.id)
-        .where(
-            objects.c.namespace_id == bindparam("scope_id"),
-            UNIQUE_NAMESPACED,
-            objects.c.name == bindparam("name"),
-        )
-        .limit(1)
-    )
-    _NAME_AT_TOP = (
-        select(objects.c.id)
-        .where(
-            objects.c.owner_id == bindparam("scope_id"),
-            UNIQUE_TOP_LEVEL,
-            objects.c.name == bindparam("name"),
-        )
-        .limit(1)
-    )
+    @staticmethod
+    def _name_check(scope: Any, partial_index: Any) -> Any:
+        """Whether a name is taken in a scope, repeating the partial index's predicate."""
+        where = (scope == bindparam("scope_id"), partial_index, objects.c.name == bindparam("name"))
+        return select(objects.c.id).where(*where).limit(1)
+
+    _NAME_IN_NAMESPACE = _name_check(objects.c.namespace_id, UNIQUE_NAMESPACED)
+    _NAME_AT_TOP = _name_check(objects.c.owner_id, UNIQUE_TOP_LEVEL)
 
     async def name_taken(self, owner_id: int, namespace_id: int | None, name: str) -> bool:
         if namespace_id is not None:
