@@ -46,7 +46,7 @@ def run_roundtrip(project: Path, server: ProcServer, http2: bool) -> dict:
         **os.environ,
         "RUNLOOP_BASE_URL": server.base_url,
         "RUNLOOP_API_KEY": server.token,
-        "STOWAGE_HTTP2": "1" if http2 else "0",
+        "SDK_HTTP2": "1" if http2 else "0",
     }
     done = subprocess.run(
         ["node", "roundtrip.mjs"], cwd=project, env=env, capture_output=True, text=True, timeout=120

@@ -170,14 +170,12 @@ def test_trickling_uploads_are_abandoned(server: ThreadServer) -> None:
         assert c.post("/objects", params={"name": "ok.bin"}, content=b"x" * 5000).is_success
 
 
-@pytest.mark.parametrize("http2", ["false", "true"], ids=["uvicorn", "granian"])
-def test_stalled_and_trickling_uploads_on_either_http_server(
-    http2: str,
+def test_stalled_and_trickling_uploads_on_the_default_server(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     pg_base_url: str | None,
 ) -> None:
-    settings = {"http2": http2, "body_timeout_seconds": "0.3", "upload_min_rate": "1000"}
+    settings = {"body_timeout_seconds": "0.3", "upload_min_rate": "1000"}
     with proc_server_on("sqlite-local", request, tmp_path_factory, pg_base_url, **settings) as proc:
         trickle_djinn_uploads(proc.base_url, proc.token)
         auth = {"Authorization": f"Bearer {proc.token}"}

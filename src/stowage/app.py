@@ -43,8 +43,8 @@ def ignore_file_size_signal() -> None:
 
 
 def app_from_environment() -> FastAPI:
-    """The app as a server's worker process builds it from STOWAGE_* alone (Granian, for
-    ``STOWAGE_HTTP2``); ``stowage serve`` has already migrated and printed the banner."""
+    """The app as a server's worker process builds it from STOWAGE_* alone (Granian's
+    factory); ``stowage serve`` has already migrated and printed the banner."""
     die_with_parent()
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)

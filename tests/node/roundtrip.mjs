@@ -1,14 +1,14 @@
 // The official @runloop/api-client, unchanged, against stowage: create -> upload ->
 // complete -> retrieve/list -> idempotent create -> download -> delete, then the SDK's own
 // upload/download helpers. Reads RUNLOOP_BASE_URL and RUNLOOP_API_KEY like any SDK user;
-// with STOWAGE_HTTP2=0 it passes the SDK's documented opt-out, `http2: false`.
+// with SDK_HTTP2=0 it passes the SDK's documented opt-out, `http2: false`.
 // Prints one JSON line of what it saw; any failure throws and exits non-zero.
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import Runloop from "@runloop/api-client";
 import { RunloopSDK } from "@runloop/api-client/sdk";
 
-const options = process.env.STOWAGE_HTTP2 === "0" ? { http2: false } : {};
+const options = process.env.SDK_HTTP2 === "0" ? { http2: false } : {};
 const client = new Runloop(options); // the SDK's defaults: retries, timeouts, transport
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
 

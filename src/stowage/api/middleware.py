@@ -77,10 +77,13 @@ class Observe:
             return message
 
         async def observing_send(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal status, sent, drain
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), *extra]
+                # Drain only a body the route never touched (a refusal up front); one it
+                # gave up on halfway (too slow, too big) is not waited for.
+                drain = drain and received == 0
                 if body_unread and not drain:
                     # Answered before the body was read (a refusal): the rest of it is
                     # still on the wire, so this connection cannot carry another request.
