@@ -177,6 +177,7 @@ class ProcServer:
     data_dir: Path
     env: dict[str, str]
     log_path: Path
+    pid: int  # of ``stowage serve``, whose children are the workers
 
     @staticmethod
     def cli_command() -> list[str]:
@@ -239,7 +240,7 @@ def _run_proc_server(
     try:
         wait_healthy(base_url, proc)
         token = (data_dir / "admin-token").read_text().strip()
-        yield ProcServer(base_url, token, data_dir, env, log_path)
+        yield ProcServer(base_url, token, data_dir, env, log_path, proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -15,6 +15,7 @@ from stowage.config import Settings
 from stowage.processes import free_ports, start_serve, wait_healthy
 
 from .conftest import BACKENDS, ProcServer, backend_settings
+from .workers import children
 
 
 def test_first_start_created_private_secrets_and_printed_the_token(
@@ -27,6 +28,9 @@ def test_first_start_created_private_secrets_and_printed_the_token(
     assert f"listening on {proc_server.base_url}" in banner
     assert proc_server.token in banner
     assert "RUNLOOP_BASE_URL" in banner
+    workers = len(children(proc_server.pid))
+    assert workers == Settings().workers  # one per usable CPU, as the banner says
+    assert f"workers:  {workers} process" in banner
     on_sqlite = "STOWAGE_DATABASE_URL" not in proc_server.env
     assert (proc_server.data_dir / "stowage.db").exists() == on_sqlite
 
