@@ -177,7 +177,7 @@ class ProcServer:
     data_dir: Path
     env: dict[str, str]
     log_path: Path
-    pid: int
+    pid: int  # of ``stowage serve``, whose children are the workers
 
     def processes(self) -> list[int]:
         """``stowage serve`` and its worker processes."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -12,9 +13,12 @@ import pytest
 
 from stowage.bootstrap import prepare
 from stowage.config import Settings
+from stowage.core.access import TOKEN_CACHE_SECONDS
 from stowage.processes import free_ports, start_serve, wait_healthy
 
 from .conftest import BACKENDS, ProcServer, backend_settings
+from .rawhttp import KeepAlive
+from .workers import children, reach_every_worker
 
 
 def test_first_start_created_private_secrets_and_printed_the_token(
@@ -27,6 +31,9 @@ def test_first_start_created_private_secrets_and_printed_the_token(
     assert f"listening on {proc_server.base_url}" in banner
     assert proc_server.token in banner
     assert "RUNLOOP_BASE_URL" in banner
+    workers = len(children(proc_server.pid))
+    assert workers == Settings().workers  # one per usable CPU, as the banner says
+    assert f"workers:  {workers} process" in banner
     on_sqlite = "STOWAGE_DATABASE_URL" not in proc_server.env
     assert (proc_server.data_dir / "stowage.db").exists() == on_sqlite
 
@@ -67,13 +74,33 @@ def test_users_and_tokens_lifecycle(proc_server: ProcServer) -> None:
     assert "ci" in listing and token[:12] in listing and token not in listing
     token_id = next(line.split()[1] for line in listing.splitlines() if token[:12] in line)
 
-    headers = {"Authorization": f"Bearer {token}"}
-    assert httpx.get(f"{proc_server.base_url}/v1/objects", headers=headers).status_code == 200
-    revoked = proc_server.cli("tokens", "revoke", token_id)
-    assert f"revoked token {token_id}" in revoked.stdout
-    assert httpx.get(f"{proc_server.base_url}/v1/objects", headers=headers).status_code == 401
+    headers: dict[str, str | bytes] = {"Authorization": f"Bearer {token}"}
+    connections = reach_every_worker(proc_server.pid, proc_server.base_url)
+    try:
+        for connection in connections:  # every worker has seen (and cached) the token
+            assert connection.request("GET", "/v1/objects", headers).status == 200
+        revoked = proc_server.cli("tokens", "revoke", token_id)
+        assert f"revoked token {token_id}" in revoked.stdout
+        refused_everywhere_by(time.monotonic() + TOKEN_CACHE_SECONDS, connections, headers)
+    finally:
+        for connection in connections:
+            connection.__exit__()
     again = proc_server.cli("tokens", "revoke", token_id, check=False)
     assert again.returncode == 1
+
+
+def refused_everywhere_by(
+    deadline: float, connections: list[KeepAlive], headers: dict[str, str | bytes]
+) -> None:
+    """Poll every worker with a revoked token: from ``deadline`` on, all must refuse it."""
+    while True:
+        now = time.monotonic()
+        statuses = {c.request("GET", "/v1/objects", headers).status for c in connections}
+        if now > deadline:
+            assert statuses == {401}, "a worker still honours the revoked token"
+            return
+        assert statuses <= {200, 401}
+        time.sleep(0.05)
 
 
 def test_bad_cli_input_gives_a_message_and_nonzero_exit(proc_server: ProcServer) -> None:

@@ -46,10 +46,22 @@ def app_from_environment() -> FastAPI:
     """The app as a server's worker process builds it from STOWAGE_* alone (Granian's
     factory); ``stowage serve`` has already migrated and printed the banner."""
     die_with_parent()
+    stop_while_starting()
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
     ignore_file_size_signal()
     return create_app(settings, prepare(settings).presign_secret)
+
+
+def stop_while_starting() -> None:
+    """A worker is forked with the server's own SIGTERM handler, which only sets a flag in
+    the worker's copy of the server, until Granian installs the worker's handler after the
+    app is built. A SIGTERM meanwhile (a server stopped while its workers start, each
+    building the app in turn under the first-start lock) was lost, and that worker served
+    on until Granian killed it ``STOWAGE_SHUTDOWN_TIMEOUT_SECONDS`` later. Until then a
+    worker has nothing to drain, so SIGTERM and SIGINT simply end it."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def die_with_parent() -> None:

@@ -25,13 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection
-from sqlalchemy.engine import make_url
 
 from .config import Settings
 from .core.access import ALL_SCOPES, AccessService
 from .core.clock import SystemClock
 from .meta.migrate import locked_connection, upgrade
-from .meta.sql import SqlMetadataStore
+from .meta.sql import SqlMetadataStore, sqlite_file, writer_lock_file
 
 SECRET_FILE = "presign-secret"
 ADMIN_TOKEN_FILE = "admin-token"
@@ -81,14 +80,6 @@ async def _ensure_admin(settings: Settings) -> str | None:
     return issued.secret
 
 
-def sqlite_path(settings: Settings) -> Path | None:
-    """The SQLite database file, or None for PostgreSQL (or an in-memory database)."""
-    url = make_url(settings.sqlalchemy_url)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database)
-
-
 def tighten(path: Path, private: int) -> None:
     """Take from ``path`` every permission bit outside ``private``, and say so: stores made
     before stowage kept its files private have a 0755 directory and a 0644 database."""
@@ -112,11 +103,12 @@ def keep_private(settings: Settings) -> None:
     start left readable to others. Blob files are created 0600 by the blob store."""
     tighten(settings.data_dir, PRIVATE_DIR)
     files = [settings.data_dir / name for name in (LOCK_FILE, SECRET_FILE, ADMIN_TOKEN_FILE)]
-    database = sqlite_path(settings)
+    database = sqlite_file(settings.sqlalchemy_url)
     if database is not None:
         if database.parent.is_dir():
             os.close(os.open(database, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
         files += [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+        files.append(writer_lock_file(database))
     for path in files:
         tighten(path, PRIVATE_FILE)
 

@@ -75,6 +75,8 @@ def _banner(settings: Settings, new_token: str | None) -> None:
     )
     out.print(f"[bold]stowage {__version__}[/bold] listening on [cyan]{base}[/cyan]")
     out.print(f"  data:     {data}  (metadata: {db}; blobs: {settings.blob_dir.resolve()})")
+    plural = "es" if settings.workers != 1 else ""
+    out.print(f"  workers:  {settings.workers} process{plural} (STOWAGE_WORKERS)")
     if new_token:
         out.print(f"  admin token (shown once, saved to {token_file}):")
         out.print(f"    [bold green]{new_token}[/bold green]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 GIB = 1024**3
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, as ``os.process_cpu_count`` of
+    Python 3.13 counts them), not every CPU of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class Settings(BaseSettings):
     """Everything an operator can set. Each field maps to ``STOWAGE_<NAME>``."""
 
@@ -18,6 +28,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        default_factory=usable_cpus,
+        ge=1,
+        description="server worker processes; defaults to the CPUs stowage may use",
+    )
     data_dir: Path = Path("data")
     database_url: str | None = Field(
         default=None,

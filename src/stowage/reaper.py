@@ -1,23 +1,64 @@
 """The TTL reaper: a background task that removes expired objects, old tombstones and
-idempotency keys past their lifetime, each in bounded batches."""
+idempotency keys past their lifetime, each in bounded batches.
+
+Every worker process of a server has one, but only one of them sweeps: the first to take
+an ``flock`` on ``<data>/reaper.lock`` keeps it for its life, and the others try again
+each interval, so another takes over when that worker dies. Two reapers at once would
+still be safe, only wasted work: on SQLite each batch is a write transaction, which
+writers take in turn (``meta/group_commit.py``), so the second finds the rows gone; on
+PostgreSQL batches are picked ``FOR UPDATE SKIP LOCKED``, which is also what keeps the
+reapers of replicas (a data directory each) apart.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
+from pathlib import Path
 
 from .core.objects import ObjectService
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
+LOCK_FILE = "reaper.lock"
+
+
+class SweepTurn:
+    """Whether this process is the one that sweeps for its data directory."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+
+    def ours(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class Reaper:
-    def __init__(self, objects: ObjectService, interval_s: float) -> None:
+    def __init__(
+        self, objects: ObjectService, interval_s: float, metrics: Metrics, data_dir: Path
+    ) -> None:
         self._objects = objects
         self._interval = interval_s
+        self._metrics = metrics
+        self._turn = SweepTurn(data_dir / LOCK_FILE)
         self._task: asyncio.Task[None] | None = None
-        self.runs = 0
-        self.removed = 0
 
     async def run_once(self) -> int:
         """Sweep until nothing is due; return how many objects were removed."""
@@ -26,8 +67,8 @@ class Reaper:
             total += removed
         while await self._objects.forget_keys():
             pass
-        self.runs += 1
-        self.removed += total
+        self._metrics.reaper_runs.inc()
+        self._metrics.reaped.inc(total)
         if total:
             log.info("reaper removed %d expired or deleted objects", total)
         return total
@@ -35,7 +76,8 @@ class Reaper:
     async def _loop(self) -> None:
         while True:
             try:
-                await self.run_once()
+                if self._turn.ours():
+                    await self.run_once()
             except Exception:  # a failed sweep must not stop the next one
                 log.exception("reaper sweep failed; retrying in %.0fs", self._interval)
             await asyncio.sleep(self._interval)
@@ -48,3 +90,4 @@ class Reaper:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        self._turn.release()

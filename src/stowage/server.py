@@ -6,15 +6,25 @@ HTTP/1.1 clients ``make bench`` measured the two on par. Granian also bounds wha
 may send before the app sees a request (header bytes and count, time to send the headers),
 which uvicorn left unbounded.
 
-Granian runs the app in a worker process that builds it from the same ``STOWAGE_*``
-environment (``app.app_from_environment``); ``serve`` has already migrated and printed the
-banner.
+Granian runs the app in ``STOWAGE_WORKERS`` worker processes (by default one per CPU),
+forked from ``serve`` after it has migrated and printed the banner; each builds the app
+from the same ``STOWAGE_*`` environment (``app.app_from_environment``) and accepts
+connections from the one listening socket. What the workers share goes through the data
+directory and the database: SQLite writers take turns on a lock file
+(``meta/group_commit.py``), one worker reaps (``reaper.py``), and metrics add up across
+workers (``metrics_directory``).
 """
 
 from __future__ import annotations
 
+import fcntl
+import importlib
+import os
 import resource
+import shutil
 import socket
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from granian.constants import HTTPModes, Interfaces, Loops
@@ -22,6 +32,13 @@ from granian.http import HTTP1Settings, HTTP2Settings
 from granian.server import MPServer
 
 from .config import Settings
+
+# Not ``metrics.MULTIPROCESS_DIR``: importing metrics imports prometheus_client, which
+# must not happen in this process before the variable is set (workers are forked from it).
+PROMETHEUS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_DIR = "metrics"
+IN_USE = "in-use.lock"
+PRIVATE_UMASK = 0o077
 
 
 class PortBusy(Exception):
@@ -69,14 +86,54 @@ def http_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def metrics_directory(data_dir: Path) -> Path:
+    """A directory of its own for this server start's metric files, under
+    ``<data>/metrics``, and remove those of starts that have ended.
+
+    Servers may share a data directory (replicas starting together), so each start marks
+    its directory in use with an ``flock`` that this process holds for its life (its
+    workers inherit it); a directory whose lock can be taken belongs to a start that has
+    ended. Cleaning and creating happen under a lock on ``<data>/metrics`` itself, so no
+    start removes another's directory before it is marked."""
+    root = data_dir / METRICS_DIR
+    root.mkdir(mode=0o700, exist_ok=True)
+    guard = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        for old in root.iterdir():
+            if old.is_dir():
+                _remove_if_ended(old)
+        mine = Path(tempfile.mkdtemp(prefix=f"serve-{os.getpid()}-", dir=root))
+        in_use = os.open(mine / IN_USE, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(in_use, fcntl.LOCK_EX)  # never closed: released when the server ends
+    finally:
+        os.close(guard)
+    return mine
+
+
+def _remove_if_ended(directory: Path) -> None:
+    try:
+        fd = os.open(directory / IN_USE, os.O_RDWR)
+    except FileNotFoundError:  # its start died between making it and marking it
+        shutil.rmtree(directory, ignore_errors=True)
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # a running server's
+    finally:
+        os.close(fd)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def build(settings: Settings) -> MPServer:
-    """Granian's multi-process server (one worker process), which ``granian.Granian``
-    names on a Python with a GIL."""
+    """Granian's multi-process server, which ``granian.Granian`` names on a Python with
+    a GIL."""
     return MPServer(
         "stowage.app:app_from_environment",
         factory=True,
         loop=Loops.uvloop,
-        workers=1,
+        workers=settings.workers,
         workers_kill_timeout=max(1, round(settings.shutdown_timeout_seconds)),
         env_files=None,
         **http_options(settings),
@@ -84,7 +141,19 @@ def build(settings: Settings) -> MPServer:
 
 
 def serve(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM; in-flight requests get ``shutdown_timeout_seconds``.
-    The caller has checked the port (``check_port_free``) before its first-start work."""
+    """Run until SIGINT/SIGTERM; in-flight requests get ``shutdown_timeout_seconds`` in
+    every worker. The caller has checked the port (``check_port_free``) before its
+    first-start work.
+
+    The umask keeps whatever the workers create private to stowage's user, as the data
+    directory is (the metric files, which prometheus_client creates 0666 less the umask).
+
+    The app's modules are imported here, once the metrics directory is set, so the forked
+    workers do not each spend half a second importing them: until a worker has built the
+    app, a SIGTERM reaches the handler it inherited from this process and is lost
+    (``app.stop_while_starting`` narrows that window to the moment after the fork)."""
     raise_open_file_limit()
+    os.umask(PRIVATE_UMASK)
+    os.environ[PROMETHEUS_DIR_VARIABLE] = str(metrics_directory(settings.data_dir))
+    importlib.import_module("stowage.app")
     build(settings).serve()

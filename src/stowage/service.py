@@ -37,7 +37,6 @@ class Stowage:
     async def refresh_store_figures(self) -> None:
         figures = self.metrics.store
         figures.objects, figures.bytes = await self.meta.totals(self.clock.now_ms())
-        figures.reaper_runs, figures.reaped = self.reaper.runs, self.reaper.removed
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency's state: "ok", or why it is not."""
@@ -72,6 +71,7 @@ def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None)
     meta = SqlMetadataStore(settings.sqlalchemy_url)
     blob_store = make_blob_store(settings)
     namespaces = NamespaceService(meta, clock)
+    metrics = Metrics()
     objects = ObjectService(
         meta,
         blob_store,
@@ -92,8 +92,8 @@ def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None)
         namespaces=namespaces,
         objects=objects,
         presigner=Presigner(presign_secret),
-        reaper=Reaper(objects, settings.reaper_interval_seconds),
-        metrics=Metrics(),
+        reaper=Reaper(objects, settings.reaper_interval_seconds, metrics, settings.data_dir),
+        metrics=metrics,
         uploads=UploadSlots(
             settings.max_concurrent_uploads, settings.max_concurrent_uploads_per_token
         ),

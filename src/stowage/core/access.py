@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass, replace
 
 from .clock import Clock
@@ -33,6 +34,8 @@ TOKEN_PREFIX = "stw_"
 # Djinn's usernames (``gordon.freeman``) plus ``_``, which stowage has always allowed. A
 # name of dots alone would be a ``.``/``..`` segment in ``/n/{user}/…`` URLs.
 USER_NAME = re.compile(r"^(?!\.+$)[a-zA-Z0-9._-]{1,64}$")
+TOKEN_CACHE_SECONDS = 1.0  # how long a revoked token may still be honoured, at most
+TOKEN_CACHE_SIZE = 10_000
 
 
 def parse_scopes(text: str) -> frozenset[str]:
@@ -92,6 +95,43 @@ def as_seen_by(user: User, viewer: Principal | None) -> User:
     return replace(user, email=None)
 
 
+class TokenCache:
+    """Tokens found recently, by hash, with their principal: every request presents a
+    token, and looking it up is a query.
+
+    An entry lives ``ttl`` seconds from just before the lookup that made it, so whatever
+    revokes a token (the CLI, another worker, another replica), every process refuses it
+    within ``ttl`` of the commit. Only tokens that were found are kept: a new token works at
+    once, and an unknown one costs a lookup as it always did. At ``size`` entries the
+    expired ones go, then the oldest half."""
+
+    def __init__(self, ttl: float, size: int) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, token_hash: str) -> Principal | None:
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            del self._entries[token_hash]
+            return None
+        return entry[1]
+
+    def put(self, token_hash: str, principal: Principal, looked_up_at: float) -> None:
+        if len(self._entries) >= self._size:
+            self._entries = {k: e for k, e in self._entries.items() if e[0] > looked_up_at}
+        if len(self._entries) >= self._size:
+            for oldest in list(self._entries)[: self._size // 2 or 1]:
+                del self._entries[oldest]
+        self._entries[token_hash] = (looked_up_at + self._ttl, principal)
+
+    def forget(self, token_id: int) -> None:
+        """Drop a token this process revoked itself, which needs no waiting."""
+        self._entries = {k: e for k, e in self._entries.items() if e[1].token_id != token_id}
+
+
 @dataclass(frozen=True, slots=True)
 class IssuedToken:
     token: Token
@@ -102,15 +142,23 @@ class AccessService:
     def __init__(self, meta: MetadataStore, clock: Clock) -> None:
         self._meta = meta
         self._clock = clock
+        self._tokens = TokenCache(TOKEN_CACHE_SECONDS, TOKEN_CACHE_SIZE)
 
     async def authenticate(self, bearer: str | None) -> Principal:
         if not bearer:
             raise Unauthenticated("missing bearer token: send 'Authorization: Bearer <token>'")
-        found = await self._meta.find_token(hash_token(bearer))
+        token_hash = hash_token(bearer)
+        cached = self._tokens.get(token_hash)
+        if cached is not None:
+            return cached
+        looked_up_at = time.monotonic()  # before the query: its snapshot is no older
+        found = await self._meta.find_token(token_hash)
         if found is None:
             raise Unauthenticated("invalid or revoked token")
         token, user = found
-        return Principal(user=user, scopes=token.scopes, token_id=token.id)
+        principal = Principal(user=user, scopes=token.scopes, token_id=token.id)
+        self._tokens.put(token_hash, principal, looked_up_at)
+        return principal
 
     async def create_user(self, name: str, email: str | None, is_admin: bool = False) -> User:
         if not USER_NAME.match(name):
@@ -142,6 +190,7 @@ class AccessService:
     async def revoke_token(self, token_id: int) -> None:
         if not await self._meta.revoke_token(token_id, self._clock.now_ms()):
             raise NotFound(f"no live token with id {token_id}")
+        self._tokens.forget(token_id)
 
 
 def may_read(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -109,6 +110,19 @@ def driver_url(url: str) -> URL:
     if backend == "postgresql":
         return parsed.set(drivername="postgresql+psycopg")
     raise ValueError(f"unsupported database {backend!r}: use sqlite:// or postgresql://")
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The SQLite database file, or None for PostgreSQL (or an in-memory database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def writer_lock_file(database: Path) -> Path:
+    """The file SQLite writers of every process take turns on (``group_commit``)."""
+    return Path(f"{database}-writer.lock")
 
 
 def _sqlite_engine(url: URL, *, writer: bool) -> Engine:
@@ -331,7 +345,9 @@ class SqlMetadataStore:
             self._writer = _sqlite_engine(target, writer=True)
             self._reader = _sqlite_engine(target, writer=False)
             # Writes: one thread, group commit. Reads: inline on the event loop (no pool).
-            self._group: GroupCommitter | None = GroupCommitter(self._writer, _reachable)
+            database = sqlite_file(target)
+            lock = writer_lock_file(database) if database is not None else None
+            self._group: GroupCommitter | None = GroupCommitter(self._writer, _reachable, lock)
             self._pool = None
         else:
             self._writer = self._reader = create_engine(
