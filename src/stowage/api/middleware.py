@@ -81,9 +81,8 @@ class Observe:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), *extra]
-                # Drain only a body the route never touched (a refusal up front); one it
-                # gave up on halfway (too slow, too big) is not waited for.
-                drain = drain and received == 0
+                # A client too slow for the route (408) is not waited for again.
+                drain = drain and status != 408
                 if body_unread and not drain:
                     # Answered before the body was read (a refusal): the rest of it is
                     # still on the wire, so this connection cannot carry another request.
