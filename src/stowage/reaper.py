@@ -63,8 +63,8 @@ class Reaper:
     async def run_once(self) -> int:
         """Sweep until nothing is due; return how many objects were removed."""
         total = 0
-        while removed := await self._objects.reap():
-            total += removed
+        while (reaped := await self._objects.reap()).object_ids or reaped.swept:
+            total += len(reaped.object_ids)
         while await self._objects.forget_keys():
             pass
         self._metrics.reaper_runs.inc()

@@ -98,9 +98,13 @@ async def runloop_create(request: StrictRequest, stowage: Stowage, _: str) -> Re
         parsed = runloop.CreateObjectBody.model_validate(fields)
     except ValidationError:
         raise ToTheApp(body) from None
+    return await runloop.create_object(parsed, request, principal, stowage, _key(request))
+
+
+def _key(request: StrictRequest) -> str | None:
+    """The idempotency key, read as the routes' ``IdempotencyKey`` dependency reads it."""
     headers = request.headers
-    key = runloop.idempotency_key(headers.get("idempotency-key"), headers.get("x-request-id"))
-    return await runloop.create_object(parsed, request, principal, stowage, key)
+    return runloop.idempotency_key(headers.get("idempotency-key"), headers.get("x-request-id"))
 
 
 async def runloop_retrieve(request: StrictRequest, stowage: Stowage, object_id: str) -> Response:
@@ -109,9 +113,7 @@ async def runloop_retrieve(request: StrictRequest, stowage: Stowage, object_id: 
 
 async def runloop_complete(request: StrictRequest, stowage: Stowage, object_id: str) -> Response:
     principal = await get_principal(request)
-    headers = request.headers
-    key = runloop.idempotency_key(headers.get("idempotency-key"), headers.get("x-request-id"))
-    return await runloop.complete_object(object_id, principal, stowage, key)
+    return await runloop.complete_object(object_id, principal, stowage, _key(request))
 
 
 RUNLOOP_CREATE = HotRoute("/v1/objects", runloop_create, errors.domain_response)

@@ -55,7 +55,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     match = _RANGE.match(header.strip())
     if not match:
         return None
-    first, last = (parse_bounded_int(g) if g else None for g in match.groups())
+    first, last = (parse_bounded_int(g) for g in match.groups())  # None when empty
     if first is None and last is None:
         return None
     if first is None:  # suffix range: the last N bytes

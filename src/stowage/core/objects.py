@@ -40,6 +40,7 @@ from .models import (
     ObjectQuery,
     ObjectState,
     Page,
+    Reaped,
     StoredObject,
     Visibility,
 )
@@ -365,10 +366,10 @@ class ObjectService:
         changes the staging key, never the copy, so size and hashes describe what is
         attached. The staging key is deleted: complete consumes the upload."""
         staged = obj.staging_key
+        if staged is None:
+            raise Conflict(NOTHING_UPLOADED)
         key = new_blob_key()
         try:
-            if staged is None:
-                raise FileNotFoundError(staged)
             await direct.copy(staged, key)
         except FileNotFoundError:
             raise Conflict(NOTHING_UPLOADED) from None
@@ -481,11 +482,13 @@ class ObjectService:
             await self._blobs.delete(obj.staging_key)
         return tombstone
 
-    async def reap(self, batch: int = 500) -> int:
+    async def reap(self, batch: int = 500) -> Reaped:
         """Remove expired objects, uploads left unfinished past their deadline and old
-        tombstones, and the bytes late PUTs left on staging keys; return how many rows."""
+        tombstones, and the bytes late PUTs left on staging keys; return what went. Rows
+        removed (``object_ids``) and staging keys released (``swept``) are told apart, so
+        only the first count as reaped objects."""
         now = self._clock.now_ms()
         reaped = await self._meta.reap(now, now - self.limits.deleted_retention_ms, batch)
         for key in (*reaped.blob_keys, *reaped.staging_keys):
             await self._blobs.delete(key)
-        return len(reaped.object_ids) + reaped.swept
+        return reaped
