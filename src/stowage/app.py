@@ -17,8 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from . import __version__, logs
 from .api import blobs, djinn, djinn_absent, djinn_namespaces, errors, openapi, runloop
-from .api.fastpath import HotPaths
-from .api.middleware import CapBodies, CapClients, Observe, RefuseBadUrls, TrustProxy
+from .api.middleware import Front
 from .api.responses import JsonResponse
 from .bootstrap import prepare
 from .config import Settings
@@ -42,7 +41,7 @@ def ignore_file_size_signal() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> Front:
     """The app as a server's worker process builds it from STOWAGE_* alone (Granian's
     factory); ``stowage serve`` has already migrated and printed the banner."""
     die_with_parent()
@@ -75,8 +74,9 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = None) -> FastAPI:
-    """Build the app; the caller has run ``bootstrap.prepare`` (migrations, secret)."""
+def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = None) -> Front:
+    """Build the app, FastAPI behind ``Front``; the caller has run ``bootstrap.prepare``
+    (migrations, secret)."""
     stowage = build(settings, presign_secret, clock)
 
     @asynccontextmanager
@@ -133,11 +133,11 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
         await stowage.refresh_store_figures()
         return Response(stowage.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(HotPaths)  # innermost: only what every request needs runs before it
-    app.add_middleware(CapBodies, limit=JSON_BODY_LIMIT)
-    app.add_middleware(RefuseBadUrls)
-    app.add_middleware(CapClients, limit=settings.max_requests_per_client)
     proxies = frozenset(ip.strip() for ip in settings.forwarded_allow_ips.split(",") if ip.strip())
-    app.add_middleware(TrustProxy, trusted=proxies)
-    app.add_middleware(Observe, metrics=stowage.metrics)  # outermost: it sees every answer
-    return app
+    return Front(
+        app,
+        stowage.metrics,
+        trusted=proxies,
+        max_per_client=settings.max_requests_per_client,
+        body_limit=JSON_BODY_LIMIT,
+    )

@@ -110,6 +110,10 @@ async def _disconnect(_request: Request, _exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    return unexpected(request, exc)
+
+
+def unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return message_response(500, "internal error; the server log has the details")
 

@@ -4,10 +4,11 @@ blob URLs (``PUT|GET|HEAD /blobs/{id}``), and Runloop's create, retrieve and com
 
 FastAPI's routing over every route, its dependency solving and its route wrappers cost
 more CPU than the work itself for a small object (py-spy: about half of a 4 KiB GET).
-Here those requests are matched by their path and handed to the very route functions of
-``djinn.py`` and ``blobs.py``, with their dependencies resolved by the same functions the
-routes use (the token, the signature), and their errors answered by the same mappers as
-the routes' (``djinn_error``, ``errors.domain_response``). Nothing is decided twice; only
+Here those requests are matched by their path (in ``middleware.Front``, ahead of
+FastAPI) and handed to the very route functions of ``djinn.py`` and ``blobs.py``, with
+their dependencies resolved by the same functions the routes use (the token, the
+signature), and their errors answered by the same mappers as the routes'
+(``djinn_error``, ``errors.domain_response``). Nothing is decided twice; only
 the machinery is skipped. The OpenAPI document still describes these routes from
 FastAPI's declarations, and every other request goes on to FastAPI.
 
@@ -162,31 +163,28 @@ def _runloop_route(method: str, rest: str) -> tuple[HotRoute, str] | None:
     return None
 
 
-class HotPaths:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = hot_route(scope["method"], scope["path"]) if scope["type"] == "http" else None
-        if found is None:
-            await self.app(scope, receive, send)
-            return
-        route, parameter = found
-        request = StrictRequest(scope, receive)
-        stowage: Stowage = request.app.state.stowage
-        try:
-            response = await route.handle(request, stowage, parameter)
-        except StowageError as exc:
-            response = route.on_error(exc)
-        except ClientDisconnect:
-            response = errors.disconnected()
-        except HTTPException as exc:  # the body cap (middleware.CapBodies) refused the body
-            response = errors.http_response(request, exc)
-        except ToTheApp as handover:
-            await self.app(scope, _replay(handover.body, receive), send)
-            return
-        scope["route"] = route
-        await response(scope, receive, send)
+async def serve_hot(
+    found: tuple[HotRoute, str], app: ASGIApp, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Answer a request ``hot_route`` matched (``app`` takes the ones handed back)."""
+    route, parameter = found
+    request = StrictRequest(scope, receive)
+    stowage: Stowage = request.app.state.stowage
+    try:
+        response = await route.handle(request, stowage, parameter)
+    except StowageError as exc:
+        response = route.on_error(exc)
+    except ClientDisconnect:
+        response = errors.disconnected()
+    except HTTPException as exc:  # the body cap (middleware.Front) refused the body
+        response = errors.http_response(request, exc)
+    except ToTheApp as handover:
+        await app(scope, _replay(handover.body, receive), send)
+        return
+    except Exception as exc:  # a bug: FastAPI's routes have the same last resort
+        response = errors.unexpected(request, exc)
+    scope["route"] = route
+    await response(scope, receive, send)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

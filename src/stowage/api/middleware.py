@@ -2,8 +2,8 @@
 three refusals: too many requests at once from one address, URLs with NUL bytes or
 non-UTF-8, and oversized bodies outside the upload routes.
 
-Plain ASGI middlewares rather than Starlette's BaseHTTPMiddleware, which would wrap every
-streamed body in another task and queue.
+Plain ASGI rather than Starlette's BaseHTTPMiddleware, which would wrap every streamed
+body in another task and queue.
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ import secrets
 import time
 from collections import Counter
 
+from fastapi import FastAPI
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from .. import logs
 from ..metrics import Metrics
 from ..numbers import parse_bounded_int
 from .errors import message_response
+from .fastpath import hot_route, serve_hot
 from .requests import is_utf8_when_unquoted
 
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
@@ -40,30 +42,61 @@ DRAIN_SECONDS = 5
 _CLEAN_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,200}$")
 
 
-class Observe:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+class Front:
+    """Every request passes here first, in one ASGI layer ahead of FastAPI: five stacked
+    middlewares cost an ``await``, a closure and a header scan each, more CPU than serving
+    a small object. In order:
+
+    * behind a TLS proxy, the client's scheme and address from the proxy's
+      ``X-Forwarded-Proto`` and ``X-Forwarded-For``, but only when the request comes from
+      one of ``trusted`` addresses (anyone else could claim any address). The scheme makes
+      presigned URLs ``https://`` and the console cookie ``Secure``; the address is what
+      the per-client cap counts;
+    * the request id and the security headers; metrics and the access line at the end;
+    * 400 for a URL no name, id, search or namespace can come from (``_url_problem``);
+    * 429 for an address that already has ``max_per_client`` requests in flight: every
+      open request holds a connection, memory and maybe an upload slot, and without a cap
+      one client (a runaway CI job, or a hostile one) could hold them all. Behind a reverse
+      proxy every request comes from the proxy: set the limit there and this one to 0;
+    * 413 for a body over ``body_limit`` on every route but the uploads, which stream to
+      the blob store under their own limit. JSON and form bodies are read whole before
+      anything else, even the token check: without a cap any caller could make the server
+      buffer gigabytes;
+    * then the hot routes (``fastpath``) or FastAPI.
+    """
+
+    def __init__(
+        self,
+        app: FastAPI,
+        metrics: Metrics,
+        *,
+        trusted: frozenset[str],
+        max_per_client: int,
+        body_limit: int,
+    ) -> None:
         self.app = app
+        self.state = app.state  # the app's, for whoever holds this layer as "the app"
         self.metrics = metrics
+        self.trusted = trusted
+        self.max_per_client = max_per_client
+        self.body_limit = body_limit
+        self._in_flight: Counter[str] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        headers = dict(scope["headers"])
+        client = scope.get("client")
+        if client and client[0] in self.trusted:
+            _believe_proxy(scope, headers)
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id.decode()
         logs.request_id.set(request_id.decode())
-        extra = [(b"x-request-id", request_id), *SECURITY_HEADERS]
-        if scope["path"].startswith("/console"):
-            # same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null"
-            # on the console's own form posts, and the console checks Origin against CSRF.
-            extra += [(b"referrer-policy", b"same-origin"), CONSOLE_CSP]
-        elif scope["path"].startswith(DOC_PATHS):
-            extra.append(NO_REFERRER)
-        else:
-            extra += [NO_REFERRER, API_CSP]
+        extra = _extra_headers(scope["path"], request_id)
         status, sent, received = 500, 0, 0
-        declared = _declared_body(scope)
+        declared = _declared_body(headers)
         body_unread = scope.get("http_version") != "2" and declared != 0
         # A small body left unread by a refusal is read away after the answer, so the
         # connection can carry the client's next request; a bigger one closes it.
@@ -93,7 +126,7 @@ class Observe:
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, observing_send)
+            await self._admit(scope, headers, counting_receive, observing_send)
             if body_unread and drain:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(DRAIN_SECONDS):
@@ -106,87 +139,88 @@ class Observe:
             self.metrics.observe(route, scope["method"], status, seconds, sent, received)
             logs.log_request(scope, route, status, seconds, sent, received)
 
-
-class TrustProxy:
-    """Behind a TLS proxy, take the client's scheme and address from the proxy's
-    ``X-Forwarded-Proto`` and ``X-Forwarded-For``, but only when the request comes from one
-    of ``trusted`` addresses: anyone else could claim any address. The scheme makes
-    presigned URLs ``https://`` and the console cookie ``Secure``; the address is what
-    ``CapClients`` counts."""
-
-    def __init__(self, app: ASGIApp, trusted: frozenset[str]) -> None:
-        self.app = app
-        self.trusted = trusted
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = scope.get("client")
-        if scope["type"] == "http" and client and client[0] in self.trusted:
-            headers = dict(scope["headers"])
-            proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").strip().lower()
-            if proto in ("http", "https"):
-                scope["scheme"] = proto
-            forwarded_for = headers.get(b"x-forwarded-for", b"").decode("latin-1")
-            if nearest := forwarded_for.rsplit(",", 1)[-1].strip():
-                scope["client"] = (nearest, 0)
-        await self.app(scope, receive, send)
-
-
-class CapClients:
-    """429 for a request from an address that already has ``limit`` requests in flight.
-
-    Every open request holds a connection, memory and maybe an upload slot; without a cap
-    one client (a runaway CI job, or a hostile one) could hold them all and lock every
-    other client out. Behind a reverse proxy every request comes from the proxy's address:
-    set the limit there instead and turn this one off (0)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-        self._in_flight: Counter[str] = Counter()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.limit <= 0:
-            await self.app(scope, receive, send)
+    async def _admit(
+        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send
+    ) -> None:
+        problem = _url_problem(scope)
+        if problem:
+            await message_response(400, problem)(scope, receive, send)
+            return
+        if self.max_per_client <= 0:
+            await self._route(scope, headers, receive, send)
             return
         address = (scope.get("client") or ("unknown", 0))[0]
-        if self._in_flight[address] >= self.limit:
+        if self._in_flight[address] >= self.max_per_client:
             refused = message_response(
                 429,
-                f"too many requests at once from {address} (at most {self.limit}); "
+                f"too many requests at once from {address} (at most {self.max_per_client}); "
                 "retry when some have finished",
             )
             await refused(scope, receive, send)
             return
         self._in_flight[address] += 1
         try:
-            await self.app(scope, receive, send)
+            await self._route(scope, headers, receive, send)
         finally:
             self._in_flight[address] -= 1
             if not self._in_flight[address]:
                 del self._in_flight[address]
 
-
-class RefuseBadUrls:
-    """400 for a URL that no name, id, search or namespace can come from, covering every
-    parameter of every dialect at once:
-
-    * a NUL byte anywhere in the path or the query: PostgreSQL cannot even compare text
-      with one;
-    * percent-encoded bytes that are not UTF-8 (``%FF``, a lone surrogate ``%ED%A0%80``).
-      The server would turn them silently into U+FFFD, and a name or search would then
-      mean something other than what the client sent.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            problem = _url_problem(scope)
-            if problem:
-                await message_response(400, problem)(scope, receive, send)
+    async def _route(
+        self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send
+    ) -> None:
+        if not _is_upload(scope):
+            limit = self.body_limit
+            too_large = f"the body is over the {limit} byte limit for JSON and form bodies"
+            declared = parse_bounded_int(headers.get(b"content-length"))
+            if declared is not None and declared > limit:
+                await message_response(413, too_large)(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+            receive = _capped(receive, limit, too_large)
+        found = hot_route(scope["method"], scope["path"])
+        if found is None:
+            await self.app(scope, receive, send)
+        else:
+            scope["app"] = self.app
+            await serve_hot(found, self.app, scope, receive, send)
+
+
+def _believe_proxy(scope: Scope, headers: dict[bytes, bytes]) -> None:
+    proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").strip().lower()
+    if proto in ("http", "https"):
+        scope["scheme"] = proto
+    forwarded_for = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+    if nearest := forwarded_for.rsplit(",", 1)[-1].strip():
+        scope["client"] = (nearest, 0)
+
+
+def _extra_headers(path: str, request_id: bytes) -> list[tuple[bytes, bytes]]:
+    extra = [(b"x-request-id", request_id), *SECURITY_HEADERS]
+    if path.startswith("/console"):
+        # same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null"
+        # on the console's own form posts, and the console checks Origin against CSRF.
+        extra += [(b"referrer-policy", b"same-origin"), CONSOLE_CSP]
+    elif path.startswith(DOC_PATHS):
+        extra.append(NO_REFERRER)
+    else:
+        extra += [NO_REFERRER, API_CSP]
+    return extra
+
+
+def _capped(receive: Receive, limit: int, too_large: str) -> Receive:
+    """``receive``, refusing with 413 once more than ``limit`` body bytes arrived (a
+    chunked body, or a lying Content-Length)."""
+    received = 0
+
+    async def capped_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise HTTPException(413, too_large)
+        return message
+
+    return capped_receive
 
 
 def _url_problem(scope: Scope) -> str | None:
@@ -199,39 +233,6 @@ def _url_problem(scope: Scope) -> str | None:
     return None
 
 
-class CapBodies:
-    """413 for a body over ``limit`` on every route but the uploads, which stream to
-    the blob store under their own limit. JSON and form bodies are read whole before
-    anything else, even the token check: without a cap any caller could make the server
-    buffer gigabytes. The limit sits well above the largest valid body (a name and 64 KiB
-    of metadata)."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _is_upload(scope):
-            await self.app(scope, receive, send)
-            return
-        too_large = f"the body is over the {self.limit} byte limit for JSON and form bodies"
-        declared = parse_bounded_int(dict(scope["headers"]).get(b"content-length"))
-        if declared is not None and declared > self.limit:
-            await message_response(413, too_large)(scope, receive, send)
-            return
-        received = 0
-
-        async def capped_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.limit:  # a chunked body, or a lying Content-Length
-                raise HTTPException(413, too_large)
-            return message
-
-        await self.app(scope, capped_receive, send)
-
-
 def _is_upload(scope: Scope) -> bool:
     path, method = scope["path"], scope["method"]
     if method == "PUT":
@@ -239,9 +240,8 @@ def _is_upload(scope: Scope) -> bool:
     return method == "POST" and path in ("/objects", "/api/objects", "/console/upload")
 
 
-def _declared_body(scope: Scope) -> int | None:
+def _declared_body(headers: dict[bytes, bytes]) -> int | None:
     """The request body's length as declared: 0 for none, None when unknown (chunked)."""
-    headers = dict(scope["headers"])
     if b"transfer-encoding" in headers:
         return None
     return parse_bounded_int(headers.get(b"content-length", b"0"))

@@ -13,6 +13,7 @@ Each operation is one synchronous transaction. Where it runs depends on the data
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -67,6 +68,7 @@ from ..core.models import (
     Visibility,
 )
 from .group_commit import GroupCommitter
+from .prepared import Prepared
 from .schema import (
     UNIQUE_NAMESPACED,
     UNIQUE_TOP_LEVEL,
@@ -349,6 +351,9 @@ class SqlMetadataStore:
             lock = writer_lock_file(database) if database is not None else None
             self._group: GroupCommitter | None = GroupCommitter(self._writer, _reachable, lock)
             self._pool = None
+            # Each thread that reads inline keeps one connection for prepared statements.
+            self._inline = threading.local()
+            self._inline_connections: list[Any] = []
         else:
             self._writer = self._reader = create_engine(
                 target,
@@ -365,6 +370,8 @@ class SqlMetadataStore:
     async def close(self) -> None:
         if self._group is not None:
             self._group.shutdown()
+            for raw in self._inline_connections:
+                raw.close()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         self._writer.dispose()
@@ -392,6 +399,30 @@ class SqlMetadataStore:
         if self._pool is None:
             return run()
         return await asyncio.wrap_future(self._pool.submit(run))
+
+    def _inline_connection(self) -> Any:
+        """This thread's own SQLite connection (autocommit: each read is its own snapshot)."""
+        raw = getattr(self._inline, "raw", None)
+        if raw is None:
+            raw = self._inline.raw = self._reader.raw_connection()
+            self._inline_connections.append(raw)
+        return raw
+
+    async def _row(
+        self, prepared: Prepared, mapper: Callable[[Any], R], params: dict[str, Any]
+    ) -> R | None:
+        """The first row of a prepared statement through ``mapper``, or None."""
+        dialect = self._reader.dialect
+        if self._pool is None:
+            with _reachable():
+                row = prepared.first(self._inline_connection().driver_connection, dialect, params)
+            return mapper(row) if row else None
+
+        def work(conn: Connection) -> R | None:
+            found = prepared.first(conn, dialect, params)
+            return mapper(found) if found else None
+
+        return await self._read(work)
 
     async def _first(
         self, stmt: Any, mapper: Callable[[Row[Any]], R], params: dict[str, Any] | None = None
@@ -463,11 +494,13 @@ class SqlMetadataStore:
 
     # Built once: these run on every request, and building a statement costs more than
     # running it on SQLite.
-    _FIND_TOKEN = _TOKEN_WITH_USER.where(
-        tokens.c.token_hash == bindparam("token_hash"), tokens.c.revoked_at_ms.is_(None)
+    _FIND_TOKEN = Prepared(
+        _TOKEN_WITH_USER.where(
+            tokens.c.token_hash == bindparam("token_hash"), tokens.c.revoked_at_ms.is_(None)
+        )
     )
-    _GET_OBJECT = select(objects).where(objects.c.public_id == bindparam("public_id"))
-    _GET_OBJECT_BY_ID = select(objects).where(objects.c.id == bindparam("id"))
+    _GET_OBJECT = Prepared(select(objects).where(objects.c.public_id == bindparam("public_id")))
+    _GET_OBJECT_BY_ID = Prepared(select(objects).where(objects.c.id == bindparam("id")))
     # Built once: values come as parameters, so each insert reuses the compiled statement.
     _INSERT_OBJECT = insert(objects).returning(*objects.c)
     _INSERT_KEY = insert(idempotency_keys)
@@ -477,7 +510,7 @@ class SqlMetadataStore:
     )
 
     async def find_token(self, token_hash: str) -> tuple[Token, User] | None:
-        return await self._first(self._FIND_TOKEN, self._token_and_user, {"token_hash": token_hash})
+        return await self._row(self._FIND_TOKEN, self._token_and_user, {"token_hash": token_hash})
 
     async def list_tokens(self, user_id: int | None) -> list[tuple[Token, User]]:
         stmt = self._TOKEN_WITH_USER.order_by(tokens.c.id)
@@ -594,7 +627,7 @@ class SqlMetadataStore:
     def _name_check(scope: Any, partial_index: Any) -> Any:
         """Whether a name is taken in a scope, repeating the partial index's predicate."""
         where = (scope == bindparam("scope_id"), partial_index, objects.c.name == bindparam("name"))
-        return select(objects.c.id).where(*where).limit(1)
+        return Prepared(select(objects.c.id).where(*where).limit(1))
 
     _NAME_IN_NAMESPACE = _name_check(objects.c.namespace_id, UNIQUE_NAMESPACED)
     _NAME_AT_TOP = _name_check(objects.c.owner_id, UNIQUE_TOP_LEVEL)
@@ -605,13 +638,13 @@ class SqlMetadataStore:
         else:
             stmt, scope_id = self._NAME_AT_TOP, owner_id
         params = {"scope_id": scope_id, "name": name}
-        return await self._read(lambda conn: conn.execute(stmt, params).first() is not None)
+        return await self._row(stmt, bool, params) is not None
 
     async def get_object(self, ref: str | int) -> StoredObject | None:
         """By public id (``obj_…``) or by integer id."""
         if isinstance(ref, str):
-            return await self._first(self._GET_OBJECT, _object, {"public_id": ref})
-        return await self._first(self._GET_OBJECT_BY_ID, _object, {"id": ref})
+            return await self._row(self._GET_OBJECT, _object, {"public_id": ref})
+        return await self._row(self._GET_OBJECT_BY_ID, _object, {"id": ref})
 
     async def list_objects(self, query: ObjectQuery, now_ms: int) -> Page:
         conds = [*_scope(query, objects.c), _not_expired(now_ms, objects.c, query.state)]
