@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import signal
@@ -83,9 +84,12 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if settings.reaper_interval_seconds > 0:
             stowage.reaper.start()
+        flushing = asyncio.create_task(stowage.metrics.flush_every_second())
         try:
             yield
         finally:
+            flushing.cancel()
+            await asyncio.gather(flushing, return_exceptions=True)
             await stowage.reaper.stop()
             await stowage.meta.close()
             stowage.blobs.close()

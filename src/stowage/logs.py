@@ -1,7 +1,9 @@
 """Structured logs: one JSON object a line, each carrying the request id it belongs to.
 
 The access line logs the path but never the query string (it can carry presigned
-signatures) nor any header (tokens).
+signatures) nor any header (tokens). In JSON format it is written straight to the stream,
+the same line ``JsonFormatter`` would make: a LogRecord, the handler's locks and the
+stdlib json encoder cost a tenth of a small request's CPU.
 """
 
 from __future__ import annotations
@@ -9,19 +11,33 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import MutableMapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
+
+import orjson
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 access = logging.getLogger("stowage.access")
+_json_stream: IO[bytes] | None = None  # where JSON access lines go, once configured
+_second: tuple[int, str] = (-1, "")  # the last whole second, formatted
+
+
+def _iso_time(now: float) -> str:
+    """``datetime.isoformat(timespec="milliseconds")`` in UTC, formatting each second once."""
+    global _second
+    whole = int(now)
+    if _second[0] != whole:
+        _second = (whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{_second[1]}.{int((now - whole) * 1000):03d}+00:00"
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": _iso_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -38,6 +54,8 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str, fmt: str) -> None:
     """Send every logger through one handler on stderr (Granian's own stay off: stowage
     writes the access lines itself, with the request id)."""
+    global _json_stream
+    _json_stream = sys.stderr.buffer if fmt == "json" else None
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
@@ -69,4 +87,22 @@ def log_request(
         "bytes_received": received,
         "http_version": scope.get("http_version", "1.1"),
     }
-    access.info("%s %s %d", method, path, status, extra={"fields": fields})
+    if _json_stream is None:
+        access.info("%s %s %d", method, path, status, extra={"fields": fields})
+        return
+    entry: dict[str, Any] = {
+        "time": _iso_time(time.time()),
+        "level": "info",
+        "logger": access.name,
+        "message": f"{method} {path} {status}",
+    }
+    rid = request_id.get()
+    if rid:
+        entry["request_id"] = rid
+    entry.update(fields)
+    try:
+        line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # a path with lone surrogates, which orjson refuses
+        line = json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+    _json_stream.write(line)
+    _json_stream.flush()
