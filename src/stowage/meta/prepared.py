@@ -122,3 +122,8 @@ class Prepared:
     def first(self, conn: Any, dialect: Dialect, params: Mapping[str, Any]) -> Row | None:
         found = self.rows(conn, dialect, params)
         return found[0] if found else None
+
+    def one(self, conn: Any, dialect: Dialect, params: Mapping[str, Any]) -> Row:
+        """The one row a statement returns (an INSERT ... RETURNING)."""
+        (row,) = self.rows(conn, dialect, params)
+        return row

@@ -69,6 +69,7 @@ from ..core.models import (
 )
 from .group_commit import GroupCommitter
 from .prepared import Prepared
+from .prepared import Row as PreparedRow
 from .schema import (
     UNIQUE_NAMESPACED,
     UNIQUE_TOP_LEVEL,
@@ -180,7 +181,10 @@ def _like_fragment(term: str) -> str:
     return f"%{escaped}%"
 
 
-def _record(cls: type[R], row: Row[Any], prefix: str = "", **converted: Any) -> R:
+AnyRow = Row[Any] | PreparedRow  # SQLAlchemy's, or a prepared statement's
+
+
+def _record(cls: type[R], row: AnyRow, prefix: str = "", **converted: Any) -> R:
     """Build dataclass ``cls`` from the row's columns of the same names (optionally
     prefixed, when joined to another table); ``converted`` supplies typed values."""
     m = row._mapping
@@ -191,15 +195,15 @@ def _record(cls: type[R], row: Row[Any], prefix: str = "", **converted: Any) -> 
     return cls(**values)
 
 
-def _user(row: Row[Any], prefix: str = "") -> User:
+def _user(row: AnyRow, prefix: str = "") -> User:
     return _record(User, row, prefix, is_admin=bool(row._mapping[prefix + "is_admin"]))
 
 
-def _token(row: Row[Any]) -> Token:
+def _token(row: AnyRow) -> Token:
     return _record(Token, row, scopes=frozenset(row.scopes.split()))
 
 
-def _object(row: Row[Any]) -> StoredObject:
+def _object(row: AnyRow) -> StoredObject:
     metadata = orjson.loads(row.metadata_json) if row.metadata_json is not None else None
     return _record(
         StoredObject,
@@ -210,11 +214,11 @@ def _object(row: Row[Any]) -> StoredObject:
     )
 
 
-def _namespace(row: Row[Any]) -> Namespace:
+def _namespace(row: AnyRow) -> Namespace:
     return _record(Namespace, row, visibility=Visibility(row.visibility))
 
 
-def _invite(row: Row[Any]) -> Invite:
+def _invite(row: AnyRow) -> Invite:
     return _record(Invite, row)
 
 
@@ -225,6 +229,26 @@ def _reachable() -> Iterator[None]:
         yield
     except (OperationalError, InterfaceError, PoolTimeout) as exc:
         raise Unavailable("the metadata database is unavailable; retry shortly") from exc
+
+
+# The columns ``_new_row`` gives, which the prepared INSERTs name.
+NEW_ROW = (
+    "public_id",
+    "owner_id",
+    "author_id",
+    "name",
+    "content_type",
+    "state",
+    "metadata_json",
+    "create_time_ms",
+    "delete_after_time_ms",
+    "namespace_id",
+    "creator_token_id",
+    "staging_key",
+    "upload_deadline_ms",
+)
+# ... and of an object whose bytes came with the request that created it.
+STORED = ("size", "md5", "sha256", "blob_key", "mime_type", "unique_name")
 
 
 def _new_row(new: NewObject, state: ObjectState) -> dict[str, Any]:
@@ -489,7 +513,7 @@ class SqlMetadataStore:
     )
 
     @staticmethod
-    def _token_and_user(row: Row[Any]) -> tuple[Token, User]:
+    def _token_and_user(row: AnyRow) -> tuple[Token, User]:
         return _token(row), _user(row, prefix="u_")
 
     # Built once: these run on every request, and building a statement costs more than
@@ -502,7 +526,8 @@ class SqlMetadataStore:
     _GET_OBJECT = Prepared(select(objects).where(objects.c.public_id == bindparam("public_id")))
     _GET_OBJECT_BY_ID = Prepared(select(objects).where(objects.c.id == bindparam("id")))
     # Built once: values come as parameters, so each insert reuses the compiled statement.
-    _INSERT_OBJECT = insert(objects).returning(*objects.c)
+    _INSERT_UPLOAD = Prepared(insert(objects).returning(*objects.c), NEW_ROW)
+    _INSERT_STORED = Prepared(insert(objects).returning(*objects.c), (*NEW_ROW, *STORED))
     _INSERT_KEY = insert(idempotency_keys)
     _GET_KEY = select(idempotency_keys.c.request_hash, idempotency_keys.c.public_id).where(
         idempotency_keys.c.token_id == bindparam("token_id"),
@@ -536,7 +561,7 @@ class SqlMetadataStore:
         values = _new_row(new, ObjectState.UPLOADING)
 
         def work(conn: Connection) -> StoredObject:
-            row = conn.execute(self._INSERT_OBJECT, values).one()
+            row = self._INSERT_UPLOAD.one(conn, self._writer.dialect, values)
             if new.metadata:
                 conn.execute(
                     insert(object_metadata),
@@ -599,7 +624,7 @@ class SqlMetadataStore:
         }
         try:
             return await self._write(
-                lambda conn: _object(conn.execute(self._INSERT_OBJECT, values).one())
+                lambda conn: _object(self._INSERT_STORED.one(conn, self._writer.dialect, values))
             )
         except IntegrityError as exc:
             violated = _violated(exc)
@@ -794,12 +819,12 @@ class SqlMetadataStore:
         return rows, int(conn.execute(select(func.count()).where(*conds)).scalar_one())
 
     # The upload path's statements, built once (building one costs more than running it).
-    _UPLOAD_STATE = (
+    _UPLOAD_STATE = Prepared(
         select(objects.c.state, objects.c.blob_key)
         .where(objects.c.public_id == bindparam("public_id"))
         .with_for_update()
     )
-    _ATTACH = (
+    _ATTACH = Prepared(
         update(objects)
         .where(objects.c.public_id == bindparam("b_public_id"))
         .values(
@@ -810,7 +835,7 @@ class SqlMetadataStore:
             mime_type=bindparam("b_mime_type"),
         )
     )
-    _COMPLETE = (
+    _COMPLETE = Prepared(
         update(objects)
         .where(
             objects.c.public_id == bindparam("b_public_id"),
@@ -841,10 +866,11 @@ class SqlMetadataStore:
         }
 
         def work(conn: Connection) -> tuple[bool, str | None]:
-            row = conn.execute(self._UPLOAD_STATE, {"public_id": public_id}).first()
+            dialect = self._writer.dialect
+            row = self._UPLOAD_STATE.first(conn, dialect, {"public_id": public_id})
             if row is None or row.state != ObjectState.UPLOADING.value:
                 return False, None
-            conn.execute(self._ATTACH, values)
+            self._ATTACH.rows(conn, dialect, values)
             return True, row.blob_key
 
         return await self._write(work)
@@ -853,7 +879,7 @@ class SqlMetadataStore:
         self, public_id: str, keyed: KeyedRequest | None = None
     ) -> StoredObject | None:
         def work(conn: Connection) -> StoredObject | None:
-            row = conn.execute(self._COMPLETE, {"b_public_id": public_id}).first()
+            row = self._COMPLETE.first(conn, self._writer.dialect, {"b_public_id": public_id})
             return _object(row) if row else None
 
         return await self._keyed_write(keyed, work)
