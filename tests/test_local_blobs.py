@@ -12,6 +12,7 @@ import pytest
 
 from stowage.blobs.local import LocalBlobStore
 from stowage.core.errors import TooLarge
+from stowage.core.ids import BLOB_DIRECTORY_SECONDS, new_blob_key
 
 
 async def chunks(data: bytes, size: int, fail_after: int | None = None) -> AsyncIterator[bytes]:
@@ -73,3 +74,35 @@ def test_limit_stops_reading_early(tmp_path: Path) -> None:
     assert consumed <= 1024 * 1024 + 65536
     assert files(tmp_path) == []
     store.close()
+
+
+def test_small_blobs_written_together_are_all_published(tmp_path: Path) -> None:
+    """Small bodies take the batched path (the event loop writes, one thread makes a batch
+    durable): each lands whole under its own key, readable, with nothing temporary left."""
+    store = LocalBlobStore(tmp_path)
+    bodies = {new_blob_key(): os.urandom(n) for n in (0, 1, 4096, 65536, 1024 * 1024 - 1) * 20}
+
+    async def scenario() -> None:
+        written = await asyncio.gather(
+            *(store.put(key, chunks(body, 1500), None) for key, body in bodies.items())
+        )
+        for (key, body), blob in zip(bodies.items(), written, strict=True):
+            assert blob.size == len(body)
+            assert blob.sha256 == hashlib.sha256(body).hexdigest()
+            assert await store.read_bytes(key, 0, len(body)) == body
+
+    asyncio.run(scenario())
+    store.close()
+    assert files(tmp_path) == sorted(store.path(key) for key in bodies)
+
+
+def test_blobs_written_together_share_a_directory() -> None:
+    """The key's first two digits (its directory) follow the clock, so one fsync of that
+    directory covers a batch; over 256 periods every directory gets its turn."""
+    start = 1_800_000_000.0
+    same = {new_blob_key(start + i * 0.01)[:2] for i in range(100)}
+    assert len(same) == 1
+    later = {new_blob_key(start + i * BLOB_DIRECTORY_SECONDS)[:2] for i in range(256)}
+    assert len(later) == 256
+    keys = {new_blob_key(start) for _ in range(1000)}
+    assert len(keys) == 1000 and all(len(k) == 32 for k in keys)

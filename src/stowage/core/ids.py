@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _RANDOM_BITS = 80
@@ -44,6 +45,14 @@ def new_object_id(now_ms: int) -> str:
     return OBJECT_ID_PREFIX + _base32(ms, 10) + _base32(rand, 16)
 
 
-def new_blob_key() -> str:
-    """Blob names are random, never derived from anything a caller sent."""
-    return secrets.token_hex(16)
+BLOB_DIRECTORY_SECONDS = 8
+
+
+def new_blob_key(now_s: float | None = None) -> str:
+    """Random, never derived from anything a caller sent, except the first two hex digits
+    (the blob's directory on disk and its S3 key prefix): they change every
+    ``BLOB_DIRECTORY_SECONDS`` and cycle through all 256 values, so blobs written together
+    share a directory, which one fsync then makes durable for all of them
+    (``blobs.publish``), and over time every directory gets its share."""
+    period = int((time.time() if now_s is None else now_s) // BLOB_DIRECTORY_SECONDS)
+    return f"{period % 256:02x}{secrets.token_hex(15)}"
