@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import os
 import signal
 import sys
@@ -34,6 +35,7 @@ class Readiness(BaseModel):
 
 
 JSON_BODY_LIMIT = 1024 * 1024
+YOUNG_COLLECTION_THRESHOLD = 20_000
 
 
 def ignore_file_size_signal() -> None:
@@ -50,7 +52,19 @@ def app_from_environment() -> Front:
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
     ignore_file_size_signal()
-    return create_app(settings, prepare(settings).presign_secret)
+    app = create_app(settings, prepare(settings).presign_secret)
+    spare_the_collector()
+    return app
+
+
+def spare_the_collector() -> None:
+    """What the worker has built so far lives as long as it does: move it out of the cyclic
+    collector's sight (``gc.freeze``) and collect the young generation less often. Each
+    request allocates a few hundred objects, so the default threshold (700) ran a
+    collection every few requests (py-spy: ~5% of a small request's CPU), walking the app's
+    objects again each time they reached an older generation."""
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def stop_while_starting() -> None:
@@ -93,6 +107,7 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
             await stowage.reaper.stop()
             await stowage.meta.close()
             stowage.blobs.close()
+            logs.flush()
 
     app = FastAPI(
         title="stowage",

@@ -8,6 +8,7 @@ stdlib json encoder cost a tenth of a small request's CPU.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -104,5 +105,34 @@ def log_request(
         line = orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE)
     except TypeError:  # a path with lone surrogates, which orjson refuses
         line = json.dumps(entry, separators=(",", ":")).encode() + b"\n"
-    _json_stream.write(line)
+    _write_soon(line)
+
+
+_pending: list[bytes] = []
+
+
+def _write_soon(line: bytes) -> None:
+    """Queue the line and write every line queued in this turn of the event loop with one
+    ``write``: each system call lets the server's own threads take the GIL, and getting it
+    back costs the loop a context switch."""
+    if not _pending:
+        try:
+            asyncio.get_running_loop().call_soon(_write_pending)
+        except RuntimeError:  # no loop here: write at once
+            _pending.append(line)
+            _write_pending()
+            return
+    _pending.append(line)
+
+
+def flush() -> None:
+    """Write what is queued (the app's lifespan, at its end)."""
+    _write_pending()
+
+
+def _write_pending() -> None:
+    if _json_stream is None or not _pending:
+        return
+    _json_stream.write(b"".join(_pending))
+    _pending.clear()
     _json_stream.flush()

@@ -139,7 +139,8 @@ OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 def api_base(request: Request) -> str:
     """Absolute base of ``*_url`` fields: the API lives at / and under /api."""
-    prefix = "/api" if request.url.path == "/api" or request.url.path.startswith("/api/") else ""
+    path = request.scope["path"]
+    prefix = "/api" if path == "/api" or path.startswith("/api/") else ""
     return public_base(request) + prefix
 
 

@@ -189,10 +189,21 @@ def _record(cls: type[R], row: AnyRow, prefix: str = "", **converted: Any) -> R:
     prefixed, when joined to another table); ``converted`` supplies typed values."""
     m = row._mapping
     values = {
-        f.name: converted[f.name] if f.name in converted else m[prefix + f.name]
-        for f in fields(cls)  # type: ignore[arg-type]
+        name: converted[name] if name in converted else m[prefix + name]
+        for name in _field_names(cls)
     }
     return cls(**values)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """``dataclasses.fields`` walks the class each call; every row read needs this."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def _user(row: AnyRow, prefix: str = "") -> User:
