@@ -104,6 +104,9 @@ class LocalBlobStore:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / key
 
+    def local_file(self, key: str) -> Path:
+        return self.path(key)
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.wrap_future(self._pool.submit(fn, *args))
 
