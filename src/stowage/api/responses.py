@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Mapping
 from datetime import UTC
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -74,6 +76,20 @@ def parse_range(header: str, size: int) -> tuple[int, int] | str | None:
     return first, end - first + 1
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds: int) -> str:
+    """RFC 9110's IMF-fixdate, as ``email.utils.formatdate(usegmt=True)`` writes it at a
+    third of its cost (it builds a datetime and formats it through several calls)."""
+    t = time.gmtime(seconds)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
+
+
 def _etag_matches(header: str, etag: str) -> bool:
     candidates = [c.strip().removeprefix("W/") for c in header.split(",")]
     return "*" in candidates or etag in candidates
@@ -90,10 +106,9 @@ def _http_date(header: str | None) -> int | None:
     return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp())
 
 
-def _precondition(request: Request, etag: str, modified_s: int) -> int | None:
+def _precondition(headers: Mapping[str, str], etag: str, modified_s: int) -> int | None:
     """412 or 304 when a conditional header says so, else None, in RFC 9110's order: the
     entity tag headers, when sent, take precedence over their date counterparts."""
-    headers = request.headers
     if_match = headers.get("if-match")
     if if_match is not None:
         if not _etag_matches(if_match, etag):
@@ -122,7 +137,9 @@ PATHSEND = "http.response.pathsend"
 class PathSend(Response):
     """A whole file sent by the HTTP server itself (the ASGI ``pathsend`` extension, which
     Granian serves from its own threads): the worker neither reads the file nor passes its
-    bytes through Python. A blob deleted meanwhile is answered 404 by Granian."""
+    bytes through Python. A blob deleted meanwhile is answered 404 by Granian. Not for
+    small files: with every core busy, Granian's file threads cost more than the worker's
+    own read (two workers: 12,400 against 14,200 4 KiB GET/s)."""
 
     def __init__(self, path: Path, headers: dict[str, str], media_type: str) -> None:
         super().__init__(headers=headers, media_type=media_type)
@@ -141,19 +158,22 @@ async def blob_response(
     size = obj.size
     etag = f'"{obj.md5}"'
     modified_s = obj.create_time_ms // 1000  # HTTP dates have whole seconds
-    last_modified = formatdate(modified_s, usegmt=True)
+    last_modified = http_date(modified_s)
     headers = {
         "ETag": etag,
         "Last-Modified": last_modified,
         "Accept-Ranges": "bytes",
         "Content-Disposition": f"attachment; filename*=UTF-8''{quote(obj.name, safe='')}",
     }
-    if precondition := _precondition(request, etag, modified_s):
+    # One pass over the request's headers (Starlette's Headers scans them on every get);
+    # reversed, so that a repeated header counts by its first value, as with Headers.get.
+    sent = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(request.scope["headers"])}
+    if precondition := _precondition(sent, etag, modified_s):
         return Response(status_code=precondition, headers=headers)
 
     start, length, status = 0, size, 200
-    range_header = request.headers.get("range")
-    if range_header and _range_applies(request.headers.get("if-range"), etag, last_modified):
+    range_header = sent.get("range")
+    if range_header and _range_applies(sent.get("if-range"), etag, last_modified):
         parsed = parse_range(range_header, size)
         if parsed == "unsatisfiable":
             headers["Content-Range"] = f"bytes */{size}"
@@ -165,11 +185,11 @@ async def blob_response(
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=media_type)
-    path = objects.local_file(obj) if status == 200 else None
-    if path is not None and PATHSEND in request.scope.get("extensions", {}):
-        return PathSend(path, headers, media_type)
     if length <= WHOLE_BODY_BYTES:  # one read and one send: no stream, no extra task
         data = await objects.read_bytes(obj, start, length)
         return Response(data, status_code=status, headers=headers, media_type=media_type)
+    path = objects.local_file(obj) if status == 200 else None
+    if path is not None and PATHSEND in request.scope.get("extensions", {}):
+        return PathSend(path, headers, media_type)
     body = await objects.read(obj, start, length)
     return StreamingResponse(body, status_code=status, headers=headers, media_type=media_type)
