@@ -32,7 +32,11 @@ class StowageServer:
     def peak_rss_mib(self) -> float:
         """The kernel's high-water marks of the server's resident memory: ``stowage serve``
         and its worker process (where the requests run), added up."""
-        return sum(_vm_hwm_mib(pid) for pid in (self.proc.pid, *_children(self.proc.pid)))
+        return sum(_vm_hwm_mib(pid) for pid in self.pids())
+
+    def pids(self) -> list[int]:
+        """``stowage serve`` and its worker processes."""
+        return [self.proc.pid, *_children(self.proc.pid)]
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

@@ -9,7 +9,7 @@ a double), and its error is a ``json.JSONDecodeError``, which FastAPI already an
 that are not UTF-8 into U+FFFD; they are checked before parsing. (Multipart text fields are
 still decoded leniently by Starlette, as UTF-8 or else Latin-1.)
 
-URLs are checked in ``middleware.RefuseBadUrls``; headers are Latin-1 and always decode.
+URLs are checked in ``middleware.Front``; headers are Latin-1 and always decode.
 """
 
 from __future__ import annotations
