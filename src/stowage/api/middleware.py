@@ -25,7 +25,6 @@ from ..numbers import parse_bounded_int
 from .errors import message_response
 from .fastpath import hot_route, serve_hot
 from .requests import is_utf8_when_unquoted
-from .responses import PATHSEND
 
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
 NO_REFERRER = (b"referrer-policy", b"no-referrer")
@@ -110,13 +109,10 @@ class Front:
             body_unread = body_unread and message.get("more_body", False)
             return message
 
-        message_headers: list[tuple[bytes, bytes]] = []
-
         async def observing_send(message: Message) -> None:
-            nonlocal status, sent, drain, message_headers
+            nonlocal status, sent, drain
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message_headers = message.get("headers", [])
                 message["headers"] = [*message.get("headers", []), *extra]
                 # A client too slow for the route (408) is not waited for again.
                 drain = drain and status != 408
@@ -127,8 +123,6 @@ class Front:
                     message["headers"].append((b"connection", b"close"))
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
-            elif message["type"] == PATHSEND:  # the whole file, as Content-Length says
-                sent += declared_length(message_headers)
             await send(message)
 
         try:
@@ -244,13 +238,6 @@ def _is_upload(scope: Scope) -> bool:
     if method == "PUT":
         return path.startswith("/blobs/")
     return method == "POST" and path in ("/objects", "/api/objects", "/console/upload")
-
-
-def declared_length(headers: list[tuple[bytes, bytes]]) -> int:
-    for name, value in headers:
-        if name.lower() == b"content-length":
-            return parse_bounded_int(value) or 0
-    return 0
 
 
 def _declared_body(headers: dict[bytes, bytes]) -> int | None:

@@ -7,14 +7,12 @@ import time
 from collections.abc import Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from ..core.models import ContentType, StoredObject
 from ..core.objects import ObjectService
@@ -131,24 +129,6 @@ def _range_applies(if_range: str | None, etag: str, last_modified: str) -> bool:
 
 
 WHOLE_BODY_BYTES = 256 * 1024  # answered from one read; larger bodies stream
-PATHSEND = "http.response.pathsend"
-
-
-class PathSend(Response):
-    """A whole file sent by the HTTP server itself (the ASGI ``pathsend`` extension, which
-    Granian serves from its own threads): the worker neither reads the file nor passes its
-    bytes through Python. A blob deleted meanwhile is answered 404 by Granian. Not for
-    small files: with every core busy, Granian's file threads cost more than the worker's
-    own read (two workers: 12,400 against 14,200 4 KiB GET/s)."""
-
-    def __init__(self, path: Path, headers: dict[str, str], media_type: str) -> None:
-        super().__init__(headers=headers, media_type=media_type)
-        self.path = path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
-        await send(start)
-        await send({"type": PATHSEND, "path": str(self.path)})
 
 
 async def blob_response(
@@ -188,8 +168,5 @@ async def blob_response(
     if length <= WHOLE_BODY_BYTES:  # one read and one send: no stream, no extra task
         data = await objects.read_bytes(obj, start, length)
         return Response(data, status_code=status, headers=headers, media_type=media_type)
-    path = objects.local_file(obj) if status == 200 else None
-    if path is not None and PATHSEND in request.scope.get("extensions", {}):
-        return PathSend(path, headers, media_type)
     body = await objects.read(obj, start, length)
     return StreamingResponse(body, status_code=status, headers=headers, media_type=media_type)

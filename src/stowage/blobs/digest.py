@@ -16,9 +16,14 @@ class Digest:
         self.head = b""
 
     def update(self, data: bytes | bytearray) -> None:
+        self.md5.update(data)
+        self.update_but_md5(data)
+
+    def update_but_md5(self, data: bytes | bytearray) -> None:
+        """All but the md5, which another thread may compute meanwhile (``md5.update``):
+        each digest holds one core at a few hundred MiB/s, and both are needed."""
         if len(self.head) < SNIFF_LEN:
             self.head += bytes(data[: SNIFF_LEN - len(self.head)])
-        self.md5.update(data)
         self.sha256.update(data)
         self.size += len(data)
 

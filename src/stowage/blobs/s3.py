@@ -182,9 +182,6 @@ class S3BlobStore:
 
         return stream()
 
-    def local_file(self, key: str) -> None:
-        return None
-
     async def read_bytes(self, key: str, start: int, length: int) -> bytes:
         if length == 0:
             return b""

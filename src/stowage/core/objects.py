@@ -16,7 +16,6 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from .access import Principal, may_modify, may_read
 from .clock import Clock
@@ -219,10 +218,6 @@ class ObjectService:
     async def read_bytes(self, obj: StoredObject, start: int, length: int) -> bytes:
         assert obj.blob_key is not None
         return await self._blobs.read_bytes(obj.blob_key, start, length)
-
-    def local_file(self, obj: StoredObject) -> Path | None:
-        assert obj.blob_key is not None
-        return self._blobs.local_file(obj.blob_key)
 
     # --- writes: the Runloop three steps -------------------------------------------------
 

@@ -6,7 +6,6 @@ Backends implement these protocols; the core never imports a backend.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from .models import (
@@ -179,11 +178,6 @@ class BlobStore(Protocol):
     async def read_bytes(self, key: str, start: int, length: int) -> bytes:
         """A small range in one call: for a small object, the stream's setup costs more
         than the bytes."""
-        ...
-
-    def local_file(self, key: str) -> Path | None:
-        """The file holding the blob, when it is one on this machine: the server then
-        hands it to the HTTP server to send (``pathsend``), without reading it itself."""
         ...
 
     async def delete(self, key: str) -> None: ...
