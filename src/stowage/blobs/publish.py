@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..batches import batches
+
 FSYNC_THREADS = 4
 MAX_BATCH = 256
 
@@ -63,20 +65,7 @@ class BatchPublisher:
         self._fsyncs.shutdown(wait=True)
 
     def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < MAX_BATCH:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    self._publish(batch)
-                    return
-                batch.append(job)
+        for batch in batches(self._queue, MAX_BATCH):
             self._publish(batch)
 
     def _publish(self, batch: list[_Job]) -> None:

@@ -29,6 +29,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from ..batches import batches
+
 Work = Callable[[Connection], Any]
 MAX_BATCH = 128
 
@@ -79,28 +81,8 @@ class GroupCommitter:
         if self._lock is not None:
             self._lock.close()
 
-    def _batches(self) -> Iterator[list[tuple[Work, Future[Any]]]]:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            stopping = False
-            while len(batch) < MAX_BATCH:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stopping = True
-                    break
-                batch.append(job)
-            yield batch
-            if stopping:
-                return
-
     def _run(self) -> None:
-        for batch in self._batches():
+        for batch in batches(self._queue, MAX_BATCH):
             self._commit([(w, f) for w, f in batch if f.set_running_or_notify_cancel()])
 
     def _commit(self, batch: list[tuple[Work, Future[Any]]]) -> None:
