@@ -133,6 +133,7 @@ def flush() -> None:
 def _write_pending() -> None:
     if _json_stream is None or not _pending:
         return
-    _json_stream.write(b"".join(_pending))
-    _pending.clear()
+    count = len(_pending)  # lines queued meanwhile (another loop's) stay for the next write
+    _json_stream.write(b"".join(_pending[:count]))
+    del _pending[:count]
     _json_stream.flush()
