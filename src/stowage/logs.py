@@ -133,7 +133,8 @@ def flush() -> None:
 def _write_pending() -> None:
     if _json_stream is None or not _pending:
         return
-    count = len(_pending)  # lines queued meanwhile (another loop's) stay for the next write
-    _json_stream.write(b"".join(_pending[:count]))
-    del _pending[:count]
+    while _pending:  # until empty: another thread's loop may queue lines meanwhile
+        count = len(_pending)
+        _json_stream.write(b"".join(_pending[:count]))
+        del _pending[:count]
     _json_stream.flush()
