@@ -100,6 +100,11 @@ class GroupCommitter:
                         with self._reachable():
                             outcomes.append((True, work(conn)))
                     except Exception as exc:
+                        if not raw.in_transaction:
+                            # SQLite rolled the whole transaction back (a full disk, an
+                            # I/O error): a SAVEPOINT now would open a new one, and the
+                            # batch's later work would commit without the earlier.
+                            raise
                         raw.execute("ROLLBACK TO work")
                         outcomes.append((False, exc))
                     raw.execute("RELEASE work")
