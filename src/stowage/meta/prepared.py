@@ -13,7 +13,7 @@ so callers handle both paths alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,30 +55,31 @@ class _Compiled:
 class Prepared:
     """One statement, compiled the first time it runs on each dialect."""
 
-    def __init__(self, statement: ClauseElement, params: Sequence[str] = ()) -> None:
-        """``params``: for an INSERT or UPDATE given no values, the columns each call
-        supplies (its SQL names them)."""
+    def __init__(self, statement: ClauseElement, *, values_from_params: bool = False) -> None:
+        """``values_from_params``: an INSERT given no values takes its columns from each
+        call's parameters, and is compiled once per set of names."""
         self.statement = statement
-        self._params = list(params) or None
-        self._compiled: dict[str, _Compiled] = {}
+        self._values_from_params = values_from_params
+        self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
 
-    def _for(self, dialect: Dialect) -> _Compiled:
-        found = self._compiled.get(dialect.name)
+    def _for(self, dialect: Dialect, params: Mapping[str, Any]) -> _Compiled:
+        columns = tuple(params) if self._values_from_params else ()
+        found = self._compiled.get((dialect.name, columns))
         if found is None:
-            found = self._compiled[dialect.name] = self._compile(dialect)
+            found = self._compiled[dialect.name, columns] = self._compile(dialect, columns)
         return found
 
-    def _compile(self, dialect: Dialect) -> _Compiled:
-        compiled = self.statement.compile(dialect=dialect, column_keys=self._params)
+    def _compile(self, dialect: Dialect, columns: tuple[str, ...]) -> _Compiled:
+        compiled = self.statement.compile(dialect=dialect, column_keys=list(columns) or None)
         assert isinstance(compiled, SQLCompiler)
         binds = []
         for name, bind in compiled.binds.items():
             processor = bind.type._cached_bind_processor(dialect)
             if processor is not None:
                 binds.append((name, processor))
-        columns, results = [], []
+        names, results = [], []
         for i, (key, _name, _objects, type_) in enumerate(compiled._result_columns or ()):
-            columns.append(key)
+            names.append(key)
             processor = type_._cached_result_processor(dialect, None)
             if processor is not None:
                 results.append((i, processor))
@@ -88,14 +89,14 @@ class Prepared:
             tuple(positions) if positions is not None else None,
             {k: v for k, v in compiled.params.items() if v is not None},
             tuple(binds),
-            tuple(columns),
+            tuple(names),
             tuple(results),
             dialect.loaded_dbapi.Error,
         )
 
     def rows(self, conn: Any, dialect: Dialect, params: Mapping[str, Any]) -> list[Row]:
         """Run on ``conn``: a SQLAlchemy connection (in its transaction) or a raw one."""
-        c = self._for(dialect)
+        c = self._for(dialect, params)
         raw: Any = conn.connection.dbapi_connection if isinstance(conn, Connection) else conn
         values: dict[str, Any] = {**c.defaults, **params}
         for name, processor in c.binds:

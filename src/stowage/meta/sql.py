@@ -242,26 +242,6 @@ def _reachable() -> Iterator[None]:
         raise Unavailable("the metadata database is unavailable; retry shortly") from exc
 
 
-# The columns ``_new_row`` gives, which the prepared INSERTs name.
-NEW_ROW = (
-    "public_id",
-    "owner_id",
-    "author_id",
-    "name",
-    "content_type",
-    "state",
-    "metadata_json",
-    "create_time_ms",
-    "delete_after_time_ms",
-    "namespace_id",
-    "creator_token_id",
-    "staging_key",
-    "upload_deadline_ms",
-)
-# ... and of an object whose bytes came with the request that created it.
-STORED = ("size", "md5", "sha256", "blob_key", "mime_type", "unique_name")
-
-
 def _new_row(new: NewObject, state: ObjectState) -> dict[str, Any]:
     """Column values of a new object row, whichever way it is created."""
     return {
@@ -443,29 +423,24 @@ class SqlMetadataStore:
             self._inline_connections.append(raw)
         return raw
 
-    async def _row(
-        self, prepared: Prepared, mapper: Callable[[Any], R], params: dict[str, Any]
+    async def _first(
+        self, stmt: Any, mapper: Callable[[Any], R], params: dict[str, Any] | None = None
     ) -> R | None:
-        """The first row of a prepared statement through ``mapper``, or None."""
+        """The first row of ``stmt`` through ``mapper``, or None. A ``Prepared`` statement
+        runs on the driver's connection: on SQLite, this thread's own, right here."""
+        params = params or {}
         dialect = self._reader.dialect
-        if self._pool is None:
+        if isinstance(stmt, Prepared) and self._pool is None:
             with _reachable():
-                row = prepared.first(self._inline_connection().driver_connection, dialect, params)
+                row = stmt.first(self._inline_connection().driver_connection, dialect, params)
             return mapper(row) if row else None
 
         def work(conn: Connection) -> R | None:
-            found = prepared.first(conn, dialect, params)
-            return mapper(found) if found else None
-
-        return await self._read(work)
-
-    async def _first(
-        self, stmt: Any, mapper: Callable[[Row[Any]], R], params: dict[str, Any] | None = None
-    ) -> R | None:
-        """The first row of ``stmt`` through ``mapper``, or None."""
-
-        def work(conn: Connection) -> R | None:
-            row = conn.execute(stmt, params).first()
+            row: AnyRow | None
+            if isinstance(stmt, Prepared):
+                row = stmt.first(conn, dialect, params)
+            else:
+                row = conn.execute(stmt, params).first()
             return mapper(row) if row else None
 
         return await self._read(work)
@@ -537,8 +512,7 @@ class SqlMetadataStore:
     _GET_OBJECT = Prepared(select(objects).where(objects.c.public_id == bindparam("public_id")))
     _GET_OBJECT_BY_ID = Prepared(select(objects).where(objects.c.id == bindparam("id")))
     # Built once: values come as parameters, so each insert reuses the compiled statement.
-    _INSERT_UPLOAD = Prepared(insert(objects).returning(*objects.c), NEW_ROW)
-    _INSERT_STORED = Prepared(insert(objects).returning(*objects.c), (*NEW_ROW, *STORED))
+    _INSERT_OBJECT = Prepared(insert(objects).returning(*objects.c), values_from_params=True)
     _INSERT_KEY = insert(idempotency_keys)
     _GET_KEY = select(idempotency_keys.c.request_hash, idempotency_keys.c.public_id).where(
         idempotency_keys.c.token_id == bindparam("token_id"),
@@ -546,7 +520,7 @@ class SqlMetadataStore:
     )
 
     async def find_token(self, token_hash: str) -> tuple[Token, User] | None:
-        return await self._row(self._FIND_TOKEN, self._token_and_user, {"token_hash": token_hash})
+        return await self._first(self._FIND_TOKEN, self._token_and_user, {"token_hash": token_hash})
 
     async def list_tokens(self, user_id: int | None) -> list[tuple[Token, User]]:
         stmt = self._TOKEN_WITH_USER.order_by(tokens.c.id)
@@ -572,7 +546,7 @@ class SqlMetadataStore:
         values = _new_row(new, ObjectState.UPLOADING)
 
         def work(conn: Connection) -> StoredObject:
-            row = self._INSERT_UPLOAD.one(conn, self._writer.dialect, values)
+            row = self._INSERT_OBJECT.one(conn, self._writer.dialect, values)
             if new.metadata:
                 conn.execute(
                     insert(object_metadata),
@@ -635,7 +609,7 @@ class SqlMetadataStore:
         }
         try:
             return await self._write(
-                lambda conn: _object(self._INSERT_STORED.one(conn, self._writer.dialect, values))
+                lambda conn: _object(self._INSERT_OBJECT.one(conn, self._writer.dialect, values))
             )
         except IntegrityError as exc:
             violated = _violated(exc)
@@ -674,13 +648,13 @@ class SqlMetadataStore:
         else:
             stmt, scope_id = self._NAME_AT_TOP, owner_id
         params = {"scope_id": scope_id, "name": name}
-        return await self._row(stmt, bool, params) is not None
+        return await self._first(stmt, lambda _row: True, params) is not None
 
     async def get_object(self, ref: str | int) -> StoredObject | None:
         """By public id (``obj_…``) or by integer id."""
         if isinstance(ref, str):
-            return await self._row(self._GET_OBJECT, _object, {"public_id": ref})
-        return await self._row(self._GET_OBJECT_BY_ID, _object, {"id": ref})
+            return await self._first(self._GET_OBJECT, _object, {"public_id": ref})
+        return await self._first(self._GET_OBJECT_BY_ID, _object, {"id": ref})
 
     async def list_objects(self, query: ObjectQuery, now_ms: int) -> Page:
         conds = [*_scope(query, objects.c), _not_expired(now_ms, objects.c, query.state)]
