@@ -34,6 +34,8 @@ class Readiness(BaseModel):
     checks: dict[str, str] = Field(description='"ok", or what failed, per dependency')
 
 
+# Non-upload bodies (Front's 413): well above the largest valid one (a name and 64 KiB of
+# metadata).
 JSON_BODY_LIMIT = 1024 * 1024
 YOUNG_COLLECTION_THRESHOLD = 20_000
 

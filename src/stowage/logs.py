@@ -117,20 +117,16 @@ def _write_soon(line: bytes) -> None:
     back costs the loop a context switch."""
     if not _pending:
         try:
-            asyncio.get_running_loop().call_soon(_write_pending)
+            asyncio.get_running_loop().call_soon(flush)
         except RuntimeError:  # no loop here: write at once
             _pending.append(line)
-            _write_pending()
+            flush()
             return
     _pending.append(line)
 
 
 def flush() -> None:
-    """Write what is queued (the app's lifespan, at its end)."""
-    _write_pending()
-
-
-def _write_pending() -> None:
+    """Write what is queued: at the end of the loop turn, and of the app's lifespan."""
     if _json_stream is None or not _pending:
         return
     while _pending:  # until empty: another thread's loop may queue lines meanwhile

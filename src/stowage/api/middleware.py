@@ -224,6 +224,15 @@ def _capped(receive: Receive, limit: int, too_large: str) -> Receive:
 
 
 def _url_problem(scope: Scope) -> str | None:
+    """Why no name, id, search or namespace can come from this URL, covering every
+    parameter of every dialect at once, or None:
+
+    * a NUL byte anywhere in the path or the query: PostgreSQL cannot even compare text
+      with one;
+    * percent-encoded bytes that are not UTF-8 (``%FF``, a lone surrogate ``%ED%A0%80``).
+      The server would turn them silently into U+FFFD, and a name or search would then
+      mean something other than what the client sent.
+    """
     path, query = scope["path"], scope["query_string"]
     if "\x00" in path or b"%00" in query:
         return "the URL must not contain NUL bytes (%00)"

@@ -155,7 +155,11 @@ class LocalBlobStore:
         self._pool.shutdown(wait=True)
 
     def path(self, key: str) -> Path:
-        return self.root / key[:2] / key
+        return Path(self._file(key))
+
+    def _file(self, key: str) -> str:
+        """The blob's file as a str: pathlib costs a small read more than the read."""
+        return f"{self._root}/{key[:2]}/{key}"
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.wrap_future(self._pool.submit(fn, *args))
@@ -220,7 +224,7 @@ class LocalBlobStore:
         ``INLINE_READ_BYTES``, right here: three syscalls on a cached file take a few
         microseconds, the trip to a thread and back ten times that in CPU (futexes, two
         context switches), and an uncached small file costs the loop one disk read."""
-        path = f"{self._root}/{key[:2]}/{key}"  # a str: pathlib costs more than the read
+        path = self._file(key)
         if length <= INLINE_READ_BYTES:
             return _read_range(path, start, length)
         return await self._run(_read_range, path, start, length)
