@@ -160,7 +160,7 @@ def test_content_length_over_the_limit_is_refused_before_the_body(server: Thread
 
 def test_a_json_body_over_the_cap_without_a_length_is_a_413(server: ThreadServer) -> None:
     """Chunked, so only counting the bytes finds it too big: the refusal is raised inside
-    the body read, on the short path for creates (api/fastpath.py) as on FastAPI's."""
+    the body read, on the short path for creates (api/common/hot.py) as on FastAPI's."""
 
     def chunks() -> Iterator[bytes]:
         yield b'{"name": "big", "content_type": "text", "metadata": {"k": "'

@@ -92,7 +92,7 @@ def test_prometheus_metrics(server: ThreadServer) -> None:
         )
         == 1
     )
-    # a download takes the fast path (api/fastpath.py) and is counted under its route all the same
+    # a download takes the fast path (api/common/hot.py) and is counted under its route all the same
     download = {"route": "/objects/{object_id}", "method": "GET", "status": "200"}
     assert metric(text, "stowage_requests_total", **download) == 1
     assert metric(text, "stowage_request_duration_seconds_count", **route) == 3

@@ -95,7 +95,7 @@ def test_malformed_json_is_a_400(server: ThreadServer, raw: bytes) -> None:
 )
 def test_a_json_body_labelled_otherwise_is_a_400(server: ThreadServer, content_type: str) -> None:
     """FastAPI reads a body as JSON only without a Content-Type or with a JSON one; the
-    short path for creates (api/fastpath.py) must refuse the same bodies."""
+    short path for creates (api/common/hot.py) must refuse the same bodies."""
     with server.client() as c:
         before = total(c)
         body = b'{"name": "n.txt", "content_type": "text"}'

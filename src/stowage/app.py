@@ -18,11 +18,14 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from . import __version__, logs
-from .api import blobs, djinn, djinn_absent, djinn_namespaces, errors, openapi, runloop
-from .api.middleware import Front
-from .api.responses import JsonResponse
+from .api import djinn, presigned, runloop
+from .api.common import errors, openapi
+from .api.common.dialect import Dialect
+from .api.common.middleware import Front
+from .api.common.responses import JsonResponse
 from .bootstrap import prepare
 from .config import Settings
+from .console import SURFACE as CONSOLE
 from .console import routes as console
 from .console import session
 from .core.clock import Clock
@@ -38,6 +41,8 @@ class Readiness(BaseModel):
 # metadata).
 JSON_BODY_LIMIT = 1024 * 1024
 YOUNG_COLLECTION_THRESHOLD = 20_000
+# Every API the server speaks; the console is described the same way.
+DIALECTS: tuple[Dialect, ...] = (runloop.DIALECT, presigned.DIALECT, djinn.DIALECT)
 
 
 def ignore_file_size_signal() -> None:
@@ -120,15 +125,13 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
     )
     app.state.stowage = stowage
     errors.install(app)
-    openapi.install(app)
+    openapi.install(app, DIALECTS)
     app.state.console_csrf_key = session.csrf_key(presign_secret)
-    app.include_router(console.router)
     app.mount("/console/static", StaticFiles(directory=console.STATIC_DIR), name="console-static")
-    app.include_router(runloop.router)
-    app.include_router(blobs.router)
-    for router in (djinn.router, djinn_namespaces.router, djinn_absent.router):
-        app.include_router(router)
-        app.include_router(router, prefix="/api", include_in_schema=False)
+    for dialect in (CONSOLE, *DIALECTS):
+        for router in dialect.routers:
+            for prefix in dialect.prefixes:
+                app.include_router(router, prefix=prefix, include_in_schema=not prefix)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -158,6 +161,7 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
     return Front(
         app,
         stowage.metrics,
+        (CONSOLE, *DIALECTS),
         trusted=proxies,
         max_per_client=settings.max_requests_per_client,
         body_limit=JSON_BODY_LIMIT,

@@ -1,1 +1,6 @@
-"""The web console (``/console``): pages for people, over the same core as the APIs."""
+"""The web console at ``/console``, described to the server as a dialect is."""
+
+from ..api.common.dialect import Dialect
+from . import routes
+
+SURFACE = Dialect(name="console", routers=(routes.router,), uploads=(("POST", "/console/upload"),))

@@ -17,11 +17,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import RedirectResponse, Response
 
-from ..api.deps import StowageDep, declared_length, request_body
-from ..api.errors import STATUS
-from ..api.requests import StrictRoute
-from ..api.responses import JsonResponse, blob_response
-from ..api.runloop import download_link
+from ..api.common.deps import StowageDep, declared_length, request_body
+from ..api.common.errors import STATUS
+from ..api.common.links import download_link
+from ..api.common.requests import StrictRoute
+from ..api.common.responses import JsonResponse, blob_response
 from ..core.access import Principal
 from ..core.errors import StowageError, Unauthenticated
 from ..core.limits import token_caller

@@ -14,10 +14,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from .deps import PrincipalDep, StowageDep
-from .djinn import ObjectId, visible
-from .djinn_namespaces import NS, VisibleNamespace
-from .djinn_wire import LISTED, DjinnJson, DjinnRoute, paginated
+from ..common.deps import PrincipalDep, StowageDep
+from .errors import DjinnJson, DjinnRoute
+from .namespaces import NS, VisibleNamespace
+from .objects import ObjectId, visible
+from .pages import LISTED, paginated
 
 router = APIRouter(route_class=DjinnRoute, tags=["djinn"])
 NONE: dict[int | str, dict[str, Any]] = {

@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 
-from ..core import errors as e
+from ...core import errors as e
 from .responses import JsonResponse
 
 log = logging.getLogger(__name__)

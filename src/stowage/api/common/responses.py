@@ -14,9 +14,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from ..core.models import ContentType, StoredObject
-from ..core.objects import ObjectService
-from ..numbers import parse_bounded_int
+from ...core.models import ContentType, StoredObject
+from ...core.objects import ObjectService
+from ...numbers import parse_bounded_int
 
 
 class JsonResponse(JSONResponse):

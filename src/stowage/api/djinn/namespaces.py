@@ -10,25 +10,18 @@ from fastapi import APIRouter, Depends, Request
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
-from ..core.access import Principal
-from ..core.models import Namespace, ObjectQuery, ObjectState, Visibility
-from ..service import Stowage
-from .deps import PrincipalDep, StowageDep
-from .djinn_models import DjinnCollaborator, DjinnInvite, DjinnNamespace, DjinnObject
-from .djinn_wire import (
-    LISTED,
-    DjinnJson,
-    DjinnRoute,
-    NamespaceFetch,
-    OptionalPrincipal,
+from ...core.access import Principal
+from ...core.models import Namespace, ObjectQuery, ObjectState, Visibility
+from ...service import Stowage
+from ..common.deps import OptionalPrincipal, PrincipalDep, StowageDep
+from .errors import DjinnJson, DjinnRoute
+from .fields import read_fields
+from .ids import existing_id
+from .models import DjinnCollaborator, DjinnInvite, DjinnNamespace, DjinnObject
+from .pages import LISTED, NamespaceFetch, namespace_page, object_page, page_number, paginated
+from .render import (
     api_base,
-    existing_id,
-    namespace_page,
     namespace_url,
-    object_page,
-    page_number,
-    paginated,
-    read_fields,
     render_invites,
     render_namespaces,
     render_objects,

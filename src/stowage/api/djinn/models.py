@@ -1,6 +1,6 @@
 """The Djinn dialect's JSON shapes as models, for the OpenAPI document only.
 
-The routes build their JSON by hand in ``djinn_wire`` (it is on the hot path, and Djinn's
+The routes build their JSON by hand in ``render`` (it is on the hot path, and Djinn's
 shapes carry many derived URLs); these models describe that JSON so a client generator or
 a schema fuzzer sees what the wire really carries. ``tests/test_fuzz.py`` checks that the
 two agree.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from ..core.models import Visibility
+from ...core.models import Visibility
 
 EMAIL = Field(description='Shown to this user alone; "" to everyone else')
 
@@ -39,7 +39,7 @@ class _NamespaceFields(BaseModel):
 
 
 class DjinnNamespace(_NamespaceFields):
-    """With a ``<resource>_url`` for each of ``djinn_wire.NAMESPACE_RESOURCES``."""
+    """With a ``<resource>_url`` for each of ``render.NAMESPACE_RESOURCES``."""
 
     builds_url: str
     namespaces_url: str

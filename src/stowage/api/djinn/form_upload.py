@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ..core.errors import Invalid
+from ...core.errors import Invalid
 
 FORM_OVERHEAD = 1024 * 1024  # like the cap on JSON and form bodies of other routes
 FILE_FIELD = "file"

@@ -10,14 +10,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from ..core.errors import Gone, Invalid, NotFound
-from ..core.limits import creator_caller
-from ..service import Stowage
-from .deps import StowageDep, declared_length, request_body
-from .requests import StrictRoute
-from .responses import BLOB_RESPONSES, MIME_TYPES, blob_response
+from ...core.errors import Gone, Invalid, NotFound
+from ...core.limits import creator_caller
+from ...service import Stowage
+from ..common.deps import StowageDep, declared_length, request_body
+from ..common.links import BLOBS
+from ..common.requests import StrictRoute
+from ..common.responses import BLOB_RESPONSES, MIME_TYPES, blob_response
 
-router = APIRouter(prefix="/blobs", tags=["presigned"], route_class=StrictRoute)
+router = APIRouter(prefix=BLOBS, tags=["presigned"], route_class=StrictRoute)
 
 
 def check_signature(

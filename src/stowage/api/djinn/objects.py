@@ -1,7 +1,8 @@
 """The Djinn-CI-compatible Objects API: ``/objects``, ``/user`` and the API index.
 
-Served at the root and again under ``/api``. Wire rules are in ``djinn_wire``; the seed
-document and docs/api.md describe each call.
+Served at the root and again under ``/api``. The wire rules are in the modules beside this
+one (``errors``, ``pages``, ``render``, ``fields``); the seed document and docs/api.md
+describe each call.
 """
 
 from __future__ import annotations
@@ -14,33 +15,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from ..core.access import Principal
-from ..core.errors import NotFound
-from ..core.limits import token_caller
-from ..core.models import ObjectQuery, ObjectState, StoredObject
-from ..core.naming import MAX_NAME_BYTES
-from ..core.objects import UNIQUE_NAME_RULE
-from ..numbers import parse_bounded_int
-from ..service import Stowage
-from .deps import PrincipalDep, StowageDep, declared_length, request_body
-from .djinn_models import DjinnObject, DjinnUser
-from .djinn_wire import (
-    LISTED,
-    MAX_ID,
-    DjinnJson,
-    DjinnRoute,
-    OptionalPrincipal,
-    api_base,
-    body_is_form,
-    existing_id,
-    object_page,
-    page_number,
-    paginated,
-    render_objects,
-    user_json,
-)
+from ...core.access import Principal
+from ...core.errors import NotFound
+from ...core.limits import token_caller
+from ...core.models import ObjectQuery, ObjectState, StoredObject
+from ...core.naming import MAX_NAME_BYTES
+from ...core.objects import UNIQUE_NAME_RULE
+from ...numbers import parse_bounded_int
+from ...service import Stowage
+from ..common.deps import OptionalPrincipal, PrincipalDep, StowageDep, declared_length, request_body
+from ..common.responses import BLOB_RESPONSES, blob_response
+from .errors import DjinnJson, DjinnRoute
+from .fields import body_is_form
 from .form_upload import FORM_OVERHEAD, FormUpload
-from .responses import BLOB_RESPONSES, blob_response
+from .ids import MAX_ID, existing_id
+from .models import DjinnObject, DjinnUser
+from .pages import LISTED, object_page, page_number, paginated
+from .render import api_base, render_objects, user_json
 
 router = APIRouter(route_class=DjinnRoute, tags=["djinn"])
 FILE_SCHEMA = {"type": "string", "format": "binary", "minLength": 1}  # empty: "File required"

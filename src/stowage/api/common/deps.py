@@ -10,10 +10,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import ClientDisconnect
 
-from ..core.access import Principal
-from ..core.errors import BodyTimeout
-from ..numbers import parse_bounded_int
-from ..service import Stowage
+from ...core.access import Principal
+from ...core.errors import BodyTimeout
+from ...numbers import parse_bounded_int
+from ...service import Stowage
 
 
 async def get_stowage(request: Request) -> Stowage:
@@ -34,32 +34,17 @@ async def get_principal(request: Request) -> Principal:
     return await stowage.access.authenticate(bearer_token(request))
 
 
-DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def public_base(request: Request) -> str:
-    """The base of absolute URLs handed to clients (presigned upload and download URLs):
-    ``STOWAGE_PUBLIC_URL``, else what Starlette's ``request.base_url`` gives, built here
-    from the scope without the URL objects that cost a small upload a tenth of its CPU."""
-    configured = request.app.state.stowage.settings.public_url
-    if configured:
-        return configured.rstrip("/")
-    scope = request.scope
-    scheme = scope.get("scheme", "http")
-    root = scope.get("root_path", "")
-    host = request.headers.get("host")
-    if host:
-        return f"{scheme}://{host}{root}".rstrip("/")
-    server = scope.get("server")
-    if server is None:
-        return root.rstrip("/")
-    name, port = server
-    at = "" if port == DEFAULT_PORTS.get(scheme) else f":{port}"
-    return f"{scheme}://{name}{at}{root}".rstrip("/")
+async def optional_principal(request: Request) -> Principal | None:
+    """The caller, or None when no token was sent. A bad token is an error, not anonymity."""
+    if not request.headers.get("authorization"):
+        return None
+    stowage: Stowage = request.app.state.stowage
+    return await stowage.access.authenticate(bearer_token(request))
 
 
 StowageDep = Annotated[Stowage, Depends(get_stowage)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 
 def declared_length(request: Request) -> int | None:

@@ -1,10 +1,11 @@
 """The OpenAPI document: FastAPI's, completed with what is true of whole groups of routes.
 
 FastAPI documents each route's success and what its signature validates. The rest is said
-here once instead of on every route: each dialect's error bodies and the statuses any route
-may answer (400 for bad input where FastAPI would say 422, 401/403 in the Runloop dialect,
-Djinn's catch-all 404, 503 while a backend is down), the statuses of the two upload routes,
-and which routes take a bearer token. ``tests/test_fuzz.py`` holds the server to it.
+here once instead of on every route, from each dialect's descriptor (``dialect.Dialect``):
+its error bodies and the statuses any of its routes may answer (400 for bad input where
+FastAPI would say 422, what its authenticated routes answer for a bad token, 503 while a
+backend is down), the statuses of the upload routes, and which routes take a bearer
+token. ``tests/test_fuzz.py`` holds the server to it.
 """
 
 from __future__ import annotations
@@ -17,30 +18,18 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from .deps import get_principal
-from .djinn_wire import optional_principal
+from .deps import get_principal, optional_principal
+from .dialect import Dialect
 
 MESSAGE = {
     "type": "object",
     "properties": {"message": {"type": "string"}},
     "required": ["message"],
 }
-FIELD_ERRORS = {
-    "type": "object",
-    "description": 'Djinn validation errors by field: {"name": ["Name field required"]}',
-    "additionalProperties": {"type": "array", "items": {"type": "string"}},
-}
-DJINN_TAGS = {"djinn", "djinn namespaces"}
-UPLOADS = {("put", "/blobs/{object_id}"), ("post", "/objects")}
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
 
 COMMON: dict[str, dict[int, str]] = {
     "input": {400: "Invalid parameters or body; the message says which and why"},
-    "runloop-auth": {
-        401: "Missing, unknown or revoked bearer token",
-        403: "The token lacks the scope this call needs",
-    },
-    "djinn-auth": {404: "Absent, not visible to this token, or a bad token: always Not Found"},
     "upload": {
         408: "The body stalled for longer than STOWAGE_BODY_TIMEOUT_SECONDS",
         429: "Too many uploads in flight for this token or this process",
@@ -51,7 +40,7 @@ COMMON: dict[str, dict[int, str]] = {
 }
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, dialects: tuple[Dialect, ...]) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
@@ -60,62 +49,61 @@ def install(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            complete(schema, _auth_by_operation(app))
+            complete(schema, _auth_by_operation(app), dialects)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def complete(schema: dict[str, Any], auth: dict[tuple[str, str], str]) -> None:
+def complete(
+    schema: dict[str, Any], auth: dict[tuple[str, str], str], dialects: tuple[Dialect, ...]
+) -> None:
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     schemas["Message"] = MESSAGE
-    schemas["FieldErrors"] = FIELD_ERRORS
+    for dialect in dialects:
+        schemas.update(dialect.components)
     components["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer", "description": "An API token"}
     }
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
-            _complete_operation(path, method, operation, auth.get((method, path)))
+            tags = set(operation.get("tags", ()))
+            owner = next((d for d in dialects if d.tags & tags), None)
+            _complete_operation(path, method, operation, auth.get((method, path)), owner)
 
 
 def _complete_operation(
-    path: str, method: str, operation: dict[str, Any], auth: str | None
+    path: str, method: str, operation: dict[str, Any], auth: str | None, dialect: Dialect | None
 ) -> None:
-    djinn = bool(DJINN_TAGS & set(operation.get("tags", ())))
     responses: dict[str, Any] = operation["responses"]
     responses.pop("422", None)
-    groups = []
+    route = (method.upper(), path)
+    statuses: dict[int, str] = {}
     if operation.get("parameters") or "requestBody" in operation:
-        groups.append("input")
+        statuses |= COMMON["input"]
     if auth:
-        groups.append("djinn-auth" if djinn else "runloop-auth")
+        statuses |= dialect.auth_statuses if dialect else {}
         required: list[dict[str, list[str]]] = [{"bearer": []}]
         operation["security"] = required if auth == "required" else [{}, *required]
-    if (method, path) in UPLOADS:
-        groups.append("upload")
-    if "requestBody" in operation and (method, path) != ("post", "/objects"):
-        groups.append("body")  # Djinn words an oversized file as a field error: 400
+    if dialect and route in dialect.uploads:
+        statuses |= COMMON["upload"]
+    if "requestBody" in operation and not (dialect and route in dialect.uploads_refuse_as_400):
+        statuses |= COMMON["body"]
     if path != "/healthz":
-        groups.append("backend")
-    for group in groups:
-        for code, description in COMMON[group].items():
-            responses.setdefault(str(code), {"description": description})
+        statuses |= COMMON["backend"]
+    for code, description in statuses.items():
+        responses.setdefault(str(code), {"description": description})
     for status, response in responses.items():
         if status in ("429", "503"):
             response.setdefault("headers", {}).update(RETRY_AFTER)
         if int(status) >= 400 and "content" not in response:
-            response["content"] = {"application/json": {"schema": _error_schema(djinn, status)}}
-
-
-def _error_schema(djinn: bool, code: str) -> dict[str, Any]:
-    message = {"$ref": "#/components/schemas/Message"}
-    if djinn and code == "400":
-        return {"anyOf": [{"$ref": "#/components/schemas/FieldErrors"}, message]}
-    return message
+            schema = dialect.error_schemas.get(int(status)) if dialect else None
+            schema = schema or {"$ref": "#/components/schemas/Message"}
+            response["content"] = {"application/json": {"schema": schema}}
 
 
 def _auth_by_operation(app: FastAPI) -> dict[tuple[str, str], str]:

@@ -19,11 +19,12 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
 
-from .. import logs
-from ..metrics import Metrics
-from ..numbers import parse_bounded_int
+from ... import logs
+from ...metrics import Metrics
+from ...numbers import parse_bounded_int
+from .dialect import Dialect, HotRoutes, UploadRoutes
 from .errors import message_response
-from .fastpath import hot_route, serve_hot
+from .hot import serve_hot
 from .requests import is_utf8_when_unquoted
 
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
@@ -62,13 +63,14 @@ class Front:
       the blob store under their own limit. JSON and form bodies are read whole before
       anything else, even the token check: without a cap any caller could make the server
       buffer gigabytes;
-    * then the hot routes (``fastpath``) or FastAPI.
+    * then the dialects' hot routes (``hot``) or FastAPI.
     """
 
     def __init__(
         self,
         app: FastAPI,
         metrics: Metrics,
+        dialects: tuple[Dialect, ...],
         *,
         trusted: frozenset[str],
         max_per_client: int,
@@ -80,6 +82,8 @@ class Front:
         self.trusted = trusted
         self.max_per_client = max_per_client
         self.body_limit = body_limit
+        self.uploads = UploadRoutes(dialects)
+        self.hot = HotRoutes(dialects)
         self._in_flight: Counter[str] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -169,7 +173,7 @@ class Front:
     async def _route(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send
     ) -> None:
-        if not _is_upload(scope):
+        if not self.uploads.match(scope["method"], scope["path"]):
             limit = self.body_limit
             too_large = f"the body is over the {limit} byte limit for JSON and form bodies"
             declared = parse_bounded_int(headers.get(b"content-length"))
@@ -177,7 +181,7 @@ class Front:
                 await message_response(413, too_large)(scope, receive, send)
                 return
             receive = _capped(receive, limit, too_large)
-        found = hot_route(scope["method"], scope["path"])
+        found = self.hot.match(scope["method"], scope["path"])
         if found is None:
             await self.app(scope, receive, send)
         else:
@@ -240,13 +244,6 @@ def _url_problem(scope: Scope) -> str | None:
     if not (is_utf8_when_unquoted(raw_path) and is_utf8_when_unquoted(query)):
         return "the URL is not UTF-8 once percent-decoded"
     return None
-
-
-def _is_upload(scope: Scope) -> bool:
-    path, method = scope["path"], scope["method"]
-    if method == "PUT":
-        return path.startswith("/blobs/")
-    return method == "POST" and path in ("/objects", "/api/objects", "/console/upload")
 
 
 def _declared_body(headers: dict[bytes, bytes]) -> int | None:

@@ -13,15 +13,15 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
-from ..core.errors import Invalid
-from ..core.models import ContentType, ObjectQuery, ObjectState, Page, StoredObject
-from ..core.naming import MAX_METADATA_BYTES, MAX_METADATA_KEY_CHARS, MAX_NAME_BYTES, MAX_TTL_MS
-from ..core.objects import MAX_PAGE
-from ..core.presign import MAX_URL_LIFETIME_S
-from ..service import Stowage
-from .deps import PrincipalDep, StowageDep, public_base
-from .requests import StrictRoute
-from .responses import JsonResponse
+from ...core.errors import Invalid
+from ...core.models import ContentType, ObjectQuery, ObjectState, Page, StoredObject
+from ...core.naming import MAX_METADATA_BYTES, MAX_METADATA_KEY_CHARS, MAX_NAME_BYTES, MAX_TTL_MS
+from ...core.objects import MAX_PAGE
+from ...core.presign import MAX_URL_LIFETIME_S
+from ..common.deps import PrincipalDep, StowageDep
+from ..common.links import download_link, presigned_url
+from ..common.requests import StrictRoute
+from ..common.responses import JsonResponse
 
 router = APIRouter(prefix="/v1/objects", tags=["runloop"], route_class=StrictRoute)
 
@@ -154,12 +154,6 @@ def page_view(page: Page) -> JsonResponse:
             "total_count": page.total_count,
         }
     )
-
-
-def presigned_url(request: Request, stowage: Stowage, method: str, object_id: str, ttl: int) -> str:
-    expires = stowage.clock.now_ms() // 1000 + ttl
-    signature = stowage.presigner.sign(method, object_id, expires)
-    return f"{public_base(request)}/blobs/{object_id}?expires={expires}&signature={signature}"
 
 
 @router.post("", response_model=ObjectView, responses=KEY_REUSED)
@@ -327,13 +321,3 @@ async def download_url(
         raise Invalid(f"duration_seconds must be between 1 and {MAX_URL_LIFETIME_S}")
     obj = await stowage.objects.downloadable(principal, object_id, presigned=False)
     return JsonResponse({"download_url": download_link(request, stowage, obj, duration)})
-
-
-def download_link(request: Request, stowage: Stowage, obj: StoredObject, seconds: int) -> str:
-    """A presigned GET URL (the bucket's own in S3 mode) that never outlives the object."""
-    if obj.delete_after_time_ms is not None:
-        left_ms = obj.delete_after_time_ms - stowage.clock.now_ms()
-        seconds = max(1, min(seconds, -(-left_ms // 1000)))
-    return stowage.objects.direct_download_url(obj, seconds) or presigned_url(
-        request, stowage, "GET", obj.public_id, seconds
-    )
