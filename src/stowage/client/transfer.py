@@ -29,7 +29,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from ..core.naming import content_type_for_name
+from ..core.naming import content_kind
 
 CHUNK = 1024 * 1024
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
@@ -76,7 +76,7 @@ def open_source(path: str, name: str | None) -> Iterator[Source]:
 def _rewound(file: BinaryIO, name: str) -> Source:
     size = file.seek(0, io.SEEK_END)
     file.seek(0)
-    return Source(file, size, name, content_type_for_name(name).value)
+    return Source(file, size, name, content_kind(name).value)
 
 
 class Transfer:

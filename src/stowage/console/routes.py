@@ -26,7 +26,7 @@ from ..core.access import Principal
 from ..core.errors import StowageError, Unauthenticated
 from ..core.limits import token_caller
 from ..core.models import ObjectQuery, ObjectState, StoredObject
-from ..core.naming import content_type_for_name
+from ..core.objects import ANY_NAMES
 from ..display import size_text, utc_minute
 from ..numbers import page_number
 from ..service import Stowage
@@ -234,7 +234,7 @@ async def object_page(request: Request, ref: str, stowage: StowageDep) -> Respon
 @router.get("/objects/{ref}/download")
 async def download(request: Request, ref: str, stowage: StowageDep) -> Response:
     principal, _ = await signed_in(request, stowage)
-    obj = await stowage.objects.downloadable(principal, ref, presigned=False)
+    obj = await stowage.objects.downloadable(principal, ref)
     return await blob_response(request, stowage.objects, obj, "application/octet-stream")
 
 
@@ -247,7 +247,7 @@ async def share(
     seconds: int = Form(3600),
 ) -> Response:
     principal, token = await posted(request, stowage, csrf)
-    obj = await stowage.objects.downloadable(principal, ref, presigned=False)
+    obj = await stowage.objects.downloadable(principal, ref)
     lifetime = seconds if seconds in SHARE_CHOICES.values() else 3600
     context = {
         **base_context(request, principal, token),
@@ -274,16 +274,11 @@ async def upload(request: Request, stowage: StowageDep, name: str = "") -> Respo
     except NotSignedIn:
         return JsonResponse({"message": "sign in again"}, status_code=401)
     try:
-        obj = await stowage.objects.create(principal, name, content_type_for_name(name), None, None)
-        try:
-            async with stowage.uploads.hold(token_caller(principal.token_id)):
-                body = request_body(request)
-                await stowage.objects.upload(obj, body, declared_length(request))
-            done = await stowage.objects.complete(principal, obj.public_id)
-        except BaseException:
-            # Nothing half-made stays (and what a crash leaves, the upload deadline reaps).
-            await stowage.objects.discard_upload(principal, obj)
-            raise
+        async with stowage.uploads.hold(token_caller(principal.token_id)):
+            body = request_body(request)
+            done = await stowage.objects.put(
+                principal, name, None, body, declared_length(request), ANY_NAMES
+            )
     except StowageError as exc:
         return JsonResponse({"message": exc.message}, status_code=STATUS.get(type(exc), 400))
     return JsonResponse({"id": done.public_id, "url": f"/console/objects/{done.public_id}"})

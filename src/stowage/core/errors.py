@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+
 
 class StowageError(Exception):
     """Base of every error a caller can cause; ``message`` is safe to show to the caller."""
@@ -43,12 +46,49 @@ class BadSignature(StowageError):
     """A presigned URL was tampered with, expired, or used for another object or method."""
 
 
-class FieldErrors(Invalid):
-    """Validation failures by field, all reported at once (the Djinn error shape)."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with one input field: what (``code``, from ``NEUTRAL``) and the
+    values a message needs (``detail``). The core decides what is wrong; each dialect
+    words it in its own way, so no dialect's wording lives here."""
 
-    def __init__(self, fields: dict[str, list[str]]) -> None:
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items()))
-        self.fields = fields
+    field: str
+    code: str
+    detail: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"{self.field}: " + NEUTRAL[self.code].format(**self.detail)
+
+
+# What each code means, in the words a caller without a dialect of its own is shown.
+NEUTRAL = {
+    "required": "required",
+    "not_string": "must be a string",
+    "nul": "must not contain NUL bytes",
+    "pattern": "must match {rule}",
+    "too_long": "at most {max} characters",
+    "length": "must be {min} to {max} characters",
+    "charset": "letters and digits only",
+    "taken": "already taken",
+    "too_large": "over the limit of {limit} bytes",
+    "bad_path": "{ref!r} is not a namespace path",
+    "bad_segment": "{ref!r}: a namespace name holds letters and digits only",
+    "too_deep": "deeper than {max} levels",
+    "denied": "no permission to write there",
+    "missing": "does not exist",
+    "choice": "must be one of {choices}",
+    "self": "cannot be yourself",
+    "member": "already a collaborator",
+    "invited": "already invited",
+}
+
+
+class FieldErrors(Invalid):
+    """Validation failures by field, all reported at once, in the order found."""
+
+    def __init__(self, *problems: Problem) -> None:
+        super().__init__("; ".join(p.describe() for p in problems))
+        self.problems = problems
 
 
 class NameTaken(Conflict):

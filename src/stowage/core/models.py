@@ -7,7 +7,7 @@ from enum import StrEnum
 
 
 class ContentType(StrEnum):
-    """The Runloop content-type enum: a coarse kind, not a MIME type."""
+    """A coarse kind of content, not a MIME type: what lists filter objects by."""
 
     UNSPECIFIED = "unspecified"
     TEXT = "text"
@@ -97,6 +97,7 @@ class NewObject:
     creator_token_id: int | None = None
     staging_key: str | None = None  # where a direct (presigned S3) upload lands
     upload_deadline_ms: int | None = None  # an unfinished upload expires then
+    unique_name: bool = False  # no other live object may have this name in its place
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,13 @@ from dataclasses import dataclass, replace
 
 from .access import Principal, as_seen_by, may_read
 from .clock import Clock
-from .errors import FieldErrors, Invalid, NamespaceGone, NotFound
+from .errors import FieldErrors, Invalid, NamespaceGone, NotFound, Problem
 from .models import Collaborator, Invite, Namespace, User, Visibility
 from .ports import MetadataStore
 
 MAX_DEPTH = 20
+MAX_DESCRIPTION = 255
+VISIBILITIES = tuple(v.value for v in Visibility)
 SEGMENT = re.compile(r"^[a-zA-Z0-9]{1,32}$")
 NAME = re.compile(r"^[a-zA-Z0-9]+$")
 
@@ -45,18 +47,25 @@ class UploadTarget:
 
 def parse_ref(raw: str) -> NamespaceRef:
     if "\x00" in raw:  # no path or user name holds one, and PostgreSQL cannot compare it
-        raise FieldErrors({"namespace": ["Namespace must not contain NUL bytes"]})
+        raise FieldErrors(Problem("namespace", "nul"))
     path, _, owner = raw.partition("@")
     if not path:
-        raise FieldErrors({"namespace": [f"{raw}: invalid namespace path"]})
+        raise FieldErrors(Problem("namespace", "bad_path", {"ref": raw}))
     segments = path.split("/")
     if not all(SEGMENT.match(s) for s in segments):
-        raise FieldErrors(
-            {"namespace": [f"{raw}: namespace: name can only contain letters and numbers"]}
-        )
+        raise FieldErrors(Problem("namespace", "bad_segment", {"ref": raw}))
     if len(segments) > MAX_DEPTH:
-        raise FieldErrors({"namespace": [f"{raw}: namespace: deeper than {MAX_DEPTH} levels"]})
+        raise FieldErrors(Problem("namespace", "too_deep", {"ref": raw, "max": MAX_DEPTH}))
     return NamespaceRef(raw=raw, segments=segments, owner=owner or None)
+
+
+def _description_and_visibility(description: str, visibility: str | None) -> list[Problem]:
+    problems = []
+    if len(description) > MAX_DESCRIPTION:
+        problems.append(Problem("description", "too_long", {"max": MAX_DESCRIPTION}))
+    if visibility and visibility not in VISIBILITIES:
+        problems.append(Problem("visibility", "choice", {"choices": ", ".join(VISIBILITIES)}))
+    return problems
 
 
 class NamespaceService:
@@ -75,16 +84,16 @@ class NamespaceService:
             if existing is None:
                 return UploadTarget(owner_id=me.id, namespace=None, create_segments=ref.segments)
             return UploadTarget(owner_id=me.id, namespace=existing)
-        # An unknown owner gets the same answer as a namespace the caller may not use
-        # (Djinn says "invalid owner"), so that uploads cannot probe which users exist.
+        # An unknown owner gets the same answer as a namespace the caller may not use, so
+        # that uploads cannot probe which users exist.
         owner = await self._meta.get_user_by_name(ref.owner)
         root = await self._meta.get_namespace_by_path(owner.id, ref.segments[0]) if owner else None
         access = await self._meta.namespace_access(root.id, me.id) if root else None
         if owner is None or access is None or not access[1]:
-            raise FieldErrors({"namespace": ["Namespace permission denied"]})
+            raise FieldErrors(Problem("namespace", "denied"))
         target = await self._meta.get_namespace_by_path(owner.id, ref.path)
         if target is None:
-            raise FieldErrors({"namespace": [f"Namespace {raw} does not exist"]})
+            raise FieldErrors(Problem("namespace", "missing", {"ref": raw}))
         return UploadTarget(owner_id=owner.id, namespace=target)
 
     async def materialise(self, target: UploadTarget) -> Namespace | None:
@@ -157,43 +166,34 @@ class NamespaceService:
         visibility: str | None,
     ) -> Namespace:
         caller.require("namespace:write")
-        errors: dict[str, list[str]] = {}
-        name_errors = [
-            message
-            for failed, message in [
-                (not name, "Name field required"),
-                (not 3 <= len(name) <= 32, "Name must be between 3 and 32 characters in length"),
-                (not NAME.match(name), "Name can only have letters, and numbers"),
+        problems = [
+            problem
+            for failed, problem in [
+                (not name, Problem("name", "required")),
+                (not 3 <= len(name) <= 32, Problem("name", "length", {"min": 3, "max": 32})),
+                (not NAME.match(name), Problem("name", "charset")),
             ]
             if failed
-        ]  # every rule runs, as in Djinn: an empty name breaks all three
-        if name_errors:
-            errors["name"] = name_errors
-        if len(description) > 255:
-            errors["description"] = ["Description cannot be longer than 255 characters in length"]
-        chosen = Visibility.PRIVATE
-        if visibility:
-            try:
-                chosen = Visibility(visibility)
-            except ValueError:
-                errors["visibility"] = ["Visibility must be one of private, internal, public"]
+        ]  # every rule runs: an empty name breaks all three
+        problems += _description_and_visibility(description, visibility)
         parent = None
         if parent_path:
             parent = await self._meta.get_namespace_by_path(caller.user.id, parent_path)
             if parent is None:
-                errors["parent"] = ["Parent namespace does not exist"]
+                problems.append(Problem("parent", "missing"))
             elif parent.level + 1 >= MAX_DEPTH:
-                errors["parent"] = [f"Namespaces cannot be nested deeper than {MAX_DEPTH}"]
-        if errors:
-            raise FieldErrors(errors)
+                problems.append(Problem("parent", "too_deep", {"max": MAX_DEPTH}))
+        if problems:
+            raise FieldErrors(*problems)
+        chosen = Visibility(visibility) if visibility else Visibility.PRIVATE
         try:
             created = await self._meta.create_namespace(
                 caller.user.id, parent, name, description, chosen, self._clock.now_ms()
             )
         except NamespaceGone:  # the parent was deleted meanwhile
-            raise FieldErrors({"parent": ["Parent namespace does not exist"]}) from None
+            raise FieldErrors(Problem("parent", "missing")) from None
         if created is None:
-            raise FieldErrors({"name": ["Name already exists"]})
+            raise FieldErrors(Problem("name", "taken"))
         return created
 
     async def update(
@@ -204,23 +204,14 @@ class NamespaceService:
         description: str | None,
         visibility: str | None,
     ) -> Namespace:
-        """Djinn's update, as its Go client sends it (both fields, always): an empty
+        """The update as clients send it (both fields, always): an empty
         ``description`` keeps the old text, and a child keeps the visibility it inherits
         whatever was asked (only a root's visibility changes, for its whole tree)."""
         namespace = await self.owned(caller, username, path, "namespace:write")
-        errors: dict[str, list[str]] = {}
-        chosen = None
-        if description and len(description) > 255:
-            errors["description"] = ["Description cannot be longer than 255 characters in length"]
-        if visibility:
-            try:
-                chosen = Visibility(visibility)
-            except ValueError:
-                errors["visibility"] = ["Visibility must be one of private, internal, public"]
-        if errors:
-            raise FieldErrors(errors)
-        if namespace.parent_id is not None:
-            chosen = None
+        problems = _description_and_visibility(description or "", visibility)
+        if problems:
+            raise FieldErrors(*problems)
+        chosen = Visibility(visibility) if visibility and namespace.parent_id is None else None
         return await self._meta.update_namespace(namespace, description or None, chosen)
 
     async def delete(self, caller: Principal, username: str, path: str) -> None:
@@ -239,7 +230,7 @@ class NamespaceService:
     async def remove_collaborator(
         self, caller: Principal, username: str, path: str, collaborator: str
     ) -> None:
-        """Djinn answers 400 with a message, not 404, when the name is not a collaborator."""
+        """A name that is not a collaborator is bad input (Invalid), not an absent resource."""
         namespace = await self.owned(caller, username, path, "namespace:delete")
         user = await self._meta.get_user_by_name(collaborator)
         if user is None:
@@ -248,26 +239,26 @@ class NamespaceService:
             raise Invalid("No such collaborator")
 
     async def invite(self, caller: Principal, username: str, path: str, handle: str) -> Invite:
-        """Invite by username or email, with Djinn's messages under its field, ``handle``."""
+        """Invite by username or email: the ``handle`` field."""
         namespace = await self.owned(caller, username, path, "invite:write")
         if not handle:
-            raise FieldErrors({"handle": ["Username Or Email field required"]})
+            raise FieldErrors(Problem("handle", "required"))
         invitee = await self._meta.get_user_by_handle(handle)
         if invitee is None:
             raise Invalid("No such user")
         if invitee.id == caller.user.id:
-            raise FieldErrors({"handle": ["Cannot invite self"]})
+            raise FieldErrors(Problem("handle", "self"))
         _, collaborating = await self._meta.namespace_access(namespace.root_id, invitee.id) or (
             None,
             False,
         )
         if collaborating:
-            raise FieldErrors({"handle": ["Already a collaborator"]})
+            raise FieldErrors(Problem("handle", "member"))
         created = await self._meta.create_invite(
             namespace.root_id, caller.user.id, invitee.id, self._clock.now_ms()
         )
         if created is None:
-            raise FieldErrors({"handle": ["Invite already sent"]})
+            raise FieldErrors(Problem("handle", "invited"))
         return created
 
     async def sent_invites(self, caller: Principal, username: str, path: str) -> list[Invite]:

@@ -1,4 +1,5 @@
-"""Validation of caller-supplied names, metadata and lifetimes, shared by both dialects."""
+"""Validation of caller-supplied names, metadata and lifetimes, shared by every dialect,
+and the kind of content a name suggests."""
 
 from __future__ import annotations
 
@@ -66,8 +67,9 @@ def validate_ttl_ms(ttl_ms: int | None) -> int | None:
     return ttl_ms
 
 
-def content_type_for_name(name: str) -> ContentType:
-    """The Runloop content type a file name suggests, for clients that only have a name."""
+def content_kind(name: str, sniffed: str | None = None) -> ContentType:
+    """The coarse kind of an object whose client named none: by the name's extension,
+    else by the MIME type sniffed from its first bytes, when they are at hand."""
     lowered = name.lower()
     if lowered.endswith((".tar.gz", ".tgz")):
         return ContentType.TGZ
@@ -76,7 +78,11 @@ def content_type_for_name(name: str) -> ContentType:
     if lowered.endswith(".tar"):
         return ContentType.TAR
     mime = mimetypes.guess_type(lowered)[0]
-    if mime is None:
-        return ContentType.UNSPECIFIED
-    text = mime.startswith("text/") or mime == "application/json"
-    return ContentType.TEXT if text else ContentType.BINARY
+    if mime is not None:
+        text = mime.startswith("text/") or mime == "application/json"
+        return ContentType.TEXT if text else ContentType.BINARY
+    if sniffed == "application/x-gzip":
+        return ContentType.GZIP
+    if sniffed is not None and sniffed.startswith("text/"):
+        return ContentType.TEXT
+    return ContentType.UNSPECIFIED

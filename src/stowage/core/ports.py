@@ -64,8 +64,9 @@ class MetadataStore(Protocol):
     async def insert_stored_object(
         self, new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str
     ) -> StoredObject:
-        """Insert a READ_ONLY object with a unique name; raise NameTaken if it is in use,
-        NamespaceGone if its namespace was deleted meanwhile."""
+        """Insert a READ_ONLY object; raise NameTaken if its name is to be unique
+        (``new.unique_name``) and is in use, NamespaceGone if its namespace was deleted
+        meanwhile."""
         ...
 
     async def name_taken(self, owner_id: int, namespace_id: int | None, name: str) -> bool: ...

@@ -8,11 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import dataclass
 
 from ..numbers import parse_bounded_int
 from .errors import BadSignature
 
 MAX_URL_LIFETIME_S = 7 * 24 * 3600  # the same ceiling as S3 presigned URLs
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a verified signature allows: ``method`` on one object. Only
+    ``Presigner.verify`` makes one, and the object service's presigned entry points take
+    one instead of trusting the caller to have checked."""
+
+    method: str
+    object_id: str
+
+    def require(self, method: str) -> None:
+        if self.method != method:
+            raise BadSignature(f"this URL is signed for {self.method}, not {method}")
 
 
 class Presigner:
@@ -32,7 +47,7 @@ class Presigner:
         expires: str | None,
         signature: str | None,
         now_ms: int,
-    ) -> None:
+    ) -> Grant:
         if not expires or not signature:
             raise BadSignature("this URL is not signed: 'expires' and 'signature' are required")
         expires_s = parse_bounded_int(expires)
@@ -44,3 +59,4 @@ class Presigner:
             raise BadSignature("the URL signature does not match (tampered, or for another use)")
         if expires_s * 1000 <= now_ms:
             raise BadSignature("this presigned URL has expired")
+        return Grant(method.upper(), object_id)

@@ -258,6 +258,7 @@ def _new_row(new: NewObject, state: ObjectState) -> dict[str, Any]:
         "creator_token_id": new.creator_token_id,
         "staging_key": new.staging_key,
         "upload_deadline_ms": new.upload_deadline_ms,
+        "unique_name": new.unique_name,
     }
 
 
@@ -596,8 +597,8 @@ class SqlMetadataStore:
     async def insert_stored_object(
         self, new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str
     ) -> StoredObject:
-        """Insert an object whose bytes are already stored (one-request uploads), with a
-        unique name; raise NameTaken when the name is in use in its scope."""
+        """Insert an object whose bytes are already stored (whole-object puts); raise
+        NameTaken when its name is to be unique and is in use in its scope."""
         values = {
             **_new_row(new, ObjectState.READ_ONLY),
             "size": blob.size,
@@ -605,7 +606,6 @@ class SqlMetadataStore:
             "sha256": blob.sha256,
             "blob_key": blob_key,
             "mime_type": mime_type,
-            "unique_name": True,
         }
         try:
             return await self._write(

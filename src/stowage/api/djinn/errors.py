@@ -19,6 +19,7 @@ from ...core.errors import (
     FieldErrors,
     InsufficientStorage,
     Invalid,
+    Problem,
     StowageError,
     TooBusy,
     TooLarge,
@@ -35,6 +36,58 @@ class DjinnJson(JSONResponse):
         return orjson.dumps(content) + b"\n"
 
 
+# Djinn's words for each problem, by (field, code), then by code for any field.
+WORDS: dict[tuple[str, str] | str, str] = {
+    ("handle", "required"): "Username Or Email field required",
+    "required": "{Field} field required",
+    "not_string": "{Field} must be a string",
+    "nul": "{Field} must not contain NUL bytes",
+    "pattern": "{Field} does not match {rule}",
+    ("description", "too_long"): "Description cannot be longer than {max} characters in length",
+    "too_long": "{Field} cannot be longer than {max} characters",
+    "length": "{Field} must be between {min} and {max} characters in length",
+    "charset": "{Field} can only have letters, and numbers",
+    "taken": "{Field} already exists",
+    "too_large": "{field} too large, cannot exceed {size}",
+    ("namespace", "bad_path"): "{ref}: invalid namespace path",
+    ("namespace", "bad_segment"): "{ref}: namespace: name can only contain letters and numbers",
+    ("namespace", "too_deep"): "{ref}: namespace: deeper than {max} levels",
+    ("parent", "too_deep"): "Namespaces cannot be nested deeper than {max}",
+    ("namespace", "denied"): "Namespace permission denied",
+    ("namespace", "missing"): "Namespace {ref} does not exist",
+    ("parent", "missing"): "Parent namespace does not exist",
+    "choice": "{Field} must be one of {choices}",
+    ("handle", "self"): "Cannot invite self",
+    ("handle", "member"): "Already a collaborator",
+    ("handle", "invited"): "Invite already sent",
+}
+
+
+def human_size(n: int) -> str:
+    """Whole 1024-based units as Djinn words its limit: 5242880 → "5 MB"."""
+    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} B"
+
+
+def worded(problem: Problem) -> str:
+    template = WORDS.get((problem.field, problem.code)) or WORDS[problem.code]
+    detail = dict(problem.detail)
+    limit = detail.get("limit")
+    if isinstance(limit, int):
+        detail["size"] = human_size(limit)
+    return template.format(field=problem.field, Field=problem.field.capitalize(), **detail)
+
+
+def field_errors(exc: FieldErrors) -> dict[str, list[str]]:
+    """``{field: [messages]}``, Djinn's validation body."""
+    fields: dict[str, list[str]] = {}
+    for problem in exc.problems:
+        fields.setdefault(problem.field, []).append(worded(problem))
+    return fields
+
+
 def not_found() -> DjinnJson:
     return DjinnJson({"message": "Not Found"}, status_code=404)
 
@@ -43,7 +96,7 @@ def djinn_error(exc: StowageError) -> DjinnJson:
     """A domain error as Djinn answers it: field errors as ``{field: [...]}``, bad input as
     400, the limits with their statuses, and auth, scope, access and absence alike as 404."""
     if isinstance(exc, FieldErrors):
-        return DjinnJson(exc.fields, status_code=400)
+        return DjinnJson(field_errors(exc), status_code=400)
     if isinstance(exc, Invalid | TooLarge):
         return DjinnJson({"message": exc.message}, status_code=400)
     if isinstance(exc, BodyTimeout):

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from ...core.errors import FieldErrors, Invalid
+from ...core.errors import FieldErrors, Invalid, Problem
 
 
 def body_is_form(request: Request) -> bool:
@@ -42,9 +42,9 @@ async def read_fields(request: Request, *names: str) -> dict[str, str]:
         if not isinstance(key, str) or key.lower() not in names:
             continue
         if value is not None and not isinstance(value, str):
-            raise FieldErrors({key.lower(): [f"{key.capitalize()} must be a string"]})
+            raise FieldErrors(Problem(key.lower(), "not_string"))
         if value is not None and "\x00" in value:
-            raise FieldErrors({key.lower(): [f"{key.capitalize()} must not contain NUL bytes"]})
+            raise FieldErrors(Problem(key.lower(), "nul"))
         if value is not None:
             fields[key.lower()] = value
     return fields

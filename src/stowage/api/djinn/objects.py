@@ -16,11 +16,11 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from ...core.access import Principal
-from ...core.errors import NotFound
+from ...core.errors import FieldErrors, NotFound, Problem, TooLarge
 from ...core.limits import token_caller
 from ...core.models import ObjectQuery, ObjectState, StoredObject
 from ...core.naming import MAX_NAME_BYTES
-from ...core.objects import UNIQUE_NAME_RULE
+from ...core.objects import UNIQUE_NAME_RULE, UNIQUE_NAMES
 from ...numbers import parse_bounded_int
 from ...service import Stowage
 from ..common.deps import OptionalPrincipal, PrincipalDep, StowageDep, declared_length, request_body
@@ -143,7 +143,13 @@ async def create_object(
     A multipart form with a ``file`` part works too. The type is sniffed from the bytes."""
     async with stowage.uploads.hold(token_caller(principal.token_id)):
         body, name, namespace, declared = await _body_and_fields(request)
-        obj = await stowage.objects.store(principal, name, namespace or None, body, declared)
+        try:
+            obj = await stowage.objects.put(
+                principal, name, namespace or None, body, declared, UNIQUE_NAMES
+            )
+        except TooLarge:  # Djinn words it as a problem with the file field
+            limit = stowage.objects.limits.max_upload_bytes
+            raise FieldErrors(Problem("file", "too_large", {"limit": limit})) from None
     rendered = await render_objects(stowage, api_base(request), [obj], principal)
     return DjinnJson(rendered[0], status_code=201)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from ...core.presign import Grant
 from ...service import Stowage
 from ..common.dialect import HotRoute
 from ..common.errors import domain_response
@@ -11,7 +12,7 @@ from ..common.requests import StrictRequest
 from . import routes
 
 
-def _signed(request: StrictRequest, stowage: Stowage, method: str, object_id: str) -> str:
+def _signed(request: StrictRequest, stowage: Stowage, method: str, object_id: str) -> Grant:
     query = request.query_params
     return routes.check_signature(
         stowage, method, object_id, query.get("expires"), query.get("signature")

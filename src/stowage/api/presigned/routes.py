@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from ...core.errors import Gone, Invalid, NotFound
 from ...core.limits import creator_caller
+from ...core.presign import Grant
 from ...service import Stowage
 from ..common.deps import StowageDep, declared_length, request_body
 from ..common.links import BLOBS
@@ -23,21 +24,20 @@ router = APIRouter(prefix=BLOBS, tags=["presigned"], route_class=StrictRoute)
 
 def check_signature(
     stowage: Stowage, method: str, object_id: str, expires: str | None, signature: str | None
-) -> str:
-    """The path's object id once the URL's signature checks out (BadSignature otherwise)."""
-    stowage.presigner.verify(method, object_id, expires, signature, stowage.clock.now_ms())
-    return object_id
+) -> Grant:
+    """What the URL's signature allows (BadSignature when it does not check out)."""
+    return stowage.presigner.verify(method, object_id, expires, signature, stowage.clock.now_ms())
 
 
 def signed_for(method: str) -> object:
-    """A dependency yielding the path's object id once the URL's signature checks out."""
+    """A dependency yielding the ``Grant`` of the URL's signature, once it checks out."""
 
     async def verify(
         object_id: str,
         stowage: StowageDep,
         expires: str | None = None,
         signature: str | None = None,
-    ) -> str:
+    ) -> Grant:
         return check_signature(stowage, method, object_id, expires, signature)
 
     return Depends(verify)
@@ -60,13 +60,13 @@ SIGNED: dict[int | str, dict[str, Any]] = {
     openapi_extra={"requestBody": {"required": True, "content": BLOB_RESPONSES[200]["content"]}},
 )
 async def put_blob(
-    object_id: Annotated[str, signed_for("PUT")], request: Request, stowage: StowageDep
+    grant: Annotated[Grant, signed_for("PUT")], request: Request, stowage: StowageDep
 ) -> Response:
     """Receive the raw bytes of an UPLOADING object; hashed and fsynced before 200."""
-    target = await stowage.objects.upload_target(object_id)
-    async with stowage.uploads.hold(creator_caller(target)):
+    ticket = await stowage.objects.upload_target(grant)
+    async with stowage.uploads.hold(creator_caller(ticket.obj)):
         body = request_body(request)
-        obj = await stowage.objects.upload(target, body, declared_length(request))
+        obj = await stowage.objects.upload(ticket, body, declared_length(request))
     return Response(status_code=200, headers={"ETag": f'"{obj.md5}"'})
 
 
@@ -76,11 +76,11 @@ READ: dict[str, Any] = {"response_class": Response, "responses": {**SIGNED, **BL
 @router.get("/{object_id}", **READ)
 @router.head("/{object_id}", **READ)
 async def get_blob(
-    object_id: Annotated[str, signed_for("GET")], request: Request, stowage: StowageDep
+    grant: Annotated[Grant, signed_for("GET")], request: Request, stowage: StowageDep
 ) -> Response:
     """Stream a completed object's bytes; supports Range, If-None-Match, If-Match, If-Range."""
     try:
-        obj = await stowage.objects.downloadable(None, object_id, presigned=True)
+        obj = await stowage.objects.signed_download(grant)
     except (Gone, Invalid):
         raise NotFound("Object not found") from None
     return await blob_response(request, stowage.objects, obj, MIME_TYPES[obj.content_type])

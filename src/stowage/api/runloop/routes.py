@@ -319,5 +319,5 @@ async def download_url(
     duration = 3600 if duration_seconds is None else duration_seconds
     if not 1 <= duration <= MAX_URL_LIFETIME_S:
         raise Invalid(f"duration_seconds must be between 1 and {MAX_URL_LIFETIME_S}")
-    obj = await stowage.objects.downloadable(principal, object_id, presigned=False)
+    obj = await stowage.objects.downloadable(principal, object_id)
     return JsonResponse({"download_url": download_link(request, stowage, obj, duration)})

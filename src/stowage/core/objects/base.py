@@ -1,0 +1,75 @@
+"""What every part of the object service shares: its backends, its limits, and the one
+way to find a live object and the namespace root that governs access to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..access import Principal, may_modify
+from ..clock import Clock
+from ..errors import NotFound, TooLarge
+from ..models import Namespace, StoredObject
+from ..namespaces import NamespaceService
+from ..ports import BlobStore, DirectBlobStore, MetadataStore
+
+Caller = Principal | None  # None: an anonymous request
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_upload_bytes: int
+    deleted_retention_ms: int
+    upload_ttl_ms: int = 24 * 3600 * 1000  # an upload not completed by then is removed
+
+
+class ObjectsBase:
+    def __init__(
+        self,
+        meta: MetadataStore,
+        blobs: BlobStore,
+        namespaces: NamespaceService,
+        clock: Clock,
+        limits: Limits,
+    ) -> None:
+        self._meta = meta
+        self._blobs = blobs
+        self._namespaces = namespaces
+        self._clock = clock
+        self.limits = limits
+
+    @property
+    def _direct(self) -> DirectBlobStore | None:
+        return self._blobs if isinstance(self._blobs, DirectBlobStore) else None
+
+    async def _live(self, ref: str | int) -> StoredObject:
+        obj = await self._meta.get_object(ref)
+        if obj is None or obj.expired(self._clock.now_ms()):
+            raise NotFound("Object not found")
+        return obj
+
+    async def _root(self, obj: StoredObject, caller: Caller) -> tuple[Namespace | None, bool]:
+        """The root of the object's namespace (None outside namespaces), and whether the
+        caller collaborates on it."""
+        if obj.namespace_id is None:
+            return None, False
+        access = await self._meta.namespace_access(
+            obj.namespace_id, caller.user.id if caller else None
+        )
+        return access if access is not None else (None, False)
+
+    def _refuse_declared(self, declared_size: int | None) -> None:
+        """Refuse a body announced over the limit before reading any of it."""
+        if declared_size is not None and declared_size > self.limits.max_upload_bytes:
+            raise self._too_large()
+
+    def _too_large(self) -> TooLarge:
+        return TooLarge(f"the upload exceeds the limit of {self.limits.max_upload_bytes} bytes")
+
+    async def modifiable(self, caller: Principal, ref: str | int, scope: str) -> StoredObject:
+        """The object if the caller holds ``scope`` and may change it (no read scope needed)."""
+        caller.require(scope)
+        obj = await self._live(ref)
+        root, collaborating = await self._root(obj, caller)
+        if not may_modify(caller.user.id, obj.owner_id, root, collaborating):
+            raise NotFound("Object not found")
+        return obj

@@ -1,0 +1,146 @@
+"""Whole-object puts: the bytes and the name in one request, stored READ_ONLY at once.
+
+One path for every way in that has the whole object at hand (a single-request upload,
+the console's, an S3 PUT); what differs between them is a ``PutPolicy``: which
+names are allowed, whether a name is unique in its place, whether an empty body is an
+object. Every field is validated before the body is stored, and all problems are
+reported together.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ..access import Principal
+from ..errors import FieldErrors, NamespaceGone, NameTaken, Problem
+from ..ids import new_blob_key, new_object_id
+from ..models import NewObject, StoredObject
+from ..namespaces import UploadTarget
+from ..naming import MAX_NAME_BYTES, content_kind, validate_object_name
+from ..sniff import detect_content_type
+from .base import ObjectsBase
+
+UNIQUE_NAME_RULE = r"^[a-zA-Z0-9\._\-]+$"
+UNIQUE_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+
+
+class OnConflict(StrEnum):
+    REJECT = "reject"  # names are unique in their place: a live one makes the put fail
+    KEEP_BOTH = "keep_both"  # names repeat, as three-step uploads' do: each put is new
+
+
+@dataclass(frozen=True, slots=True)
+class PutPolicy:
+    pattern: re.Pattern[str] | None  # None: any valid object name
+    on_conflict: OnConflict
+    empty_allowed: bool
+
+
+# Names that identify: unique in their place, from a small alphabet, and never empty files.
+UNIQUE_NAMES = PutPolicy(UNIQUE_NAME, OnConflict.REJECT, empty_allowed=False)
+# Names that describe, as in three-step uploads: any valid name, repeated at will.
+ANY_NAMES = PutPolicy(None, OnConflict.KEEP_BOTH, empty_allowed=True)
+
+
+async def _peek(chunks: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The first non-empty chunk (b"" for an empty body) and the whole stream again."""
+    first = b""
+    async for chunk in chunks:
+        if chunk:
+            first = chunk
+            break
+
+    async def again() -> AsyncIterator[bytes]:
+        if first:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+
+    return first, again()
+
+
+def _name_problems(policy: PutPolicy, name: str | None) -> list[Problem]:
+    if policy.pattern is None:
+        validate_object_name(name or "")
+        return []
+    problems = [Problem("name", "required")] if not name else []
+    if not name or not policy.pattern.match(name):
+        problems.append(Problem("name", "pattern", {"rule": UNIQUE_NAME_RULE}))
+    elif len(name) > MAX_NAME_BYTES:  # the pattern admits ASCII only: characters are bytes
+        problems.append(Problem("name", "too_long", {"max": MAX_NAME_BYTES}))
+    return problems
+
+
+class WholePut(ObjectsBase):
+    async def put(
+        self,
+        caller: Principal,
+        name: str | None,
+        namespace_ref: str | None,
+        chunks: AsyncIterator[bytes],
+        declared_size: int | None,
+        policy: PutPolicy,
+    ) -> StoredObject:
+        """Validate everything, then stream the body into a READ_ONLY object. A body over
+        the limit raises TooLarge, before any of it is read when its size was declared."""
+        caller.require("object:write")
+        self._refuse_declared(declared_size)
+        target = (
+            await self._namespaces.upload_target(caller, namespace_ref) if namespace_ref else None
+        )
+        problems = _name_problems(policy, name)
+        if not problems and name and await self._taken(policy, caller, target, name):
+            problems.append(Problem("name", "taken"))
+        body = chunks
+        if not policy.empty_allowed:
+            first, body = await _peek(chunks)
+            if not first:
+                problems.append(Problem("file", "required"))
+        if problems:
+            raise FieldErrors(*problems)
+        assert name is not None  # _name_problems refuses a missing one
+        namespace = await self._namespaces.materialise(target) if target else None
+
+        key = new_blob_key()
+        written = await self._blobs.put(key, body, self.limits.max_upload_bytes)
+        mime = detect_content_type(written.head)
+        now = self._clock.now_ms()
+        new = NewObject(
+            public_id=new_object_id(now),
+            owner_id=namespace.owner_id if namespace else caller.user.id,
+            author_id=caller.user.id,
+            name=name,
+            content_type=content_kind(name, mime),
+            metadata=None,
+            create_time_ms=now,
+            delete_after_time_ms=None,
+            namespace_id=namespace.id if namespace else None,
+            creator_token_id=caller.token_id,
+            unique_name=policy.on_conflict is OnConflict.REJECT,
+        )
+        try:
+            return await self._meta.insert_stored_object(new, key, written, mime)
+        except NameTaken:  # lost a race for the name: the database constraint decided
+            await self._blobs.delete(key)
+            raise FieldErrors(Problem("name", "taken")) from None
+        except NamespaceGone:  # deleted while the body was arriving
+            await self._blobs.delete(key)
+            raise FieldErrors(Problem("namespace", "missing", {"ref": namespace_ref})) from None
+        except BaseException:
+            await self._blobs.delete(key)
+            raise
+
+    async def _taken(
+        self, policy: PutPolicy, caller: Principal, target: UploadTarget | None, name: str
+    ) -> bool:
+        """Whether the name is in use where the object would go (a namespace still to be
+        made holds nothing yet)."""
+        if policy.on_conflict is not OnConflict.REJECT:
+            return False
+        if target is not None and target.namespace is None:
+            return False
+        namespace_id = target.namespace.id if target and target.namespace else None
+        return await self._meta.name_taken(caller.user.id, namespace_id, name)

@@ -1,0 +1,35 @@
+"""Removing objects: a caller's delete (a tombstone kept for ``deleted_retention``, so
+clients see why a download fails), and the reaper's sweep of what expired."""
+
+from __future__ import annotations
+
+from ..access import Principal
+from ..errors import NotFound
+from ..models import ObjectState, Reaped, StoredObject
+from .base import ObjectsBase
+
+
+class Removal(ObjectsBase):
+    async def delete(self, caller: Principal, ref: str | int) -> StoredObject:
+        obj = await self.modifiable(caller, ref, "object:delete")
+        result = await self._meta.mark_deleted(obj.public_id, self._clock.now_ms())
+        if result is None:
+            raise NotFound("Object not found")
+        tombstone, blob_key = result
+        if blob_key:
+            await self._blobs.delete(blob_key)
+        if obj.staging_key and obj.state is ObjectState.UPLOADING:
+            # A PUT to the upload URL may still land here; the reaper removes that later.
+            await self._blobs.delete(obj.staging_key)
+        return tombstone
+
+    async def reap(self, batch: int = 500) -> Reaped:
+        """Remove expired objects, uploads left unfinished past their deadline and old
+        tombstones, and the bytes late PUTs left on staging keys; return what went. Rows
+        removed (``object_ids``) and staging keys released (``swept``) are told apart, so
+        only the first count as reaped objects."""
+        now = self._clock.now_ms()
+        reaped = await self._meta.reap(now, now - self.limits.deleted_retention_ms, batch)
+        for key in (*reaped.blob_keys, *reaped.staging_keys):
+            await self._blobs.delete(key)
+        return reaped
