@@ -85,17 +85,17 @@ async def signed_in(request: Request, stowage: Stowage) -> tuple[Principal, str]
 async def posted(request: Request, stowage: Stowage, csrf: str | None) -> tuple[Principal, str]:
     """The caller of a state-changing request (and their token), once its origin and CSRF
     value check out."""
-    principal, token = await signed_in(request, stowage)
+    caller, token = await signed_in(request, stowage)
     if not session.same_origin(request) or not session.csrf_ok(
         request.app.state.console_csrf_key, token, csrf
     ):
         raise NotSignedIn
-    return principal, token
+    return caller, token
 
 
-def base_context(request: Request, principal: Principal, token: str) -> dict[str, Any]:
+def base_context(request: Request, caller: Principal, token: str) -> dict[str, Any]:
     return {
-        "user": principal.user,
+        "user": caller.user,
         "csrf": session.csrf_token(request.app.state.console_csrf_key, token),
     }
 
@@ -144,19 +144,19 @@ def _pages(request: Request, page_no: int, has_more: bool) -> dict[str, str | No
 
 @router.get("")
 async def objects(request: Request, stowage: StowageDep, q: str = "") -> Response:
-    principal, token = await signed_in(request, stowage)
+    caller, token = await signed_in(request, stowage)
     number = page_number(request.query_params.get("page"), PAGE_SIZE)
     query = ObjectQuery(
-        viewer_id=principal.user.id,
+        viewer_id=caller.user.id,
         state=ObjectState.READ_ONLY,
         name=q.strip() or None,
         limit=PAGE_SIZE,
         offset=(number - 1) * PAGE_SIZE,
         include_total_count=False,
     )
-    found = await stowage.objects.visible(principal, query)
+    found = await stowage.objects.visible(caller, query)
     context = {
-        **base_context(request, principal, token),
+        **base_context(request, caller, token),
         "objects": found.objects,
         "q": q,
         "page_no": number,
@@ -169,15 +169,15 @@ async def objects(request: Request, stowage: StowageDep, q: str = "") -> Respons
 
 @router.get("/namespaces")
 async def namespaces(request: Request, stowage: StowageDep, q: str = "") -> Response:
-    principal, token = await signed_in(request, stowage)
+    caller, token = await signed_in(request, stowage)
     number = page_number(request.query_params.get("page"), PAGE_SIZE)
     found, total = await stowage.namespaces.visible(
-        principal, q.strip() or None, (number - 1) * PAGE_SIZE, PAGE_SIZE
+        caller, q.strip() or None, (number - 1) * PAGE_SIZE, PAGE_SIZE
     )
-    owners = await stowage.namespaces.users_by_ids({n.owner_id for n in found}, principal)
+    owners = await stowage.namespaces.users_by_ids({n.owner_id for n in found}, caller)
     rows = [(n, owners.get(n.owner_id)) for n in found]
     context = {
-        **base_context(request, principal, token),
+        **base_context(request, caller, token),
         "rows": rows,
         "q": q,
         "pages": _pages(request, number, number * PAGE_SIZE < total),
@@ -189,8 +189,8 @@ async def namespaces(request: Request, stowage: StowageDep, q: str = "") -> Resp
 async def namespace_objects(
     request: Request, username: str, path: str, stowage: StowageDep
 ) -> Response:
-    principal, token = await signed_in(request, stowage)
-    namespace = await stowage.namespaces.find(principal, username, path)
+    caller, token = await signed_in(request, stowage)
+    namespace = await stowage.namespaces.find(caller, username, path)
     number = page_number(request.query_params.get("page"), PAGE_SIZE)
     query = ObjectQuery(
         viewer_id=None,
@@ -200,9 +200,9 @@ async def namespace_objects(
         offset=(number - 1) * PAGE_SIZE,
         include_total_count=False,
     )
-    found = await stowage.objects.list_in(principal, namespace, query)
+    found = await stowage.objects.list_in(caller, namespace, query)
     context = {
-        **base_context(request, principal, token),
+        **base_context(request, caller, token),
         "objects": found.objects,
         "pages": _pages(request, number, found.has_more),
         "title": f"{username}/{path}",
@@ -221,11 +221,11 @@ async def _details(stowage: Stowage, obj: StoredObject, viewer: Principal) -> di
 
 @router.get("/objects/{ref}")
 async def object_page(request: Request, ref: str, stowage: StowageDep) -> Response:
-    principal, token = await signed_in(request, stowage)
-    obj = await stowage.objects.get(principal, ref)
+    caller, token = await signed_in(request, stowage)
+    obj = await stowage.objects.get(caller, ref)
     context = {
-        **base_context(request, principal, token),
-        **await _details(stowage, obj, principal),
+        **base_context(request, caller, token),
+        **await _details(stowage, obj, caller),
         "share_choices": SHARE_CHOICES,
     }
     return page(request, "object.html", context)
@@ -233,8 +233,8 @@ async def object_page(request: Request, ref: str, stowage: StowageDep) -> Respon
 
 @router.get("/objects/{ref}/download")
 async def download(request: Request, ref: str, stowage: StowageDep) -> Response:
-    principal, _ = await signed_in(request, stowage)
-    obj = await stowage.objects.downloadable(principal, ref)
+    caller, _ = await signed_in(request, stowage)
+    obj = await stowage.objects.downloadable(caller, ref)
     return await blob_response(request, stowage.objects, obj, "application/octet-stream")
 
 
@@ -246,12 +246,12 @@ async def share(
     csrf: str = Form(""),
     seconds: int = Form(3600),
 ) -> Response:
-    principal, token = await posted(request, stowage, csrf)
-    obj = await stowage.objects.downloadable(principal, ref)
+    caller, token = await posted(request, stowage, csrf)
+    obj = await stowage.objects.downloadable(caller, ref)
     lifetime = seconds if seconds in SHARE_CHOICES.values() else 3600
     context = {
-        **base_context(request, principal, token),
-        **await _details(stowage, obj, principal),
+        **base_context(request, caller, token),
+        **await _details(stowage, obj, caller),
         "share_choices": SHARE_CHOICES,
         "share_link": download_link(request, stowage, obj, lifetime),
         "share_seconds": lifetime,
@@ -261,8 +261,8 @@ async def share(
 
 @router.post("/objects/{ref}/delete")
 async def delete(request: Request, ref: str, stowage: StowageDep, csrf: str = Form("")) -> Response:
-    principal, _ = await posted(request, stowage, csrf)
-    gone = await stowage.objects.delete(principal, ref)
+    caller, _ = await posted(request, stowage, csrf)
+    gone = await stowage.objects.delete(caller, ref)
     return RedirectResponse(f"/console?deleted={quote(gone.name)}", status_code=303)
 
 
@@ -270,14 +270,14 @@ async def delete(request: Request, ref: str, stowage: StowageDep, csrf: str = Fo
 async def upload(request: Request, stowage: StowageDep, name: str = "") -> Response:
     """The page's script sends each dropped file here as the raw body, with progress."""
     try:
-        principal, _ = await posted(request, stowage, request.headers.get("x-csrf-token"))
+        caller, _ = await posted(request, stowage, request.headers.get("x-csrf-token"))
     except NotSignedIn:
         return JsonResponse({"message": "sign in again"}, status_code=401)
     try:
-        async with stowage.uploads.hold(token_caller(principal.token_id)):
+        async with stowage.uploads.hold(token_caller(caller.token_id)):
             body = request_body(request)
             done = await stowage.objects.put(
-                principal, name, None, body, declared_length(request), ANY_NAMES
+                caller, name, None, body, declared_length(request), ANY_NAMES
             )
     except StowageError as exc:
         return JsonResponse({"message": exc.message}, status_code=STATUS.get(type(exc), 400))

@@ -43,8 +43,8 @@ async def optional_principal(request: Request) -> Principal | None:
 
 
 StowageDep = Annotated[Stowage, Depends(get_stowage)]
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
-OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+CallerDep = Annotated[Principal, Depends(get_principal)]
+OptionalCaller = Annotated[Principal | None, Depends(optional_principal)]
 
 
 def declared_length(request: Request) -> int | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from ..common.deps import PrincipalDep, StowageDep
+from ..common.deps import CallerDep, StowageDep
 from .errors import DjinnJson, DjinnRoute
 from .namespaces import NS, VisibleNamespace
 from .objects import ObjectId, visible
@@ -60,8 +60,8 @@ def _register(
 
 
 def _top_level(resource: str, scope: str) -> None:
-    async def listing(request: Request, principal: PrincipalDep) -> DjinnJson:
-        principal.require(scope)
+    async def listing(request: Request, caller: CallerDep) -> DjinnJson:
+        caller.require(scope)
         return none(request)
 
     summary = f"The caller's {resource} (needs {scope})"
@@ -83,18 +83,18 @@ for _resource in IN_NAMESPACE:
 
 @router.get(NS + "/-/webhooks", response_model=None, responses=NONE)
 async def namespace_webhooks(
-    request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
+    request: Request, username: str, path: str, caller: CallerDep, stowage: StowageDep
 ) -> DjinnJson:
     """The namespace's webhooks (its owner, with webhook:read)."""
-    await stowage.namespaces.owned(principal, username, path, "webhook:read")
+    await stowage.namespaces.owned(caller, username, path, "webhook:read")
     return none(request)
 
 
 @router.get("/objects/{object_id}/builds", response_model=None, responses=NONE)
 async def object_builds(
-    object_id: ObjectId, request: Request, principal: PrincipalDep, stowage: StowageDep
+    object_id: ObjectId, request: Request, caller: CallerDep, stowage: StowageDep
 ) -> DjinnJson:
     """Builds the object was placed in (needs build:read beside read access)."""
-    principal.require("build:read")
-    await visible(stowage, principal, object_id)
+    caller.require("build:read")
+    await visible(stowage, caller, object_id)
     return none(request)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from ...core.access import Principal
 from ...core.models import Namespace, ObjectQuery, ObjectState, Visibility
 from ...service import Stowage
-from ..common.deps import OptionalPrincipal, PrincipalDep, StowageDep
+from ..common.deps import CallerDep, OptionalCaller, StowageDep
 from .errors import DjinnJson, DjinnRoute
 from .fields import read_fields
 from .ids import existing_id
@@ -82,14 +82,14 @@ def fields_body(schema: dict[str, Any]) -> dict[str, Any]:
 @router.get("/namespaces", response_model=list[DjinnNamespace], responses=LISTED)
 async def list_namespaces(
     request: Request,
-    principal: PrincipalDep,
+    caller: CallerDep,
     stowage: StowageDep,
     search: str | None = None,
     page: str | None = None,
 ) -> DjinnJson:
     """Namespaces the caller owns or collaborates on, by path; ``search`` matches the path."""
-    fetch = partial(stowage.namespaces.visible, principal, search or None)
-    return await _namespace_list(request, stowage, fetch, page, principal)
+    fetch = partial(stowage.namespaces.visible, caller, search or None)
+    return await _namespace_list(request, stowage, fetch, page, caller)
 
 
 async def _namespace_list(
@@ -111,25 +111,23 @@ async def _namespace_list(
     response_model=DjinnNamespace,
     openapi_extra=fields_body(NEW_NAMESPACE),
 )
-async def create_namespace(
-    request: Request, principal: PrincipalDep, stowage: StowageDep
-) -> DjinnJson:
+async def create_namespace(request: Request, caller: CallerDep, stowage: StowageDep) -> DjinnJson:
     """Create a namespace: ``name`` (3-32 letters and digits), optional ``parent`` (the path
     of one of your namespaces), ``description`` and ``visibility`` (children inherit it)."""
     fields = await read_fields(request, *NEW_NAMESPACE["properties"])
     created = await stowage.namespaces.create(
-        principal,
+        caller,
         fields.get("name", ""),
         fields.get("parent") or None,
         fields.get("description", ""),
         fields.get("visibility") or None,
     )
-    rendered = await render_namespaces(stowage, api_base(request), [created], principal)
+    rendered = await render_namespaces(stowage, api_base(request), [created], caller)
     return DjinnJson(rendered[0], status_code=201)
 
 
 async def visible_namespace(
-    username: str, path: str, caller: OptionalPrincipal, stowage: StowageDep
+    username: str, path: str, caller: OptionalCaller, stowage: StowageDep
 ) -> Namespace:
     """The namespace of the route's ``/n/{username}/{path}``, if the caller may see it."""
     return await stowage.namespaces.find(caller, username, path)
@@ -142,7 +140,7 @@ VisibleNamespace = Annotated[Namespace, Depends(visible_namespace)]
 async def namespace_objects(
     request: Request,
     namespace: VisibleNamespace,
-    caller: OptionalPrincipal,
+    caller: OptionalCaller,
     stowage: StowageDep,
     search: str | None = None,
     page: str | None = None,
@@ -164,7 +162,7 @@ async def namespace_objects(
 async def child_namespaces(
     request: Request,
     namespace: VisibleNamespace,
-    caller: OptionalPrincipal,
+    caller: OptionalCaller,
     stowage: StowageDep,
     search: str | None = None,
     page: str | None = None,
@@ -176,11 +174,11 @@ async def child_namespaces(
 
 @router.get(NS + "/-/collaborators", response_model=list[DjinnCollaborator])
 async def list_collaborators(
-    request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
+    request: Request, username: str, path: str, caller: CallerDep, stowage: StowageDep
 ) -> DjinnJson:
     """Users who share the namespace's root (its owner only)."""
-    namespace, people = await stowage.namespaces.collaborators(principal, username, path)
-    url = namespace_url(api_base(request), namespace, principal.user)
+    namespace, people = await stowage.namespaces.collaborators(caller, username, path)
+    url = namespace_url(api_base(request), namespace, caller.user)
     return DjinnJson(
         [
             {
@@ -197,19 +195,19 @@ async def list_collaborators(
 
 @router.delete(NS + "/-/collaborators/{collaborator}", status_code=204)
 async def remove_collaborator(
-    username: str, path: str, collaborator: str, principal: PrincipalDep, stowage: StowageDep
+    username: str, path: str, collaborator: str, caller: CallerDep, stowage: StowageDep
 ) -> Response:
-    await stowage.namespaces.remove_collaborator(principal, username, path, collaborator)
+    await stowage.namespaces.remove_collaborator(caller, username, path, collaborator)
     return Response(status_code=204)
 
 
 @router.get(NS + "/-/invites", response_model=list[DjinnInvite])
 async def namespace_invites(
-    request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
+    request: Request, username: str, path: str, caller: CallerDep, stowage: StowageDep
 ) -> DjinnJson:
     """Invites the owner has sent for this namespace's root."""
-    invites = await stowage.namespaces.sent_invites(principal, username, path)
-    return DjinnJson(await render_invites(stowage, api_base(request), invites, principal))
+    invites = await stowage.namespaces.sent_invites(caller, username, path)
+    return DjinnJson(await render_invites(stowage, api_base(request), invites, caller))
 
 
 @router.post(
@@ -219,18 +217,18 @@ async def namespace_invites(
     openapi_extra=fields_body(NEW_INVITE),
 )
 async def invite(
-    request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
+    request: Request, username: str, path: str, caller: CallerDep, stowage: StowageDep
 ) -> DjinnJson:
     """Invite a user (``handle``: username or email) to collaborate on the namespace."""
     fields = await read_fields(request, *NEW_INVITE["properties"])
-    created = await stowage.namespaces.invite(principal, username, path, fields.get("handle", ""))
-    rendered = await render_invites(stowage, api_base(request), [created], principal)
+    created = await stowage.namespaces.invite(caller, username, path, fields.get("handle", ""))
+    rendered = await render_invites(stowage, api_base(request), [created], caller)
     return DjinnJson(rendered[0], status_code=201)
 
 
 @router.get(NS, response_model=DjinnNamespace)
 async def get_namespace(
-    request: Request, namespace: VisibleNamespace, caller: OptionalPrincipal, stowage: StowageDep
+    request: Request, namespace: VisibleNamespace, caller: OptionalCaller, stowage: StowageDep
 ) -> DjinnJson:
     rendered = await render_namespaces(stowage, api_base(request), [namespace], caller)
     return DjinnJson(rendered[0])
@@ -238,46 +236,46 @@ async def get_namespace(
 
 @router.patch(NS, response_model=DjinnNamespace, openapi_extra=fields_body(NAMESPACE_CHANGE))
 async def update_namespace(
-    request: Request, username: str, path: str, principal: PrincipalDep, stowage: StowageDep
+    request: Request, username: str, path: str, caller: CallerDep, stowage: StowageDep
 ) -> DjinnJson:
     """Change ``description`` (empty keeps it), or ``visibility`` on a root (its whole tree
     follows; a child keeps the one it inherits)."""
     fields = await read_fields(request, *NAMESPACE_CHANGE["properties"])
     updated = await stowage.namespaces.update(
-        principal, username, path, fields.get("description"), fields.get("visibility")
+        caller, username, path, fields.get("description"), fields.get("visibility")
     )
-    rendered = await render_namespaces(stowage, api_base(request), [updated], principal)
+    rendered = await render_namespaces(stowage, api_base(request), [updated], caller)
     return DjinnJson(rendered[0])
 
 
 @router.delete(NS, status_code=204)
 async def delete_namespace(
-    username: str, path: str, principal: PrincipalDep, stowage: StowageDep
+    username: str, path: str, caller: CallerDep, stowage: StowageDep
 ) -> Response:
     """Delete the namespace and those below it; their objects stay with their owner."""
-    await stowage.namespaces.delete(principal, username, path)
+    await stowage.namespaces.delete(caller, username, path)
     return Response(status_code=204)
 
 
 @router.get("/invites", response_model=list[DjinnInvite])
-async def my_invites(request: Request, principal: PrincipalDep, stowage: StowageDep) -> DjinnJson:
+async def my_invites(request: Request, caller: CallerDep, stowage: StowageDep) -> DjinnJson:
     """Invites addressed to the caller."""
-    invites = await stowage.namespaces.my_invites(principal)
-    return DjinnJson(await render_invites(stowage, api_base(request), invites, principal))
+    invites = await stowage.namespaces.my_invites(caller)
+    return DjinnJson(await render_invites(stowage, api_base(request), invites, caller))
 
 
 @router.patch("/invites/{invite_id:id}", response_model=DjinnInvite)
 async def accept_invite(
-    request: Request, invite_id: int, principal: PrincipalDep, stowage: StowageDep
+    request: Request, invite_id: int, caller: CallerDep, stowage: StowageDep
 ) -> DjinnJson:
     """Accept: the caller becomes a collaborator on the namespace's root."""
-    invite_row = await stowage.namespaces.accept(principal, existing_id(invite_id))
-    rendered = await render_invites(stowage, api_base(request), [invite_row], principal)
+    invite_row = await stowage.namespaces.accept(caller, existing_id(invite_id))
+    rendered = await render_invites(stowage, api_base(request), [invite_row], caller)
     return DjinnJson(rendered[0])
 
 
 @router.delete("/invites/{invite_id:id}", status_code=204)
-async def reject_invite(invite_id: int, principal: PrincipalDep, stowage: StowageDep) -> Response:
+async def reject_invite(invite_id: int, caller: CallerDep, stowage: StowageDep) -> Response:
     """Decline an invite (the invitee) or withdraw it (the inviter)."""
-    await stowage.namespaces.reject(principal, existing_id(invite_id))
+    await stowage.namespaces.reject(caller, existing_id(invite_id))
     return Response(status_code=204)

@@ -23,7 +23,7 @@ from ...core.naming import MAX_NAME_BYTES
 from ...core.objects import UNIQUE_NAME_RULE, UNIQUE_NAMES
 from ...numbers import parse_bounded_int
 from ...service import Stowage
-from ..common.deps import OptionalPrincipal, PrincipalDep, StowageDep, declared_length, request_body
+from ..common.deps import CallerDep, OptionalCaller, StowageDep, declared_length, request_body
 from ..common.responses import BLOB_RESPONSES, blob_response
 from .errors import DjinnJson, DjinnRoute
 from .fields import body_is_form
@@ -87,27 +87,25 @@ async def index(request: Request) -> DjinnJson:
 
 
 @router.get("/user", response_model=DjinnUser)
-async def current_user(principal: PrincipalDep) -> DjinnJson:
+async def current_user(caller: CallerDep) -> DjinnJson:
     """The token's user."""
-    return DjinnJson(user_json(principal.user))
+    return DjinnJson(user_json(caller.user))
 
 
 @router.get("/objects", response_model=list[DjinnObject], responses=LISTED)
 async def list_objects(
     request: Request,
-    principal: PrincipalDep,
+    caller: CallerDep,
     stowage: StowageDep,
     search: str | None = None,
     page: str | None = None,
 ) -> DjinnJson:
     """Objects the caller owns or shares through namespaces, newest first, 25 a page;
     ``search`` is a case-insensitive substring of the name."""
-    query = ObjectQuery(
-        viewer_id=principal.user.id, state=ObjectState.READ_ONLY, name=search or None
-    )
-    fetch = partial(stowage.objects.visible, principal)
+    query = ObjectQuery(viewer_id=caller.user.id, state=ObjectState.READ_ONLY, name=search or None)
+    fetch = partial(stowage.objects.visible, caller)
     found, prev, next_ = await object_page(fetch, query, page_number(page))
-    items = await render_objects(stowage, api_base(request), found, principal)
+    items = await render_objects(stowage, api_base(request), found, caller)
     return paginated(request, items, prev, next_)
 
 
@@ -136,21 +134,19 @@ async def _body_and_fields(
     response_model=DjinnObject,
     openapi_extra=UPLOAD_REQUEST,
 )
-async def create_object(
-    request: Request, principal: PrincipalDep, stowage: StowageDep
-) -> DjinnJson:
+async def create_object(request: Request, caller: CallerDep, stowage: StowageDep) -> DjinnJson:
     """Upload: the raw body is the file, ``?name=`` (required) and ``?namespace=path[@owner]``.
     A multipart form with a ``file`` part works too. The type is sniffed from the bytes."""
-    async with stowage.uploads.hold(token_caller(principal.token_id)):
+    async with stowage.uploads.hold(token_caller(caller.token_id)):
         body, name, namespace, declared = await _body_and_fields(request)
         try:
             obj = await stowage.objects.put(
-                principal, name, namespace or None, body, declared, UNIQUE_NAMES
+                caller, name, namespace or None, body, declared, UNIQUE_NAMES
             )
         except TooLarge:  # Djinn words it as a problem with the file field
             limit = stowage.objects.limits.max_upload_bytes
             raise FieldErrors(Problem("file", "too_large", {"limit": limit})) from None
-    rendered = await render_objects(stowage, api_base(request), [obj], principal)
+    rendered = await render_objects(stowage, api_base(request), [obj], caller)
     return DjinnJson(rendered[0], status_code=201)
 
 
@@ -175,7 +171,7 @@ def wants_bytes(request: Request, obj: StoredObject) -> bool:
 @router.get("/objects/{object_id}", **READ)
 @router.head("/objects/{object_id}", **READ)
 async def get_object(
-    object_id: ObjectId, request: Request, caller: OptionalPrincipal, stowage: StowageDep
+    object_id: ObjectId, request: Request, caller: OptionalCaller, stowage: StowageDep
 ) -> Response:
     """The object as JSON, or its bytes when ``Accept`` is ``application/octet-stream`` or
     equals the object's ``type`` (with Range and conditional requests)."""
@@ -188,13 +184,11 @@ async def get_object(
 
 
 @router.delete("/objects/{object_id}", status_code=204)
-async def delete_object(
-    object_id: ObjectId, principal: PrincipalDep, stowage: StowageDep
-) -> Response:
+async def delete_object(object_id: ObjectId, caller: CallerDep, stowage: StowageDep) -> Response:
     """Delete the object and its bytes (the owner, or the namespace's owner and
     collaborators)."""
-    obj = await stowage.objects.modifiable(principal, object_ref(object_id), "object:delete")
+    obj = await stowage.objects.modifiable(caller, object_ref(object_id), "object:delete")
     if obj.state is not ObjectState.READ_ONLY:
         raise NotFound("Not Found")
-    await stowage.objects.delete(principal, obj.id)
+    await stowage.objects.delete(caller, obj.id)
     return Response(status_code=204)

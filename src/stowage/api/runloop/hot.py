@@ -37,12 +37,12 @@ async def runloop_create(request: StrictRequest, stowage: Stowage, _: str) -> Re
         fields = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise ToTheApp(body) from None
-    principal = await get_principal(request)  # FastAPI too checks it before the fields
+    caller = await get_principal(request)  # FastAPI too checks it before the fields
     try:
         parsed = routes.CreateObjectBody.model_validate(fields)
     except ValidationError:
         raise ToTheApp(body) from None
-    return await routes.create_object(parsed, request, principal, stowage, _key(request))
+    return await routes.create_object(parsed, request, caller, stowage, _key(request))
 
 
 def _key(request: StrictRequest) -> str | None:
@@ -56,8 +56,8 @@ async def runloop_retrieve(request: StrictRequest, stowage: Stowage, object_id: 
 
 
 async def runloop_complete(request: StrictRequest, stowage: Stowage, object_id: str) -> Response:
-    principal = await get_principal(request)
-    return await routes.complete_object(object_id, principal, stowage, _key(request))
+    caller = await get_principal(request)
+    return await routes.complete_object(object_id, caller, stowage, _key(request))
 
 
 RUNLOOP_CREATE = HotRoute("/v1/objects", runloop_create, domain_response)

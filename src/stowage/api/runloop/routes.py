@@ -18,7 +18,7 @@ from ...core.models import ContentType, ObjectQuery, ObjectState, Page, StoredOb
 from ...core.naming import MAX_METADATA_BYTES, MAX_METADATA_KEY_CHARS, MAX_NAME_BYTES, MAX_TTL_MS
 from ...core.objects import MAX_PAGE
 from ...core.presign import MAX_URL_LIFETIME_S
-from ..common.deps import PrincipalDep, StowageDep
+from ..common.deps import CallerDep, StowageDep
 from ..common.links import download_link, presigned_url
 from ..common.requests import StrictRoute
 from ..common.responses import JsonResponse
@@ -160,7 +160,7 @@ def page_view(page: Page) -> JsonResponse:
 async def create_object(
     body: CreateObjectBody,
     request: Request,
-    principal: PrincipalDep,
+    caller: CallerDep,
     stowage: StowageDep,
     key: IdempotencyKey,
 ) -> JsonResponse:
@@ -168,7 +168,7 @@ async def create_object(
     Repeated under its idempotency key, the answer is the same object as it is now, with a
     fresh ``upload_url`` while it is still UPLOADING."""
     obj = await stowage.objects.create(
-        principal, body.name, body.content_type, body.metadata, body.ttl_ms, key
+        caller, body.name, body.content_type, body.metadata, body.ttl_ms, key
     )
     if obj.state is not ObjectState.UPLOADING:
         return JsonResponse(object_view(obj))
@@ -206,7 +206,7 @@ def _query(
 
 @router.get("", response_model=ObjectListView)
 async def list_objects(
-    principal: PrincipalDep,
+    caller: CallerDep,
     stowage: StowageDep,
     limit: Limit = 20,
     starting_after: str | None = Query(None, description="Return objects after this id"),
@@ -219,7 +219,7 @@ async def list_objects(
     """List the caller's objects (their own, and those in namespaces they collaborate on),
     newest first, with cursor pagination."""
     query = _query(
-        principal.user.id,
+        caller.user.id,
         False,
         limit,
         starting_after,
@@ -229,12 +229,12 @@ async def list_objects(
         search,
         include_total_count,
     )
-    return page_view(await stowage.objects.visible(principal, query))
+    return page_view(await stowage.objects.visible(caller, query))
 
 
 @router.get("/list_public", response_model=ObjectListView)
 async def list_public_objects(
-    principal: PrincipalDep,
+    caller: CallerDep,
     stowage: StowageDep,
     limit: Limit = 20,
     starting_after: str | None = None,
@@ -248,27 +248,25 @@ async def list_public_objects(
     query = _query(
         None, True, limit, starting_after, name, content_type, state, search, include_total_count
     )
-    return page_view(await stowage.objects.visible(principal, query))
+    return page_view(await stowage.objects.visible(caller, query))
 
 
 @router.get("/metadata/keys", response_model=MetadataKeysView)
-async def metadata_keys(principal: PrincipalDep, stowage: StowageDep) -> JsonResponse:
+async def metadata_keys(caller: CallerDep, stowage: StowageDep) -> JsonResponse:
     """Every metadata key used on the caller's live objects."""
-    return JsonResponse({"keys": await stowage.objects.metadata_keys(principal)})
+    return JsonResponse({"keys": await stowage.objects.metadata_keys(caller)})
 
 
 @router.get("/metadata/keys/{key}/values", response_model=MetadataValuesView)
-async def metadata_values(key: str, principal: PrincipalDep, stowage: StowageDep) -> JsonResponse:
+async def metadata_values(key: str, caller: CallerDep, stowage: StowageDep) -> JsonResponse:
     """Every value the given metadata key has on the caller's live objects."""
-    values = await stowage.objects.metadata_values(principal, key)
+    values = await stowage.objects.metadata_values(caller, key)
     return JsonResponse({"key": key, "values": values})
 
 
 @router.get("/{object_id}", response_model=ObjectView, responses=NOT_FOUND)
-async def retrieve_object(
-    object_id: str, principal: PrincipalDep, stowage: StowageDep
-) -> JsonResponse:
-    return JsonResponse(object_view(await stowage.objects.get(principal, object_id)))
+async def retrieve_object(object_id: str, caller: CallerDep, stowage: StowageDep) -> JsonResponse:
+    return JsonResponse(object_view(await stowage.objects.get(caller, object_id)))
 
 
 @router.post(
@@ -283,20 +281,18 @@ async def retrieve_object(
     },
 )
 async def complete_object(
-    object_id: str, principal: PrincipalDep, stowage: StowageDep, key: IdempotencyKey
+    object_id: str, caller: CallerDep, stowage: StowageDep, key: IdempotencyKey
 ) -> JsonResponse:
     """Seal the uploaded bytes: the object becomes READ_ONLY with ``size_bytes`` set.
     Repeated under the idempotency key that completed it, the answer is the object again."""
-    done = await stowage.objects.complete(principal, object_id, key)
+    done = await stowage.objects.complete(caller, object_id, key)
     return JsonResponse(object_view(done))
 
 
 @router.post("/{object_id}/delete", response_model=ObjectView, responses=NOT_FOUND)
-async def delete_object(
-    object_id: str, principal: PrincipalDep, stowage: StowageDep
-) -> JsonResponse:
+async def delete_object(object_id: str, caller: CallerDep, stowage: StowageDep) -> JsonResponse:
     """Delete the bytes at once; the record stays, in state DELETED, for a while."""
-    return JsonResponse(object_view(await stowage.objects.delete(principal, object_id)))
+    return JsonResponse(object_view(await stowage.objects.delete(caller, object_id)))
 
 
 @router.get(
@@ -307,7 +303,7 @@ async def delete_object(
 async def download_url(
     object_id: str,
     request: Request,
-    principal: PrincipalDep,
+    caller: CallerDep,
     stowage: StowageDep,
     duration_seconds: int | None = Query(
         None,
@@ -319,5 +315,5 @@ async def download_url(
     duration = 3600 if duration_seconds is None else duration_seconds
     if not 1 <= duration <= MAX_URL_LIFETIME_S:
         raise Invalid(f"duration_seconds must be between 1 and {MAX_URL_LIFETIME_S}")
-    obj = await stowage.objects.downloadable(principal, object_id)
+    obj = await stowage.objects.downloadable(caller, object_id)
     return JsonResponse({"download_url": download_link(request, stowage, obj, duration)})
