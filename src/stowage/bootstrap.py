@@ -29,8 +29,9 @@ from sqlalchemy import Connection
 from .config import Settings
 from .core.access import ALL_SCOPES, AccessService
 from .core.clock import SystemClock
+from .meta.database import sqlite_file, writer_lock_file
 from .meta.migrate import locked_connection, upgrade
-from .meta.sql import SqlMetadataStore, sqlite_file, writer_lock_file
+from .meta.sql import SqlMetadataStore
 
 SECRET_FILE = "presign-secret"
 ADMIN_TOKEN_FILE = "admin-token"
