@@ -15,9 +15,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from stowage.meta import sql
+from stowage.meta import listing
+from stowage.meta.database import driver_url
 from stowage.meta.migrate import locked_connection, upgrade
-from stowage.meta.sql import driver_url
 
 from .conftest import ThreadServer, database_url
 
@@ -285,7 +285,7 @@ def test_name_search_is_a_literal_case_insensitive_substring(
             assert found["search"] == found["name"], term
             assert found["djinn"] == expected, term
             # the same answers when the trigram index is not used (or matches too many)
-            monkeypatch.setattr(sql, "TRIGRAM_MATCHES", 0)
+            monkeypatch.setattr(listing, "TRIGRAM_MATCHES", 0)
             assert listed(c, term) == found, term
             monkeypatch.undo()
         some = c.get("/v1/objects", params={"name": "build", "limit": 1}).json()

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
-from stowage.meta.sql import driver_url
+from stowage.meta.database import driver_url
 from stowage.processes import free_port, wait_healthy
 
 from .conftest import backend_settings

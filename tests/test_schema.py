@@ -9,9 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
+from stowage.meta.database import driver_url
 from stowage.meta.migrate import locked_connection, upgrade
 from stowage.meta.schema import metadata
-from stowage.meta.sql import driver_url
 
 from .conftest import database_url
 

@@ -26,11 +26,12 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
+from .backends import open_metadata
 from .config import Settings
 from .core.access import ALL_SCOPES, AccessService
 from .core.clock import SystemClock
+from .meta.database import sqlite_file, writer_lock_file
 from .meta.migrate import locked_connection, upgrade
-from .meta.sql import SqlMetadataStore, sqlite_file, writer_lock_file
 
 SECRET_FILE = "presign-secret"
 ADMIN_TOKEN_FILE = "admin-token"
@@ -65,7 +66,7 @@ def load_secret(settings: Settings) -> bytes:
 
 
 async def _ensure_admin(settings: Settings) -> str | None:
-    meta = SqlMetadataStore(settings.sqlalchemy_url)
+    meta = open_metadata(settings)
     try:
         if await meta.count_users() > 0:
             return None

@@ -19,6 +19,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from . import __version__, logs
+from .backends import open_backends, open_metadata
 from .bootstrap import ADMIN_TOKEN_FILE, migrate, prepare
 from .client.commands import register as register_client_commands
 from .config import Settings
@@ -26,7 +27,6 @@ from .core.access import AccessService, format_scopes, parse_scopes
 from .core.clock import SystemClock
 from .core.errors import StowageError
 from .core.fsck import FsckReport
-from .meta.sql import SqlMetadataStore
 
 app = typer.Typer(
     help="stowage: a self-hosted object store.",
@@ -51,7 +51,7 @@ def _with_access(action: Callable[[AccessService], Awaitable[T]]) -> T:
     migrate(settings)
 
     async def run() -> T:
-        meta = SqlMetadataStore(settings.sqlalchemy_url)
+        meta = open_metadata(settings)
         try:
             return await action(AccessService(meta, SystemClock()))
         finally:
@@ -134,14 +134,12 @@ def fsck(
     from rich.progress import Progress
 
     from .core.fsck import check
-    from .service import make_blob_store
 
     settings = Settings()
     migrate(settings)
 
     async def run() -> FsckReport:
-        meta = SqlMetadataStore(settings.sqlalchemy_url)
-        blobs = make_blob_store(settings)
+        meta, blobs = open_backends(settings)
         try:
             with Progress(console=err, transient=True, disable=not verify) as bar:
                 task = bar.add_task("verifying", total=None)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .blobs.local import LocalBlobStore
-from .blobs.s3 import S3BlobStore
+from .backends import open_backends
 from .config import Settings
 from .core.access import AccessService
 from .core.clock import Clock, SystemClock
 from .core.limits import UploadSlots
 from .core.namespaces import NamespaceService
 from .core.objects import Limits, ObjectService
+from .core.ports import BlobStore, MetadataStore
 from .core.presign import Presigner
-from .meta.sql import SqlMetadataStore
 from .metrics import Metrics
 from .reaper import Reaper
 
@@ -24,8 +23,8 @@ class Stowage:
 
     settings: Settings
     clock: Clock
-    meta: SqlMetadataStore
-    blobs: LocalBlobStore | S3BlobStore
+    meta: MetadataStore
+    blobs: BlobStore
     access: AccessService
     namespaces: NamespaceService
     objects: ObjectService
@@ -50,26 +49,9 @@ class Stowage:
         return checks
 
 
-def make_blob_store(settings: Settings) -> LocalBlobStore | S3BlobStore:
-    if settings.blob_store == "local":
-        return LocalBlobStore(settings.blob_dir)
-    if not settings.s3_bucket:
-        raise ValueError("STOWAGE_BLOB_STORE=s3 needs STOWAGE_S3_BUCKET")
-    return S3BlobStore(
-        bucket=settings.s3_bucket,
-        endpoint=settings.s3_endpoint,
-        region=settings.s3_region,
-        access_key_id=settings.s3_access_key_id,
-        secret_access_key=settings.s3_secret_access_key,
-        path_style=settings.s3_path_style,
-        prefix=settings.s3_prefix,
-    )
-
-
 def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None) -> Stowage:
     clock = clock or SystemClock()
-    meta = SqlMetadataStore(settings.sqlalchemy_url)
-    blob_store = make_blob_store(settings)
+    meta, blob_store = open_backends(settings)
     namespaces = NamespaceService(meta, clock)
     metrics = Metrics()
     objects = ObjectService(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from .clock import Clock
 from .errors import Forbidden, Invalid, NotFound, Unauthenticated
 from .models import Namespace, Token, User, Visibility
-from .ports import MetadataStore
+from .ports import AccountStore
 
 RESOURCES = (
     "build",
@@ -139,7 +139,7 @@ class IssuedToken:
 
 
 class AccessService:
-    def __init__(self, meta: MetadataStore, clock: Clock) -> None:
+    def __init__(self, meta: AccountStore, clock: Clock) -> None:
         self._meta = meta
         self._clock = clock
         self._tokens = TokenCache(TOKEN_CACHE_SECONDS, TOKEN_CACHE_SIZE)

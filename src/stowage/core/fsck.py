@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .clock import Clock
-from .ports import BlobStore, MetadataStore
+from .ports import BlobStore, ObjectStore
 
 
 @dataclass
@@ -33,7 +33,7 @@ class FsckReport:
 
 
 async def check(
-    meta: MetadataStore,
+    meta: ObjectStore,
     blobs: BlobStore,
     clock: Clock,
     *,

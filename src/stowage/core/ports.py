@@ -1,6 +1,9 @@
 """The two seams of the core: where metadata lives and where bytes live.
 
-Backends implement these protocols; the core never imports a backend.
+Backends implement these protocols; the core never imports a backend. Metadata is one
+facade, ``MetadataStore``, made of a protocol per aggregate (accounts, objects, namespaces):
+a service that needs one aggregate takes the narrow protocol, one that needs several takes
+the facade.
 """
 
 from __future__ import annotations
@@ -26,10 +29,9 @@ from .models import (
 )
 
 
-class MetadataStore(Protocol):
-    async def close(self) -> None: ...
+class AccountStore(Protocol):
+    """Users and their API tokens."""
 
-    # users and tokens
     async def create_user(
         self, name: str, email: str | None, is_admin: bool, now_ms: int
     ) -> User | None:
@@ -53,7 +55,10 @@ class MetadataStore(Protocol):
     async def list_tokens(self, user_id: int | None) -> list[tuple[Token, User]]: ...
     async def revoke_token(self, token_id: int, now_ms: int) -> bool: ...
 
-    # objects
+
+class ObjectStore(Protocol):
+    """Objects and their idempotency keys: writes, lists, reaping and what fsck checks."""
+
     async def create_object(
         self, new: NewObject, keyed: KeyedRequest | None = None
     ) -> StoredObject | None:
@@ -118,7 +123,10 @@ class MetadataStore(Protocol):
         and release the staging keys of finished uploads past it; return the keys to delete."""
         ...
 
-    # namespaces, collaborators, invites
+
+class NamespaceStore(Protocol):
+    """Namespaces, their collaborators and invites."""
+
     async def create_namespace(
         self,
         owner_id: int,
@@ -162,6 +170,12 @@ class MetadataStore(Protocol):
     async def delete_invite(self, invite_id: int) -> bool: ...
 
 
+class MetadataStore(AccountStore, ObjectStore, NamespaceStore, Protocol):
+    """All the metadata, on one database: what the process opens and closes."""
+
+    async def close(self) -> None: ...
+
+
 class BlobStore(Protocol):
     async def put(
         self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None
@@ -188,6 +202,10 @@ class BlobStore(Protocol):
 
     async def ping(self) -> None:
         """Raise Unavailable unless the store can be used (readiness)."""
+        ...
+
+    def close(self) -> None:
+        """Finish the store's work in flight and stop its threads."""
         ...
 
 

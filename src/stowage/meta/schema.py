@@ -1,9 +1,9 @@
 """Table definitions. The Alembic migrations create exactly these; keep the two in step.
 
-Constraints that a write can break in normal use are named, because ``meta.sql`` tells
-them apart by name: the unique indexes, and the foreign keys to a namespace, which may be
-deleted while a write that names it is in flight. The migrations left most foreign keys to
-PostgreSQL's default names (``<table>_<column>_fkey``); the names here are those.
+Constraints that a write can break in normal use are named, because ``meta.constraints``
+tells them apart by name: the unique indexes, and the foreign keys to a namespace, which may
+be deleted while a write that names it is in flight. The migrations left most foreign keys
+to PostgreSQL's default names (``<table>_<column>_fkey``); the names here are those.
 """
 
 from __future__ import annotations

@@ -1,0 +1,73 @@
+"""Rows to the core's records: the mappers every part of ``SqlMetadataStore`` reads through."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy.engine import Row
+
+from ..core.models import (
+    ContentType,
+    Invite,
+    Namespace,
+    ObjectState,
+    StoredObject,
+    Token,
+    User,
+    Visibility,
+)
+from .prepared import Row as PreparedRow
+
+AnyRow = Row[Any] | PreparedRow  # SQLAlchemy's, or a prepared statement's
+R = TypeVar("R")
+
+
+def record(cls: type[R], row: AnyRow, prefix: str = "", **converted: Any) -> R:
+    """Build dataclass ``cls`` from the row's columns of the same names (optionally
+    prefixed, when joined to another table); ``converted`` supplies typed values."""
+    m = row._mapping
+    values = {
+        name: converted[name] if name in converted else m[prefix + name]
+        for name in _field_names(cls)
+    }
+    return cls(**values)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """``dataclasses.fields`` walks the class each call; every row read needs this."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def user(row: AnyRow, prefix: str = "") -> User:
+    return record(User, row, prefix, is_admin=bool(row._mapping[prefix + "is_admin"]))
+
+
+def token(row: AnyRow) -> Token:
+    return record(Token, row, scopes=frozenset(row.scopes.split()))
+
+
+def stored_object(row: AnyRow) -> StoredObject:
+    metadata = orjson.loads(row.metadata_json) if row.metadata_json is not None else None
+    return record(
+        StoredObject,
+        row,
+        content_type=ContentType(row.content_type),
+        state=ObjectState(row.state),
+        metadata=metadata,
+    )
+
+
+def namespace(row: AnyRow) -> Namespace:
+    return record(Namespace, row, visibility=Visibility(row.visibility))
+
+
+def invite(row: AnyRow) -> Invite:
+    return record(Invite, row)
