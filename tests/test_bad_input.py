@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import SMALL_UPLOAD_LIMIT, ThreadServer
+from .harness import SMALL_UPLOAD_LIMIT, ThreadServer
 from .rawhttp import raw_request
 
 HUGE = "9" * 4301  # one digit past what int() will convert

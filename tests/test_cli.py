@@ -16,7 +16,8 @@ from stowage.config import Settings
 from stowage.core.access import TOKEN_CACHE_SECONDS
 from stowage.processes import free_ports, start_serve, wait_healthy
 
-from .conftest import BACKENDS, ProcServer, backend_settings
+from .backends import BACKENDS, backend_settings
+from .harness import ProcServer
 from .rawhttp import KeepAlive
 from .workers import children, reach_every_worker
 

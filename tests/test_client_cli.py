@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import ProcServer
+from .harness import ProcServer
 
 CLI = [sys.executable, "-m", "stowage.cli"]
 

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import BACKENDS, ProcServer, proc_server_on
+from .backends import BACKENDS
+from .harness import ProcServer, proc_server_on
 
 
 def head_of(base_url: str, headers: dict[str, str]) -> int:

@@ -24,7 +24,7 @@ import pytest
 
 from stowage.processes import free_port, wait_healthy
 
-from .conftest import BACKENDS, backend_settings
+from .backends import BACKENDS, backend_settings
 
 ROUNDS = 3
 UPLOADS = 100

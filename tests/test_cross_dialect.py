@@ -7,7 +7,7 @@ import os
 
 import httpx
 
-from .conftest import ThreadServer
+from .harness import ThreadServer
 
 
 def test_runloop_object_is_readable_through_djinn(server: ThreadServer) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from .conftest import ThreadServer
+from .harness import ThreadServer
 
 FULL = "object:read,write,delete namespace:read,write,delete invite:read,write"
 NONE = "build:read"

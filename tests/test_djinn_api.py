@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import SMALL_UPLOAD_LIMIT, ThreadServer
+from .harness import SMALL_UPLOAD_LIMIT, ThreadServer
 from .test_sniff import png
 
 ALL = "object:read,write,delete namespace:read,write,delete invite:read,write"

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import httpx
 
-from .conftest import ProcServer, ThreadServer
+from .harness import ProcServer, ThreadServer
 from .test_presigned import check_date_conditions
 from .test_sniff import png
 

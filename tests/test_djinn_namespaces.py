@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import ThreadServer
+from .harness import ThreadServer
 
 FULL = "object:read,write,delete namespace:read,write,delete invite:read,write"
 EMPTY_NAME = [  # Djinn runs every rule: an empty name breaks all three

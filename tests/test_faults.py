@@ -15,7 +15,8 @@ from sqlalchemy.engine import make_url
 
 from stowage.seaweed import SeaweedFS
 
-from .conftest import ThreadServer, _run_thread_server, backend_settings
+from .backends import backend_settings
+from .harness import ThreadServer, run_thread_server_with
 from .tcpproxy import TcpProxy
 
 
@@ -39,7 +40,7 @@ def fragile(
         settings["database_url"] = db.set(port=database.port).render_as_string(False)
         settings["s3_endpoint"] = f"http://127.0.0.1:{s3.port}"
         try:
-            for server in _run_thread_server(tmp_path, settings):
+            for server in run_thread_server_with(tmp_path, settings):
                 yield FragileServer(server, database, s3)
         finally:
             database.close()
@@ -55,7 +56,7 @@ def own_seaweed(
     try:
         with backend_settings("postgres-s3", request, pg_base_url) as settings:
             settings.update(s3_endpoint=s3.endpoint, s3_bucket="own")
-            for server in _run_thread_server(tmp_path, settings):
+            for server in run_thread_server_with(tmp_path, settings):
                 yield server, s3
     finally:
         s3.stop()

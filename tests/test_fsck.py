@@ -9,7 +9,7 @@ import httpx
 from stowage.core.fsck import check
 from stowage.core.ids import new_blob_key
 
-from .conftest import ThreadServer
+from .harness import ThreadServer
 
 
 async def body(data: bytes) -> AsyncIterator[bytes]:

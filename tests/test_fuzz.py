@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BACKENDS, proc_server_on
+from .backends import BACKENDS
+from .harness import proc_server_on
 from .schema_fuzz import run_schemathesis
 
 MAX_EXAMPLES = 10  # per operation and phase: about a thousand requests a backend

@@ -19,7 +19,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 import pytest
 
-from .conftest import BACKENDS, ProcServer, proc_server_on
+from .backends import BACKENDS
+from .harness import ProcServer, proc_server_on
 from .rawhttp import KeepAlive, RawReply, raw_request
 
 HUGE = "9" * 4301  # one digit past what int() converts

@@ -19,7 +19,8 @@ from stowage.meta import listing
 from stowage.meta.database import driver_url
 from stowage.meta.migrate import locked_connection, upgrade
 
-from .conftest import ThreadServer, database_url
+from .backends import database_url
+from .harness import ThreadServer
 
 FULL = "object:read,write,delete namespace:read,write,delete invite:read,write"
 STATES = [None, "UPLOADING", "READ_ONLY", "DELETED"]

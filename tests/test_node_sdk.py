@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BACKENDS, ProcServer, proc_server_on
+from .backends import BACKENDS
+from .harness import ProcServer, proc_server_on
 
 NODE_DIR = Path(__file__).parent / "node"
 

@@ -13,7 +13,7 @@ import httpx
 
 from stowage.processes import start_serve
 
-from .conftest import ThreadServer
+from .harness import ThreadServer
 
 
 def test_request_id_is_echoed_or_made(server: ThreadServer) -> None:

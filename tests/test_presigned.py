@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import httpx
 import pytest
 
-from .conftest import SMALL_UPLOAD_LIMIT, ThreadServer, run_thread_server
+from .harness import SMALL_UPLOAD_LIMIT, ThreadServer, run_thread_server
 
 DATA = os.urandom(3 * 1024 * 1024 + 123)
 

@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, text
 from stowage.meta.database import driver_url
 from stowage.processes import free_port, wait_healthy
 
-from .conftest import backend_settings
+from .backends import backend_settings
 from .test_list_counts import counters_match
 
 EXPIRING = 30

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .conftest import ThreadServer
+from .harness import ThreadServer
 
 
 def create(c: httpx.Client, **body: object) -> httpx.Response:

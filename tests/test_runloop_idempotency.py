@@ -13,7 +13,8 @@ import pytest
 
 from stowage.processes import start_serve
 
-from .conftest import BACKENDS, ThreadServer, backend_settings
+from .backends import BACKENDS, backend_settings
+from .harness import ThreadServer
 
 DAY_MS = 24 * 3600 * 1000
 BODY = {"name": "once.txt", "content_type": "text", "metadata": {"k": "v"}, "ttl_ms": 3_600_000}

@@ -21,7 +21,7 @@ from runloop_api_client import (
     RunloopSDK,
 )
 
-from .conftest import ProcServer
+from .harness import ProcServer
 from .tcpproxy import TcpProxy
 
 

@@ -13,7 +13,7 @@ from stowage.meta.database import driver_url
 from stowage.meta.migrate import locked_connection, upgrade
 from stowage.meta.schema import metadata
 
-from .conftest import database_url
+from .backends import database_url
 
 # What SQLAlchemy cannot model: PostgreSQL's trigram indexes (migration 0003, expressions)
 # and SQLite's FTS5 name index with its shadow tables (0006).

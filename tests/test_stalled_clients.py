@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from .conftest import SMALL_UPLOAD_LIMIT, ThreadServer, proc_server_on
+from .harness import SMALL_UPLOAD_LIMIT, ThreadServer, proc_server_on
 from .rawhttp import raw_request
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from .conftest import ThreadServer
+from .harness import ThreadServer
 
 
 def make(server: ThreadServer, c: httpx.Client, name: str, ttl_ms: int | None) -> dict:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from .conftest import SMALL_UPLOAD_LIMIT, ThreadServer
+from .harness import SMALL_UPLOAD_LIMIT, ThreadServer
 
 
 class HeldUpload:

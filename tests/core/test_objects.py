@@ -1,0 +1,130 @@
+"""The object lifecycle through ObjectService itself: the three steps, whole-object puts
+under each policy, expiry and reaping, and who may see what. The HTTP tests cover the same
+ground through both APIs; these say where a failure lies when the core is changed."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from stowage.core.errors import FieldErrors, Forbidden, Gone, Invalid, NotFound, Problem
+from stowage.core.models import ContentType, ObjectState
+from stowage.core.objects import ANY_NAMES, UNIQUE_NAMES
+from stowage.core.presign import Grant, Presigner
+
+from ..aio import chunks, run
+from .wiring import Core
+
+TEXT = b"hello, stowage\n" * 100
+PRESIGNER = Presigner(b"a test secret of 32 bytes, or so")
+
+
+def signed(core: Core, method: str, public_id: str) -> Grant:
+    """What a presigned URL for ``method`` on the object proves, once verified."""
+    now = core.clock.now_ms()
+    expires = now // 1000 + 60
+    signature = PRESIGNER.sign(method, public_id, expires)
+    return PRESIGNER.verify(method, public_id, str(expires), signature, now)
+
+
+async def upload(core: Core, public_id: str, body: bytes) -> None:
+    """A presigned PUT of ``body``."""
+    ticket = await core.objects.upload_target(signed(core, "PUT", public_id))
+    await core.objects.upload(ticket, chunks(body, 1000))
+
+
+async def read_all(core: Core, public_id: str) -> bytes:
+    """What a presigned download of the object streams."""
+    obj = await core.objects.signed_download(signed(core, "GET", public_id))
+    return b"".join([part async for part in await core.objects.read(obj, 0, obj.size or 0)])
+
+
+def test_an_object_goes_from_create_to_upload_complete_read_and_delete(core: Core) -> None:
+    alice = run(core.user("alice"))
+    made = run(core.objects.create(alice, "report.txt", ContentType.TEXT, {"build": "7"}, None))
+    assert (made.state, made.metadata) == (ObjectState.UPLOADING, {"build": "7"})
+
+    with pytest.raises(Invalid):  # no bytes to hand out yet
+        run(read_all(core, made.public_id))
+    run(upload(core, made.public_id, TEXT))
+    uploaded = run(core.objects.get(alice, made.public_id))
+    assert (uploaded.size, uploaded.sha256) == (len(TEXT), hashlib.sha256(TEXT).hexdigest())
+    with pytest.raises(Invalid):  # not downloadable before it is complete
+        run(core.objects.downloadable(alice, made.public_id))
+
+    done = run(core.objects.complete(alice, made.public_id))
+    assert done.state is ObjectState.READ_ONLY
+    got = run(core.objects.get(alice, made.public_id))
+    assert got == done
+    assert run(core.objects.read_bytes(got, 7, 7)) == b"stowage"
+    assert run(read_all(core, made.public_id)) == TEXT
+
+    assert run(core.objects.delete(alice, made.public_id)).state is ObjectState.DELETED
+    with pytest.raises(Gone):
+        run(core.objects.downloadable(alice, made.public_id))
+    assert run(core.blobs.inventory()) == {}
+
+
+def test_a_put_with_unique_names_completes_at_once_under_a_name_of_its_own(core: Core) -> None:
+    bob = run(core.user("bob"))
+    stored = run(core.objects.put(bob, "logs.tgz", None, chunks(TEXT, 64), None, UNIQUE_NAMES))
+    assert (stored.state, stored.content_type) == (ObjectState.READ_ONLY, ContentType.TGZ)
+    assert stored.md5 == hashlib.md5(TEXT).hexdigest()
+    assert run(read_all(core, stored.public_id)) == TEXT
+
+    with pytest.raises(FieldErrors) as refused:
+        run(core.objects.put(bob, "logs.tgz", None, chunks(b"again", 5), None, UNIQUE_NAMES))
+    assert refused.value.problems == (Problem("name", "taken"),)
+    assert list(run(core.blobs.inventory())) == [stored.blob_key]  # the refused one kept none
+
+    with pytest.raises(FieldErrors) as refused:  # every problem at once, none stored
+        run(core.objects.put(bob, "a b", None, chunks(b"", 1), None, UNIQUE_NAMES))
+    assert [(p.field, p.code) for p in refused.value.problems] == [
+        ("name", "pattern"),
+        ("file", "required"),
+    ]
+    assert list(run(core.blobs.inventory())) == [stored.blob_key]
+
+
+def test_a_put_with_any_names_keeps_both_objects_of_a_name(core: Core) -> None:
+    bob = run(core.user("bob"))
+    first = run(core.objects.put(bob, "a build.bin", None, chunks(TEXT, 64), None, ANY_NAMES))
+    second = run(core.objects.put(bob, "a build.bin", None, chunks(b"", 1), None, ANY_NAMES))
+    assert first.public_id != second.public_id
+    assert (second.size, second.content_type) == (0, ContentType.BINARY)
+    assert run(read_all(core, first.public_id)) == TEXT
+
+
+def test_an_object_past_its_ttl_is_gone_and_the_reaper_removes_it(core: Core) -> None:
+    alice = run(core.user("alice"))
+    made = run(core.objects.create(alice, "brief.txt", ContentType.TEXT, None, 60_000))
+    run(upload(core, made.public_id, TEXT))
+    run(core.objects.complete(alice, made.public_id))
+
+    core.clock.advance(59_999)
+    assert run(core.objects.reap()).object_ids == []
+    assert run(core.objects.get(alice, made.public_id)).public_id == made.public_id
+    core.clock.advance(1)
+    with pytest.raises(NotFound):
+        run(core.objects.get(alice, made.public_id))
+    assert run(core.objects.reap()).object_ids == [made.id]
+    assert run(core.blobs.inventory()) == {}
+
+
+def test_others_objects_are_not_found_and_a_missing_scope_is_forbidden(core: Core) -> None:
+    alice, eve = run(core.user("alice")), run(core.user("eve"))
+    mine = run(core.objects.put(alice, "mine.txt", None, chunks(TEXT, 1000), None, UNIQUE_NAMES))
+    for other_users_call in (core.objects.get, core.objects.delete):
+        with pytest.raises(NotFound):
+            run(other_users_call(eve, mine.public_id))
+
+    write_only = run(core.token("alice", "object:write"))
+    with pytest.raises(Forbidden):
+        run(core.objects.get(write_only, mine.public_id))
+    with pytest.raises(Forbidden):
+        run(core.objects.delete(write_only, mine.public_id))
+    read_only = run(core.token("alice", "object:read"))
+    with pytest.raises(Forbidden):
+        run(core.objects.put(read_only, "more.txt", None, chunks(TEXT, 1000), None, ANY_NAMES))
+    assert run(core.objects.get(read_only, mine.public_id)) == mine

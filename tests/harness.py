@@ -1,0 +1,202 @@
+"""Real stowage servers on free loopback ports, for the fixtures in conftest.py and the
+tests that start servers of their own.
+
+* ``ProcServer``: ``stowage serve`` as a separate process, as a user would start it.
+* ``ThreadServer``: the same server (Granian, embedded) in a thread of the test process,
+  still over a real socket, but with a ManualClock so expiry can be tested without
+  sleeping, and the reaper triggered by hand.
+
+Each runs on one of the deployment shapes of ``backends``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from granian.server.embed import Server as EmbeddedGranian
+
+from stowage.app import create_app
+from stowage.bootstrap import prepare
+from stowage.config import Settings
+from stowage.core.clock import ManualClock
+from stowage.processes import free_port, wait_healthy
+from stowage.server import http_options
+from stowage.service import Stowage
+
+from .backends import backend_settings
+
+SMALL_UPLOAD_LIMIT = 32 * 1024 * 1024
+
+
+@dataclass
+class ProcServer:
+    base_url: str
+    token: str
+    data_dir: Path
+    env: dict[str, str]
+    log_path: Path
+    pid: int  # of ``stowage serve``, whose children are the workers
+
+    def processes(self) -> list[int]:
+        """``stowage serve`` and its worker processes."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        return [self.pid, *map(int, children)]
+
+    @staticmethod
+    def cli_command() -> list[str]:
+        return [sys.executable, "-m", "stowage.cli"]
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run the ``stowage`` CLI against this server's data directory."""
+        return subprocess.run(
+            [*self.cli_command(), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
+        )
+
+
+@contextlib.contextmanager
+def proc_server_on(
+    backend: str,
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_base: str | None,
+    **settings: str,
+) -> Iterator[ProcServer]:
+    """A ``stowage serve`` process of its own on this backend, with more ``settings``."""
+    with backend_settings(backend, request, pg_base) as extra:
+        yield from _run_proc_server(tmp_path_factory, extra | settings)
+
+
+def _run_proc_server(
+    tmp_path_factory: pytest.TempPathFactory, extra: dict[str, str]
+) -> Iterator[ProcServer]:
+    data_dir = tmp_path_factory.mktemp("proc-data")
+    port = free_port()
+    env = {
+        **os.environ,
+        "STOWAGE_DATA_DIR": str(data_dir),
+        "STOWAGE_PORT": str(port),
+        "STOWAGE_HOST": "127.0.0.1",
+        "STOWAGE_LOG_LEVEL": "warning",
+    }
+    env.update({f"STOWAGE_{k.upper()}": v for k, v in extra.items()})
+    log_path = data_dir.parent / "proc-server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*ProcServer.cli_command(), "serve"], env=env, stdout=log, stderr=log
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base_url, proc)
+        token = (data_dir / "admin-token").read_text().strip()
+        yield ProcServer(base_url, token, data_dir, env, log_path, proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@dataclass
+class ThreadServer:
+    base_url: str
+    token: str
+    clock: ManualClock
+    stowage: Stowage
+    settings: Settings
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, coro: Any) -> Any:
+        """Run a coroutine on the server's event loop (e.g. a reaper sweep) and wait."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    @property
+    def direct(self) -> bool:
+        """True when presigned URLs point at S3 rather than at stowage."""
+        return self.settings.blob_store == "s3"
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the ``stowage`` CLI with this server's settings."""
+        env = dict(os.environ)
+        for name, value in self.settings.model_dump().items():
+            if value is not None:
+                env[f"STOWAGE_{name.upper()}"] = str(value)
+        return subprocess.run(
+            [*ProcServer.cli_command(), *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    def stored_blobs(self) -> set[str]:
+        """The blob keys in the store, whichever backend it is."""
+        return set(self.run(self.stowage.blobs.inventory()))
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+    def new_user_token(
+        self, name: str, scopes: str = "object:read,write,delete", email: str | None = None
+    ) -> str:
+        """Create a user and return a new token for them."""
+        access = self.stowage.access
+        self.run(access.create_user(name, email))
+        return self.token_for(name, scopes)
+
+    def token_for(self, name: str, scopes: str) -> str:
+        """Another token for an existing user."""
+        from stowage.core.access import parse_scopes
+
+        issued = self.stowage.access.issue_token(name, parse_scopes(scopes), "test")
+        return self.run(issued).secret
+
+
+def run_thread_server(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, pg_base: str | None
+) -> Iterator[ThreadServer]:
+    with backend_settings(backend, request, pg_base) as extra:
+        yield from run_thread_server_with(tmp_path, extra)
+
+
+def run_thread_server_with(tmp_path: Path, extra: dict[str, str]) -> Iterator[ThreadServer]:
+    settings = Settings(
+        **extra,  # type: ignore[arg-type]
+        data_dir=tmp_path / "data",
+        port=free_port(),
+        max_upload_bytes=SMALL_UPLOAD_LIMIT,
+        reaper_interval_seconds=0,  # tests sweep explicitly
+        deleted_retention_seconds=60,
+    )
+    prepared = prepare(settings)
+    assert prepared.new_admin_token is not None
+    clock = ManualClock()
+    app = create_app(settings, prepared.presign_secret, clock)
+    granian = EmbeddedGranian(app, **http_options(settings))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(granian.serve(),), daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{settings.port}"
+    try:
+        wait_healthy(base_url)
+        yield ThreadServer(
+            base_url, prepared.new_admin_token, clock, app.state.stowage, settings, loop
+        )
+    finally:
+        loop.call_soon_threadsafe(granian.stop)
+        thread.join(timeout=20)
+        loop.close()

@@ -1,0 +1,202 @@
+"""Every blob store against the BlobStore protocol (``core/ports.py``): one set of tests,
+run on the in-memory store (the reference), the local disk (a tmp dir) and S3 (the
+session's SeaweedFS, under a prefix of its own). They check what a user of the protocol
+sees, bytes, digests and exceptions, so a new backend is held to the same answers; what
+one store does on its own medium (files, fsync, crashes) is tested beside it.
+
+``-k memory`` runs only the in-memory ones, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stowage.blobs.local import LocalBlobStore
+from stowage.blobs.memory import MemoryBlobStore
+from stowage.blobs.s3 import S3BlobStore
+from stowage.core.errors import TooLarge
+from stowage.core.ids import new_blob_key
+from stowage.core.models import BlobWritten
+from stowage.core.ports import BlobStore
+from stowage.core.sniff import SNIFF_LEN
+from stowage.seaweed import SeaweedFS
+
+from .aio import Endless, chunks, run
+from .backends import BUCKET
+
+MiB = 1024 * 1024
+BIG = 3 * MiB + 7  # past the local store's 1 MiB batches: its two-thread path
+
+
+def make_store(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> MemoryBlobStore | LocalBlobStore | S3BlobStore:
+    if kind == "memory":
+        return MemoryBlobStore()
+    if kind == "local":
+        return LocalBlobStore(tmp_path / "blobs")
+    seaweed: SeaweedFS = request.getfixturevalue("seaweed")
+    return S3BlobStore(
+        BUCKET,
+        seaweed.endpoint,
+        "us-east-1",
+        seaweed.access_key,
+        seaweed.secret_key,
+        path_style=True,
+        prefix=f"conformance-{uuid.uuid4().hex[:12]}",  # an empty store of its own
+    )
+
+
+@pytest.fixture(params=["memory", "local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    made = make_store(request.param, request, tmp_path)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def written_for(data: bytes) -> BlobWritten:
+    """What a store must report for ``data``: the figures clients verify downloads with."""
+    md5, sha256 = hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
+    return BlobWritten(len(data), md5, sha256, data[:SNIFF_LEN])
+
+
+async def read_all(store: BlobStore, key: str, start: int, length: int) -> bytes:
+    return b"".join([part async for part in await store.read(key, start, length)])
+
+
+def put(store: BlobStore, key: str, data: bytes) -> BlobWritten:
+    return run(store.put(key, chunks(data, 65536), None))
+
+
+def assert_absent(store: BlobStore, key: str) -> None:
+    """Nothing under ``key``: not listed, and reading it fails as for a key never written."""
+    assert key not in run(store.inventory())
+    with pytest.raises(FileNotFoundError):
+        run(store.read_bytes(key, 0, 1))
+
+
+def test_put_reports_size_digests_and_head_and_the_bytes_read_back(store: BlobStore) -> None:
+    data, key = os.urandom(BIG), new_blob_key()
+    assert put(store, key, data) == written_for(data)
+    assert run(read_all(store, key, 0, len(data))) == data
+    assert run(store.read_bytes(key, 0, len(data))) == data
+
+
+@pytest.mark.parametrize(
+    ("start", "length"),
+    [(0, 1), (1000, 2 * MiB), (BIG - 10, 10), (BIG - 10, 100), (7, 0)],
+    ids=["first-byte", "middle", "last-bytes", "past-the-end", "nothing"],
+)
+def test_a_range_reads_those_bytes_cut_at_the_end(
+    store: BlobStore, start: int, length: int
+) -> None:
+    data, key = os.urandom(BIG), new_blob_key()
+    put(store, key, data)
+    assert run(read_all(store, key, start, length)) == data[start : start + length]
+    assert run(store.read_bytes(key, start, length)) == data[start : start + length]
+
+
+def test_an_empty_blob_is_stored_listed_and_read(store: BlobStore) -> None:
+    key = new_blob_key()
+    assert put(store, key, b"") == written_for(b"")
+    assert key in run(store.inventory())
+    assert run(store.read_bytes(key, 0, 0)) == b""
+    assert run(read_all(store, key, 0, 0)) == b""
+
+
+def test_inventory_lists_each_blob_with_its_modification_time(store: BlobStore) -> None:
+    assert run(store.inventory()) == {}
+    before = time.time()
+    keys = {new_blob_key() for _ in range(3)}
+    for key in keys:
+        put(store, key, key.encode())
+    listed = run(store.inventory())
+    assert set(listed) == keys
+    # S3 keeps whole seconds, and its clock is the server's: a little slack either way.
+    assert all(before - 2 <= mtime <= time.time() + 2 for mtime in listed.values())
+
+
+def test_delete_removes_the_blob_and_may_be_repeated(store: BlobStore) -> None:
+    kept, gone = new_blob_key(), new_blob_key()
+    put(store, kept, b"kept")
+    put(store, gone, b"gone")
+    run(store.delete(gone))
+    run(store.delete(gone))  # deleting twice is fine
+    run(store.delete(new_blob_key()))  # and so is a key never written
+    assert_absent(store, gone)
+    assert run(store.read_bytes(kept, 0, 4)) == b"kept"
+
+
+def test_a_missing_blob_fails_when_opened_not_midway(store: BlobStore) -> None:
+    """``read`` raises before returning its stream, so an HTTP response never starts."""
+    with pytest.raises(FileNotFoundError):
+        run(store.read(new_blob_key(), 0, 10))
+    with pytest.raises(FileNotFoundError):
+        run(store.read_bytes(new_blob_key(), 0, 10))
+
+
+def test_a_second_put_replaces_the_blob(store: BlobStore) -> None:
+    key, first, second = new_blob_key(), os.urandom(5000), os.urandom(300)
+    put(store, key, first)
+    assert put(store, key, second) == written_for(second)
+    assert run(store.read_bytes(key, 0, 5000)) == second
+    assert list(run(store.inventory())) == [key]
+
+
+def test_a_limit_stops_reading_early_and_keeps_nothing(store: BlobStore) -> None:
+    body, key = Endless(), new_blob_key()
+    with pytest.raises(TooLarge):
+        run(store.put(key, body.stream(), MiB))
+    assert body.consumed <= MiB + body.chunk
+    assert_absent(store, key)
+
+
+def test_a_body_of_exactly_the_limit_is_kept(store: BlobStore) -> None:
+    data, key = os.urandom(MiB), new_blob_key()
+    assert run(store.put(key, chunks(data, 65536), MiB)) == written_for(data)
+
+
+@pytest.mark.parametrize("fail_after", [0, 100_000, 2 * MiB])
+def test_a_stream_that_breaks_keeps_nothing(store: BlobStore, fail_after: int) -> None:
+    """The client's own error comes out (not a store failure), and no blob is left."""
+    key = new_blob_key()
+    with pytest.raises(ConnectionResetError):
+        run(store.put(key, chunks(os.urandom(BIG), 65536, fail_after), None))
+    assert_absent(store, key)
+
+
+def test_a_failed_put_leaves_the_blob_already_there(store: BlobStore) -> None:
+    key, data = new_blob_key(), os.urandom(5000)
+    put(store, key, data)
+    with pytest.raises(ConnectionResetError):
+        run(store.put(key, chunks(os.urandom(BIG), 65536, 100_000), None))
+    with pytest.raises(TooLarge):
+        run(store.put(key, Endless().stream(), MiB))
+    assert run(store.read_bytes(key, 0, len(data))) == data
+
+
+def test_blobs_written_together_each_land_whole(store: BlobStore) -> None:
+    bodies = {new_blob_key(): os.urandom(n) for n in (0, 1, 4096, 65536, MiB + 1) * 4}
+
+    async def together() -> list[BlobWritten]:
+        return await asyncio.gather(
+            *(store.put(key, chunks(body, 1500), None) for key, body in bodies.items())
+        )
+
+    assert run(together()) == [written_for(body) for body in bodies.values()]
+    for key, body in bodies.items():
+        assert run(store.read_bytes(key, 0, len(body))) == body
+
+
+def test_a_usable_store_answers_ping(store: BlobStore) -> None:
+    assert run(store.ping()) is None
