@@ -1,7 +1,8 @@
 """Blobs in any S3-compatible store, through obstore (Rust, async).
 
-obstore beat aiobotocore on SeaweedFS: 2.8x the 4 KiB PUTs and 2.9x the GETs per second,
-and the same 256 MiB throughput (``python -m benchmarks.s3_clients``).
+obstore beat aiobotocore on SeaweedFS: 2.8x the 4 KiB PUTs and 2.9x the GETs per second
+and about the same 256 MiB PUT throughput; aiobotocore was faster on 256 MiB GETs, which
+in this mode mostly go straight to the bucket (``python -m benchmarks.s3_clients``).
 
 Writes stream: request chunks gather into 1 MiB batches, a worker thread hashes each batch
 (md5, sha256) while obstore uploads earlier ones as multipart parts. A failed or oversized
