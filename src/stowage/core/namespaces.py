@@ -118,12 +118,14 @@ class NamespaceService:
             raise NotFound("Not Found")
         viewer = caller.user.id if caller else None
         access = await self._meta.namespace_access(namespace.id, viewer)
-        assert access is not None
+        if access is None:  # deleted since it was found
+            raise NotFound("Not Found")
         root, collaborating = access
         if not may_read(viewer, namespace.owner_id, root, collaborating):
             raise NotFound("Not Found")
         if root.visibility is not Visibility.PUBLIC and read_scope:
-            assert caller is not None  # may_read lets the anonymous see public ones only
+            if caller is None:  # may_read lets the anonymous see public ones only
+                raise NotFound("Not Found")
             caller.require("namespace:read")
         return namespace
 
@@ -272,13 +274,11 @@ class NamespaceService:
     async def _invite_for(self, caller: Principal, invite_id: int, inviter_may: bool) -> Invite:
         caller.require("invite:write")
         invite = await self._meta.get_invite(invite_id)
-        allowed = invite is not None and (
+        if invite is None or not (
             invite.invitee_id == caller.user.id
             or (inviter_may and invite.inviter_id == caller.user.id)
-        )
-        if not allowed:
+        ):
             raise NotFound("Not Found")
-        assert invite is not None
         return invite
 
     async def accept(self, caller: Principal, invite_id: int) -> Invite:
