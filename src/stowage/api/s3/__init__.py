@@ -1,0 +1,1 @@
+"""The S3 dialect's building blocks: SigV4 verification and ``aws-chunked`` bodies."""

@@ -1,0 +1,126 @@
+"""The S3 errors this package raises, as S3 words them on the wire.
+
+Each one is an :class:`S3Error` built by a small function named after its code, so the
+route layer renders ``<Error><Code>…</Code><Message>…</Message>{extra}</Error>`` with the
+status and never has to know which check failed. Codes, statuses and messages are AWS's
+own (the S3 "Error responses" list; botocore's model names only ``AccessDenied`` and
+``InvalidRequest`` among these, the rest are documented but not modelled), so clients that
+switch on the code (botocore's retry and clock-skew correction read
+``RequestTimeTooSkewed``) behave as they do against AWS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+MAX_SKEW_MS = 15 * 60 * 1000
+
+
+class S3Error(Exception):
+    """An S3 error response: ``code`` and ``message`` for the XML body, ``status`` for
+    the HTTP status, and ``extra`` the further elements S3 puts in the body, in order."""
+
+    def __init__(
+        self, code: str, message: str, status: int, extra: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+        self.extra: dict[str, str] = dict(extra or {})
+
+
+def access_denied(message: str = "Access Denied", **extra: str) -> S3Error:
+    return S3Error("AccessDenied", message, 403, extra)
+
+
+def invalid_access_key_id(access_key_id: str) -> S3Error:
+    return S3Error(
+        "InvalidAccessKeyId",
+        "The AWS Access Key Id you provided does not exist in our records.",
+        403,
+        {"AWSAccessKeyId": access_key_id},
+    )
+
+
+def signature_does_not_match(
+    access_key_id: str, string_to_sign: str, canonical_request: str | None = None
+) -> S3Error:
+    """S3 echoes what it signed so a client author can diff it against their own; the
+    chunk and trailer checks have no canonical request, only a string to sign."""
+    extra = {"AWSAccessKeyId": access_key_id, "StringToSign": string_to_sign}
+    if canonical_request is not None:
+        extra["CanonicalRequest"] = canonical_request
+    return S3Error(
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method.",
+        403,
+        extra,
+    )
+
+
+def request_time_too_skewed(request_time: str, server_time: str) -> S3Error:
+    return S3Error(
+        "RequestTimeTooSkewed",
+        "The difference between the request time and the current time is too large.",
+        403,
+        {
+            "RequestTime": request_time,
+            "ServerTime": server_time,
+            "MaxAllowedSkewMilliseconds": str(MAX_SKEW_MS),
+        },
+    )
+
+
+def authorization_header_malformed(message: str) -> S3Error:
+    return S3Error("AuthorizationHeaderMalformed", message, 400)
+
+
+def authorization_query_parameters_error(message: str) -> S3Error:
+    return S3Error("AuthorizationQueryParametersError", message, 400)
+
+
+def invalid_argument(message: str, name: str | None = None, value: str | None = None) -> S3Error:
+    extra = {}
+    if name is not None:
+        extra["ArgumentName"] = name
+        extra["ArgumentValue"] = value or ""
+    return S3Error("InvalidArgument", message, 400, extra)
+
+
+def invalid_request(message: str) -> S3Error:
+    return S3Error("InvalidRequest", message, 400)
+
+
+def content_sha256_mismatch(declared: str, computed: str) -> S3Error:
+    return S3Error(
+        "XAmzContentSHA256Mismatch",
+        "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        400,
+        {"ClientComputedContentSHA256": declared, "S3ComputedContentSHA256": computed},
+    )
+
+
+def bad_digest(message: str) -> S3Error:
+    return S3Error("BadDigest", message, 400)
+
+
+def invalid_digest() -> S3Error:
+    return S3Error("InvalidDigest", "The Content-MD5 you specified was invalid.", 400)
+
+
+def incomplete_body(
+    message: str = "You did not provide the number of bytes specified by the "
+    "Content-Length HTTP header",
+) -> S3Error:
+    return S3Error("IncompleteBody", message, 400)
+
+
+def malformed_trailer() -> S3Error:
+    return S3Error(
+        "MalformedTrailerError",
+        "The request contained trailing data that was not well-formed or did not "
+        "conform to our published schema.",
+        400,
+    )
