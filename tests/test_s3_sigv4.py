@@ -13,7 +13,7 @@ from stowage.api.s3.errors import S3Error
 from stowage.api.s3.sigv4 import PayloadMode, Verified, canonical_uris
 
 from .aio import run
-from .s3sign import ACCESS_KEY, NOW, Raw, presign, sign
+from .s3sign import ACCESS_KEY, NOW, Raw, aws_example, presign, sign
 
 URL = "http://s3.example.test/bucket/key.txt"
 
@@ -37,49 +37,29 @@ def fails(raw: Raw, code: str, **kwargs: object) -> S3Error:
 
 
 def test_aws_example_get_object() -> None:
-    raw = Raw(
-        "GET",
-        b"/test.txt",
-        b"",
-        [
-            (b"host", b"examplebucket.s3.amazonaws.com"),
-            (b"range", b"bytes=0-9"),
-            (b"x-amz-content-sha256", hashlib.sha256(b"").hexdigest().encode()),
-            (b"x-amz-date", b"20130524T000000Z"),
-            (
-                b"authorization",
-                b"AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/"
-                b"aws4_request,SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
-                b"Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
-            ),
-        ],
-    )
-    verified = ok(raw)
+    headers = {
+        "host": "examplebucket.s3.amazonaws.com",
+        "range": "bytes=0-9",
+        "x-amz-content-sha256": hashlib.sha256(b"").hexdigest(),
+        "x-amz-date": "20130524T000000Z",
+    }
+    signature = "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+    verified = ok(aws_example("GET", b"/test.txt", headers, signature))
     assert verified.payload is PayloadMode.SHA256
     assert verified.payload_sha256 == hashlib.sha256(b"").hexdigest()
 
 
 def test_aws_example_put_object_sends_dollar_and_signs_it_encoded() -> None:
-    body = b"Welcome to Amazon S3."
-    raw = Raw(
-        "PUT",
-        b"/test$file.text",  # as the example's request line has it; it signs /test%24file.text
-        b"",
-        [
-            (b"host", b"examplebucket.s3.amazonaws.com"),
-            (b"date", b"Fri, 24 May 2013 00:00:00 GMT"),
-            (b"x-amz-date", b"20130524T000000Z"),
-            (b"x-amz-storage-class", b"REDUCED_REDUNDANCY"),
-            (b"x-amz-content-sha256", hashlib.sha256(body).hexdigest().encode()),
-            (
-                b"authorization",
-                b"AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/"
-                b"aws4_request,SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;"
-                b"x-amz-storage-class,"
-                b"Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd",
-            ),
-        ],
-    )
+    headers = {
+        "date": "Fri, 24 May 2013 00:00:00 GMT",
+        "host": "examplebucket.s3.amazonaws.com",
+        "x-amz-content-sha256": hashlib.sha256(b"Welcome to Amazon S3.").hexdigest(),
+        "x-amz-date": "20130524T000000Z",
+        "x-amz-storage-class": "REDUCED_REDUNDANCY",
+    }
+    signature = "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"
+    # The example's request line has /test$file.text; it signs /test%24file.text.
+    raw = aws_example("PUT", b"/test$file.text", headers, signature)
     ok(raw)
     ok(replace(raw, path=b"/test%24file.text"))
 
