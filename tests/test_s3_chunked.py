@@ -16,7 +16,7 @@ import pytest
 from botocore.httpchecksum import _CHECKSUM_CLS
 
 from stowage.api.s3.checksums import CheckedBody, Checksum
-from stowage.api.s3.chunked import ChunkedBody
+from stowage.api.s3.chunked import ChunkedBody, request_body
 from stowage.api.s3.errors import S3Error
 from stowage.api.s3.sigv4 import PayloadMode, Verified
 
@@ -338,3 +338,12 @@ def test_malformed_and_duplicate_checksum_headers() -> None:
     plain_fails(raw, "InvalidRequest")
     both = {"x-amz-checksum-crc32": "AAAAAA==", "x-amz-checksum-sha1": "A" * 27 + "="}
     plain_fails(sign("PUT", URL, both, b"x", unsigned_payload=True), "InvalidRequest")
+
+
+def test_request_body_picks_the_decoder() -> None:
+    chunked = sign("PUT", URL, {}, b"abc", trailer="crc32")
+    body = request_body(pieces([chunked.body]), verified(chunked), chunked.headers)
+    assert isinstance(body, ChunkedBody) and run(_collect(body)) == b"abc"
+    raw = sign("PUT", URL, {}, b"abc")
+    body = request_body(pieces([b"abc"]), verified(raw), raw.headers)
+    assert isinstance(body, CheckedBody) and run(_collect(body)) == b"abc"

@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import AsyncIterator
 
 from . import errors
-from .checksums import ALGORITHMS, CHECKSUM_PREFIX, Checksum, Digests
+from .checksums import ALGORITHMS, CHECKSUM_PREFIX, CheckedBody, Checksum, Digests
 from .sigv4 import (
     EMPTY_SHA256,
     Headers,
@@ -87,8 +87,10 @@ class _Reader:
         while self._pos == len(self._buffer):
             await self._more_or_fail()
         end = min(self._pos + most, len(self._buffer))
-        out = self._buffer if self._pos == 0 and end == len(self._buffer) else None
-        out = self._buffer[self._pos : end] if out is None else out
+        if self._pos == 0 and end == len(self._buffer):
+            out = self._buffer  # the whole piece, not a copy
+        else:
+            out = self._buffer[self._pos : end]
         self._pos = end
         return out
 
@@ -254,3 +256,13 @@ def _check_trailer_signature(
 def _check(signing: Signing, string_to_sign: str, signature: str) -> None:
     if not signatures_equal(sign(signing.key, string_to_sign), signature):
         raise errors.signature_does_not_match(signing.access_key_id, string_to_sign)
+
+
+def request_body(
+    stream: AsyncIterator[bytes], auth: Verified, headers: Headers
+) -> ChunkedBody | CheckedBody:
+    """The payload of a verified request, whatever its payload mode, checked as it
+    streams (see :class:`ChunkedBody` and :class:`~.checksums.CheckedBody`)."""
+    if auth.payload.chunked:
+        return ChunkedBody(stream, auth, headers)
+    return CheckedBody(stream, auth, headers)

@@ -234,14 +234,14 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_NAMED_PAYLOADS = {mode.value: mode for mode in PayloadMode if mode is not PayloadMode.SHA256}
+
+
 def _payload_mode(value: str) -> tuple[PayloadMode, str | None]:
     if _HEX64.fullmatch(value):
         return PayloadMode.SHA256, value.lower()
-    try:
-        mode = PayloadMode(value)
-    except ValueError:
-        mode = PayloadMode.SHA256  # the enum's own name is no declaration
-    if mode is PayloadMode.SHA256:
+    mode = _NAMED_PAYLOADS.get(value)
+    if mode is None:
         raise errors.invalid_argument(
             "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER,"
             " STREAMING-AWS4-HMAC-SHA256-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
