@@ -288,6 +288,9 @@ def test_decoded_length_must_match() -> None:
 def test_trailer_size_is_bounded() -> None:
     raw = sign("PUT", URL, {}, b"abc", trailer="crc32")
     fails(raw, "InvalidRequest", max_trailer=10)
+    trailer = raw.body[raw.body.index(b"x-amz") : -4]
+    assert decode(raw, max_trailer=len(trailer))[0] == b"abc"
+    fails(raw, "InvalidRequest", max_trailer=len(trailer) - 1)
     long_value = raw.body.replace(b"\r\n\r\n", b"AAAA" * 2000 + b"\r\n\r\n")
     fails(replace(raw, body=long_value), "InvalidRequest")
 

@@ -210,7 +210,7 @@ class ChunkedBody:
         trailers: dict[str, str] = {}
         budget = self._max_trailer
         while line := await self._reader.line(budget, "trailer"):
-            budget -= len(line) + 2
+            budget = max(budget - len(line) - 2, 0)  # 0 still admits the closing blank line
             name, colon, value = line.decode("latin-1").partition(":")
             if not colon:
                 raise errors.malformed_trailer()
