@@ -10,7 +10,7 @@ declared payload hash is right, the key exists, the time is within bounds), or r
 
 What it does *not* guarantee: that the body matches what was declared. The body has not
 been read yet; :class:`Verified` says what to check it against (``payload_sha256``,
-the chunk ``signing`` material, ``trailers``, ``decoded_length``) and :mod:`.body` does
+the chunk ``signing`` material, ``trailers``, ``decoded_length``) and ``chunked.request_body`` does
 the checking while streaming.
 """
 
