@@ -51,6 +51,21 @@ class Token:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessKey:
+    """An S3 access key: a token row (``id`` is its token id) with an access key id and the
+    salt its secret is derived from (``core.keys``); the secret itself is stored nowhere."""
+
+    id: int
+    user_id: int
+    name: str
+    access_key_id: str
+    secret_salt: str
+    scopes: frozenset[str]
+    created_at_ms: int
+    revoked_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Namespace:
     """A folder of objects owned by one user. Visibility and collaborators live on the root
     (``root_id``); every descendant carries a copy of the root's visibility."""

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Literal, Protocol, runtime_checkable
 
 from .models import (
+    AccessKey,
     BlobWritten,
     Collaborator,
     Invite,
@@ -30,7 +31,8 @@ from .models import (
 
 
 class AccountStore(Protocol):
-    """Users and their API tokens."""
+    """Users, their API tokens and their S3 access keys (token rows with an access key id).
+    The token methods see bearer tokens only, the key methods access keys only."""
 
     async def create_user(
         self, name: str, email: str | None, is_admin: bool, now_ms: int
@@ -54,6 +56,28 @@ class AccountStore(Protocol):
     async def find_token(self, token_hash: str) -> tuple[Token, User] | None: ...
     async def list_tokens(self, user_id: int | None) -> list[tuple[Token, User]]: ...
     async def revoke_token(self, token_id: int, now_ms: int) -> bool: ...
+    async def create_access_key(
+        self,
+        user_id: int,
+        name: str,
+        access_key_id: str,
+        token_hash: str,
+        secret_salt: str,
+        scopes: frozenset[str],
+        now_ms: int,
+    ) -> AccessKey: ...
+    async def find_access_key(self, access_key_id: str) -> tuple[AccessKey, User] | None:
+        """A live (unrevoked) key and its user."""
+        ...
+
+    async def list_access_keys(self, user_id: int | None) -> list[tuple[AccessKey, User]]: ...
+    async def revoke_access_key(self, access_key_id: str, now_ms: int) -> int | None:
+        """The revoked key's token id; None when there is no live key of that id."""
+        ...
+
+    async def set_secret_salt(self, access_key_id: str, secret_salt: str) -> AccessKey | None:
+        """Give a live key a new salt (so a new secret); None when there is no such key."""
+        ...
 
 
 class ObjectStore(Protocol):

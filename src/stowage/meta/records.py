@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy.engine import Row
 
 from ..core.models import (
+    AccessKey,
     ContentType,
     Invite,
     Namespace,
@@ -52,6 +53,10 @@ def user(row: AnyRow, prefix: str = "") -> User:
 
 def token(row: AnyRow) -> Token:
     return record(Token, row, scopes=frozenset(row.scopes.split()))
+
+
+def access_key(row: AnyRow) -> AccessKey:
+    return record(AccessKey, row, scopes=frozenset(row.scopes.split()))
 
 
 def stored_object(row: AnyRow) -> StoredObject:

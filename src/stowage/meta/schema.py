@@ -51,6 +51,10 @@ tokens = Table(
     Column("scopes", Text, nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("revoked_at_ms", BigInteger),
+    # S3 access keys (migration 0007) are token rows with these set; see core/keys.py.
+    Column("access_key_id", String(20)),
+    Column("secret_salt", String(32)),
+    Index("uq_tokens_access_key_id", "access_key_id", unique=True),
     sqlite_autoincrement=True,
 )
 
