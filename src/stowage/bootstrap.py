@@ -65,12 +65,12 @@ def load_secret(settings: Settings) -> bytes:
     return path.read_text().strip().encode()
 
 
-async def _ensure_admin(settings: Settings) -> str | None:
+async def _ensure_admin(settings: Settings, secret: bytes) -> str | None:
     meta = open_metadata(settings)
     try:
         if await meta.count_users() > 0:
             return None
-        access = AccessService(meta, SystemClock())
+        access = AccessService(meta, SystemClock(), secret)
         await access.create_user("admin", None, is_admin=True)
         issued = await access.issue_token("admin", ALL_SCOPES, "admin (first start)")
     finally:
@@ -134,9 +134,17 @@ def migrate(settings: Settings) -> None:
         upgrade(connection)
 
 
+def migrate_for_admin(settings: Settings) -> bytes:
+    """Migrate, and load the presign secret, which the admin CLI derives S3 secret keys
+    from; under the lock, so a CLI run on a fresh store and a first start make one secret."""
+    with first_start_lock(settings) as connection:
+        upgrade(connection)
+        return load_secret(settings)
+
+
 def prepare(settings: Settings) -> Prepared:
     with first_start_lock(settings) as connection:
         upgrade(connection)
         secret = load_secret(settings)
-        new_admin_token = asyncio.run(_ensure_admin(settings))
+        new_admin_token = asyncio.run(_ensure_admin(settings, secret))
     return Prepared(presign_secret=secret, new_admin_token=new_admin_token)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from . import __version__, logs
 from .backends import open_backends, open_metadata
-from .bootstrap import ADMIN_TOKEN_FILE, migrate, prepare
+from .bootstrap import ADMIN_TOKEN_FILE, migrate, migrate_for_admin, prepare
 from .client.commands import register as register_client_commands
 from .config import Settings
 from .core.access import AccessService, format_scopes, parse_scopes
@@ -48,12 +48,12 @@ T = TypeVar("T")
 def _with_access(action: Callable[[AccessService], Awaitable[T]]) -> T:
     """Migrate, then run one admin action; domain errors become a message and exit 1."""
     settings = Settings()
-    migrate(settings)
+    secret = migrate_for_admin(settings)
 
     async def run() -> T:
         meta = open_metadata(settings)
         try:
-            return await action(AccessService(meta, SystemClock()))
+            return await action(AccessService(meta, SystemClock(), secret))
         finally:
             await meta.close()
 

@@ -26,6 +26,7 @@ from ..aio import run
 MAX_UPLOAD_BYTES = 1024 * 1024
 DELETED_RETENTION_MS = 60_000
 ALL_OBJECT_SCOPES = "object:read,write,delete"
+SERVER_SECRET = b"core-tests-presign-secret"
 
 
 def sqlite_url(database: Path) -> str:
@@ -66,7 +67,7 @@ def open_core(database: Path) -> Iterator[Core]:
     limits = Limits(max_upload_bytes=MAX_UPLOAD_BYTES, deleted_retention_ms=DELETED_RETENTION_MS)
     objects = ObjectService(meta, blobs, NamespaceService(meta, clock), clock, limits)
     try:
-        yield Core(clock, meta, blobs, AccessService(meta, clock), objects)
+        yield Core(clock, meta, blobs, AccessService(meta, clock, SERVER_SECRET), objects)
     finally:
         run(meta.close())
         blobs.close()

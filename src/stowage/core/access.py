@@ -1,7 +1,9 @@
-"""Who is calling and what they may do: token minting and lookup, scopes, principals.
+"""Who is calling and what they may do: token and S3 access key minting and lookup,
+scopes, principals.
 
 Scopes follow Djinn's grammar (``resource:perm[,perm] ...``) so one token works in both
-dialects. Tokens are random, shown once, and stored only as SHA-256 hashes.
+dialects. Tokens are random, shown once, and stored only as SHA-256 hashes. Access keys
+carry the same scopes; their secrets are derived, never stored (``core.keys``).
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ import hashlib
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
 
 from .clock import Clock
 from .errors import Forbidden, Invalid, NotFound, Unauthenticated
-from .models import Namespace, Token, User, Visibility
+from .keys import ACCESS_KEY_ID, derive_secret, key_token_hash, new_access_key_id, new_salt
+from .models import AccessKey, Namespace, Token, User, Visibility
 from .ports import AccountStore
 
 RESOURCES = (
@@ -36,6 +41,7 @@ TOKEN_PREFIX = "stw_"
 USER_NAME = re.compile(r"^(?!\.+$)[a-zA-Z0-9._-]{1,64}$")
 TOKEN_CACHE_SECONDS = 1.0  # how long a revoked token may still be honoured, at most
 TOKEN_CACHE_SIZE = 10_000
+V = TypeVar("V")
 
 
 def parse_scopes(text: str) -> frozenset[str]:
@@ -95,9 +101,10 @@ def as_seen_by(user: User, viewer: Principal | None) -> User:
     return replace(user, email=None)
 
 
-class TokenCache:
-    """Tokens found recently, by hash, with their principal: every request presents a
-    token, and looking it up is a query.
+class TokenCache(Generic[V]):
+    """Credentials found recently, by what a request presents (a token's hash, an access
+    key id), with what they resolve to (a principal; for a key also its secret): every
+    request presents one, and looking it up is a query.
 
     An entry lives ``ttl`` seconds from just before the lookup that made it, so whatever
     revokes a token (the CLI, another worker, another replica), every process refuses it
@@ -108,28 +115,35 @@ class TokenCache:
     def __init__(self, ttl: float, size: int) -> None:
         self._ttl = ttl
         self._size = size
-        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._entries: dict[str, tuple[float, int, V]] = {}  # expiry, token id, value
 
-    def get(self, token_hash: str) -> Principal | None:
-        entry = self._entries.get(token_hash)
-        if entry is None:
+    async def resolve(
+        self, presented: str, lookup: Callable[[], Awaitable[tuple[int, V] | None]]
+    ) -> V | None:
+        """The cached value of ``presented``, else ``lookup``'s (token id, value), kept."""
+        entry = self._entries.get(presented)
+        if entry is not None:
+            if entry[0] > time.monotonic():
+                return entry[2]
+            del self._entries[presented]
+        looked_up_at = time.monotonic()  # before the query: its snapshot is no older
+        found = await lookup()
+        if found is None:
             return None
-        if entry[0] <= time.monotonic():
-            del self._entries[token_hash]
-            return None
-        return entry[1]
+        self._put(presented, *found, looked_up_at)
+        return found[1]
 
-    def put(self, token_hash: str, principal: Principal, looked_up_at: float) -> None:
+    def _put(self, presented: str, token_id: int, value: V, looked_up_at: float) -> None:
         if len(self._entries) >= self._size:
             self._entries = {k: e for k, e in self._entries.items() if e[0] > looked_up_at}
         if len(self._entries) >= self._size:
             for oldest in list(self._entries)[: self._size // 2 or 1]:
                 del self._entries[oldest]
-        self._entries[token_hash] = (looked_up_at + self._ttl, principal)
+        self._entries[presented] = (looked_up_at + self._ttl, token_id, value)
 
     def forget(self, token_id: int) -> None:
-        """Drop a token this process revoked itself, which needs no waiting."""
-        self._entries = {k: e for k, e in self._entries.items() if e[1].token_id != token_id}
+        """Drop a token this process revoked (or a key it rotated), which needs no waiting."""
+        self._entries = {k: e for k, e in self._entries.items() if e[1] != token_id}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,27 +152,40 @@ class IssuedToken:
     secret: str  # the only time the plain token exists
 
 
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key: AccessKey
+    secret: str  # derived again on every request, but shown to a person only now
+
+
 class AccessService:
-    def __init__(self, meta: AccountStore, clock: Clock) -> None:
+    """Users, bearer tokens and S3 access keys. ``server_secret`` (the presign secret,
+    shared by replicas) is what key secrets are derived from."""
+
+    def __init__(self, meta: AccountStore, clock: Clock, server_secret: bytes) -> None:
         self._meta = meta
         self._clock = clock
-        self._tokens = TokenCache(TOKEN_CACHE_SECONDS, TOKEN_CACHE_SIZE)
+        self._server_secret = server_secret
+        self._tokens: TokenCache[Principal] = TokenCache(TOKEN_CACHE_SECONDS, TOKEN_CACHE_SIZE)
+        self._keys: TokenCache[tuple[Principal, str]] = TokenCache(
+            TOKEN_CACHE_SECONDS, TOKEN_CACHE_SIZE
+        )
 
     async def authenticate(self, bearer: str | None) -> Principal:
         if not bearer:
             raise Unauthenticated("missing bearer token: send 'Authorization: Bearer <token>'")
         token_hash = hash_token(bearer)
-        cached = self._tokens.get(token_hash)
-        if cached is not None:
-            return cached
-        looked_up_at = time.monotonic()  # before the query: its snapshot is no older
+        principal = await self._tokens.resolve(token_hash, lambda: self._find_token(token_hash))
+        if principal is None:
+            raise Unauthenticated("invalid or revoked token")
+        return principal
+
+    async def _find_token(self, token_hash: str) -> tuple[int, Principal] | None:
         found = await self._meta.find_token(token_hash)
         if found is None:
-            raise Unauthenticated("invalid or revoked token")
+            return None
         token, user = found
-        principal = Principal(user=user, scopes=token.scopes, token_id=token.id)
-        self._tokens.put(token_hash, principal, looked_up_at)
-        return principal
+        return token.id, Principal(user=user, scopes=token.scopes, token_id=token.id)
 
     async def create_user(self, name: str, email: str | None, is_admin: bool = False) -> User:
         if not USER_NAME.match(name):
@@ -168,10 +195,18 @@ class AccessService:
             raise Invalid(f"user {name!r} already exists")
         return created
 
-    async def issue_token(self, user_name: str, scopes: frozenset[str], name: str) -> IssuedToken:
-        user = await self._meta.get_user_by_name(user_name)
+    async def _user(self, name: str) -> User:
+        user = await self._meta.get_user_by_name(name)
         if user is None:
-            raise NotFound(f"no user named {user_name!r}")
+            raise NotFound(f"no user named {name!r}")
+        return user
+
+    async def _user_id(self, name: str | None) -> int | None:
+        """The id to filter a list by: None lists everyone's."""
+        return None if name is None else (await self._user(name)).id
+
+    async def issue_token(self, user_name: str, scopes: frozenset[str], name: str) -> IssuedToken:
+        user = await self._user(user_name)
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = await self._meta.create_token(
             user.id, name, hash_token(secret), secret[:12], scopes, self._clock.now_ms()
@@ -179,18 +214,67 @@ class AccessService:
         return IssuedToken(token=token, secret=secret)
 
     async def list_tokens(self, user_name: str | None) -> list[tuple[Token, User]]:
-        user_id = None
-        if user_name is not None:
-            user = await self._meta.get_user_by_name(user_name)
-            if user is None:
-                raise NotFound(f"no user named {user_name!r}")
-            user_id = user.id
-        return await self._meta.list_tokens(user_id)
+        """Bearer tokens only: access keys are listed by ``list_keys``."""
+        return await self._meta.list_tokens(await self._user_id(user_name))
 
     async def revoke_token(self, token_id: int) -> None:
         if not await self._meta.revoke_token(token_id, self._clock.now_ms()):
             raise NotFound(f"no live token with id {token_id}")
         self._tokens.forget(token_id)
+
+    # --- S3 access keys -----------------------------------------------------------------
+
+    def _secret(self, key: AccessKey) -> str:
+        return derive_secret(self._server_secret, key.access_key_id, key.secret_salt)
+
+    async def create_key(self, user_name: str, scopes: frozenset[str], name: str) -> IssuedKey:
+        user = await self._user(user_name)
+        access_key_id = new_access_key_id()
+        key = await self._meta.create_access_key(
+            user.id,
+            name,
+            access_key_id,
+            key_token_hash(access_key_id),
+            new_salt(),
+            scopes,
+            self._clock.now_ms(),
+        )
+        return IssuedKey(key=key, secret=self._secret(key))
+
+    async def list_keys(self, user_name: str | None) -> list[tuple[AccessKey, User]]:
+        return await self._meta.list_access_keys(await self._user_id(user_name))
+
+    async def revoke_key(self, access_key_id: str) -> None:
+        token_id = await self._meta.revoke_access_key(access_key_id, self._clock.now_ms())
+        if token_id is None:
+            raise NotFound(f"no live access key {access_key_id!r}")
+        self._keys.forget(token_id)
+
+    async def rotate_key(self, access_key_id: str) -> IssuedKey:
+        """A new salt, so a new secret; the old one is refused by this process at once and
+        by every other within ``TOKEN_CACHE_SECONDS``, as a revoked token is."""
+        key = await self._meta.set_secret_salt(access_key_id, new_salt())
+        if key is None:
+            raise NotFound(f"no live access key {access_key_id!r}")
+        self._keys.forget(key.id)
+        return IssuedKey(key=key, secret=self._secret(key))
+
+    async def key_for(self, access_key_id: str) -> tuple[Principal, str] | None:
+        """The caller a request signed with this access key acts as (the key's user and
+        scopes, its token id) and the secret to check the signature with; None for an
+        unknown or revoked key. Cached like bearer tokens: a revoked or rotated key stops
+        working everywhere within ``TOKEN_CACHE_SECONDS``. An id that cannot be a key (the
+        header is the client's) is refused without a query."""
+        if not ACCESS_KEY_ID.match(access_key_id):
+            return None
+        return await self._keys.resolve(access_key_id, lambda: self._find_key(access_key_id))
+
+    async def _find_key(self, access_key_id: str) -> tuple[int, tuple[Principal, str]] | None:
+        found = await self._meta.find_access_key(access_key_id)
+        if found is None:
+            return None
+        key, user = found
+        return key.id, (Principal(user=user, scopes=key.scopes, token_id=key.id), self._secret(key))
 
 
 def may_read(
