@@ -63,17 +63,32 @@ class SqlAccounts(Database):
         now_ms: int,
     ) -> Token:
         return await self._insert_token(
-            records.token,
-            user_id=user_id,
-            name=name,
-            token_hash=token_hash,
-            prefix=prefix,
-            scopes=" ".join(sorted(scopes)),
-            created_at_ms=now_ms,
+            records.token, user_id, name, token_hash, scopes, now_ms, prefix=prefix
         )
 
-    async def _insert_token(self, mapper: Callable[[records.AnyRow], R], **values: Any) -> R:
-        stmt = insert(tokens).values(**values).returning(*tokens.c)
+    async def _insert_token(
+        self,
+        mapper: Callable[[records.AnyRow], R],
+        user_id: int,
+        name: str,
+        token_hash: str,
+        scopes: frozenset[str],
+        now_ms: int,
+        **kind: str,
+    ) -> R:
+        """A token row of either kind; ``kind`` holds the columns particular to it."""
+        stmt = (
+            insert(tokens)
+            .values(
+                user_id=user_id,
+                name=name,
+                token_hash=token_hash,
+                scopes=" ".join(sorted(scopes)),
+                created_at_ms=now_ms,
+                **kind,
+            )
+            .returning(*tokens.c)
+        )
         return await self._write(lambda conn: mapper(conn.execute(stmt).one()))
 
     _TOKEN_WITH_USER = select(tokens, *[c.label(f"u_{c.name}") for c in users.c]).join(
@@ -131,12 +146,12 @@ class SqlAccounts(Database):
     ) -> AccessKey:
         return await self._insert_token(
             records.access_key,
-            user_id=user_id,
-            name=name,
-            token_hash=token_hash,
+            user_id,
+            name,
+            token_hash,
+            scopes,
+            now_ms,
             prefix="",  # a bearer token's first characters; a key shows its id instead
-            scopes=" ".join(sorted(scopes)),
-            created_at_ms=now_ms,
             access_key_id=access_key_id,
             secret_salt=secret_salt,
         )
