@@ -1,8 +1,10 @@
-"""The ``stowage`` command: run the server, administer users and tokens, and (in
-``client.commands``) use a server over HTTP.
+"""The ``stowage`` command: run the server, administer users, tokens and S3 access keys,
+and (in ``client.commands``) use a server over HTTP.
 
 Admin commands talk to the metadata database directly (same ``STOWAGE_*`` settings as the
-server), so they work whether or not a server is running.
+server), so they work whether or not a server is running. The S3 key commands derive
+secrets from the presign secret: they need the server's ``STOWAGE_PRESIGN_SECRET``, or its
+data directory's ``presign-secret``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy.engine import make_url
 
 from . import __version__, logs
@@ -23,10 +25,11 @@ from .backends import open_backends, open_metadata
 from .bootstrap import ADMIN_TOKEN_FILE, migrate, migrate_for_admin, prepare
 from .client.commands import register as register_client_commands
 from .config import Settings
-from .core.access import AccessService, format_scopes, parse_scopes
+from .core.access import AccessService, IssuedKey, format_scopes, parse_scopes
 from .core.clock import SystemClock
 from .core.errors import StowageError
 from .core.fsck import FsckReport
+from .core.models import AccessKey, Token, User
 
 app = typer.Typer(
     help="stowage: a self-hosted object store.",
@@ -36,13 +39,19 @@ app = typer.Typer(
 ADMIN = "Server (runs on the server's machine, with its STOWAGE_* settings)"
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage S3 access keys.", no_args_is_help=True)
 app.add_typer(users_app, name="users", rich_help_panel=ADMIN)
 app.add_typer(tokens_app, name="tokens", rich_help_panel=ADMIN)
+app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
 register_client_commands(app)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 T = TypeVar("T")
+# Tokens and S3 access keys carry the same scopes, in Djinn's grammar.
+ScopeOption = Annotated[
+    str, typer.Option(help='Scopes, e.g. "object:read,write,delete namespace:read"')
+]
 
 
 def _with_access(action: Callable[[AccessService], Awaitable[T]]) -> T:
@@ -186,20 +195,42 @@ def users_create(
     out.print(f"created user {user.name} (id {user.id})")
 
 
-@tokens_app.command("create")
-def tokens_create(
-    user: Annotated[str, typer.Option(help="User who owns the token")],
-    scope: Annotated[
-        str, typer.Option(help='Scopes, e.g. "object:read,write,delete namespace:read"')
-    ],
-    name: Annotated[str, typer.Option(help="A label to recognise the token by")] = "cli",
-) -> None:
-    """Create a token. It is printed once; stowage keeps only its hash."""
+def _scopes(text: str) -> frozenset[str]:
+    """``parse_scopes``, with a bad scope a message and exit 1 like every domain error."""
     try:
-        scopes = parse_scopes(scope)
+        return parse_scopes(text)
     except StowageError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from None
+
+
+def _print_credentials(
+    identity: list[str | Column], rows: list[tuple[list[str], Token | AccessKey, User]]
+) -> None:
+    """The table of ``tokens list`` and ``keys list``: the columns that identify each kind,
+    then what both have (owner, label, scopes, dates)."""
+    table = Table(*identity, "user", "name", "scopes", "created", "revoked")
+    for ids, credential, owner in rows:
+        created = datetime.fromtimestamp(credential.created_at_ms / 1000, UTC)
+        table.add_row(
+            *ids,
+            owner.name,
+            credential.name,
+            format_scopes(credential.scopes),
+            created.strftime("%Y-%m-%d %H:%M"),
+            "yes" if credential.revoked_at_ms else "",
+        )
+    out.print(table)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    user: Annotated[str, typer.Option(help="User who owns the token")],
+    scope: ScopeOption,
+    name: Annotated[str, typer.Option(help="A label to recognise the token by")] = "cli",
+) -> None:
+    """Create a token. It is printed once; stowage keeps only its hash."""
+    scopes = _scopes(scope)
     issued = _with_access(lambda a: a.issue_token(user, scopes, name))
     err.print(f"token {issued.token.id} for {user} ({format_scopes(scopes)}); shown once:")
     print(issued.secret)
@@ -209,21 +240,9 @@ def tokens_create(
 def tokens_list(
     user: Annotated[str | None, typer.Option(help="Only this user's tokens")] = None,
 ) -> None:
-    """List tokens (never their secrets)."""
+    """List tokens (never their secrets). S3 access keys are listed by `stowage keys list`."""
     rows = _with_access(lambda a: a.list_tokens(user))
-    table = Table("id", "user", "name", "prefix", "scopes", "created", "revoked")
-    for token, owner in rows:
-        created = datetime.fromtimestamp(token.created_at_ms / 1000, UTC)
-        table.add_row(
-            str(token.id),
-            owner.name,
-            token.name,
-            token.prefix + "…",
-            format_scopes(token.scopes),
-            created.strftime("%Y-%m-%d %H:%M"),
-            "yes" if token.revoked_at_ms else "",
-        )
-    out.print(table)
+    _print_credentials(["id", "prefix"], [([str(t.id), t.prefix + "…"], t, o) for t, o in rows])
 
 
 @tokens_app.command("revoke")
@@ -231,6 +250,56 @@ def tokens_revoke(token_id: int) -> None:
     """Revoke a token by id; requests with it fail from now on."""
     _with_access(lambda a: a.revoke_token(token_id))
     out.print(f"revoked token {token_id}")
+
+
+def _print_key(issued: IssuedKey, what: str) -> None:
+    """The key's two halves as shell lines on stdout (``eval "$(stowage keys create …)"``
+    works, and so does pasting them); the words on stderr, as ``tokens create`` does."""
+    key = issued.key
+    err.print(f"access key {key.access_key_id} {what} ({format_scopes(key.scopes)})")
+    err.print("secret shown once; for the aws CLI and SDKs, export these lines, or use")
+    err.print("  aws configure set aws_access_key_id ID / aws_secret_access_key SECRET")
+    print(f"export AWS_ACCESS_KEY_ID={key.access_key_id}")
+    print(f"export AWS_SECRET_ACCESS_KEY={issued.secret}")
+
+
+@keys_app.command("create")
+def keys_create(
+    user: Annotated[str, typer.Option(help="User the key acts as")],
+    scope: ScopeOption,
+    name: Annotated[str, typer.Option(help="A label to recognise the key by")] = "cli",
+) -> None:
+    """Create an S3 access key. Its secret is printed once; stowage stores only a salt and
+    derives the secret from it and the presign secret."""
+    scopes = _scopes(scope)
+    issued = _with_access(lambda a: a.create_key(user, scopes, name))
+    _print_key(issued, f"for {user}")
+
+
+@keys_app.command("list")
+def keys_list(
+    user: Annotated[str | None, typer.Option(help="Only this user's keys")] = None,
+) -> None:
+    """List S3 access keys (never their secrets)."""
+    rows = _with_access(lambda a: a.list_keys(user))
+    # The id is what `keys revoke` and `keys rotate` take: never wrapped in a narrow terminal.
+    key_id = Column("access key id", no_wrap=True)
+    _print_credentials([key_id], [([k.access_key_id], k, o) for k, o in rows])
+
+
+@keys_app.command("revoke")
+def keys_revoke(access_key_id: str) -> None:
+    """Revoke an S3 access key; requests signed with it fail within a second."""
+    _with_access(lambda a: a.revoke_key(access_key_id))
+    out.print(f"revoked access key {access_key_id}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(access_key_id: str) -> None:
+    """Give an S3 access key a new secret, printed once; the old secret fails within a
+    second."""
+    issued = _with_access(lambda a: a.rotate_key(access_key_id))
+    _print_key(issued, "has a new secret")
 
 
 if __name__ == "__main__":
