@@ -80,6 +80,7 @@ NEUTRAL = {
     "self": "cannot be yourself",
     "member": "already a collaborator",
     "invited": "already invited",
+    "dns_name": "must be 3 to 63 lowercase letters, digits, '.' or '-', as DNS names are",
 }
 
 
@@ -93,6 +94,14 @@ class FieldErrors(Invalid):
 
 class NameTaken(Conflict):
     """A uniquely named object with this name already exists in the same place."""
+
+
+class NotEmpty(Conflict):
+    """A namespace that still holds objects or namespaces cannot be removed this way."""
+
+
+class AlreadyExists(Conflict):
+    """The caller already has what it asked to create."""
 
 
 class NamespaceGone(NotFound):

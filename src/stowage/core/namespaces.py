@@ -10,9 +10,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from .access import Principal, as_seen_by, may_read
+from .access import Principal, as_seen_by, may_modify, may_read
 from .clock import Clock
-from .errors import FieldErrors, Invalid, NamespaceGone, NotFound, Problem
+from .errors import (
+    AlreadyExists,
+    FieldErrors,
+    Invalid,
+    NamespaceGone,
+    NotEmpty,
+    NotFound,
+    Problem,
+)
 from .models import Collaborator, Invite, Namespace, User, Visibility
 from .ports import MetadataStore
 
@@ -45,6 +53,24 @@ class UploadTarget:
     create_segments: list[str] | None = None
 
 
+# A root namespace may also be named as S3 names buckets (DNS-style; AWS's rules, with the
+# dash-dot pairs of its older DNS rule refused too), so that every valid bucket name is one.
+DNS_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def is_dns_name(name: str) -> bool:
+    return (
+        DNS_NAME.match(name) is not None
+        and not IP_ADDRESS.match(name)
+        and not any(pair in name for pair in ("..", ".-", "-."))
+        and not name.startswith(RESERVED_PREFIXES)
+        and not name.endswith(RESERVED_SUFFIXES)
+    )
+
+
 def parse_ref(raw: str) -> NamespaceRef:
     if "\x00" in raw:  # no path or user name holds one, and PostgreSQL cannot compare it
         raise FieldErrors(Problem("namespace", "nul"))
@@ -52,7 +78,8 @@ def parse_ref(raw: str) -> NamespaceRef:
     if not path:
         raise FieldErrors(Problem("namespace", "bad_path", {"ref": raw}))
     segments = path.split("/")
-    if not all(SEGMENT.match(s) for s in segments):
+    root_named_as_bucket = is_dns_name(segments[0])
+    if not all(SEGMENT.match(s) for s in segments[root_named_as_bucket:]):
         raise FieldErrors(Problem("namespace", "bad_segment", {"ref": raw}))
     if len(segments) > MAX_DEPTH:
         raise FieldErrors(Problem("namespace", "too_deep", {"ref": raw, "max": MAX_DEPTH}))
@@ -82,6 +109,7 @@ class NamespaceService:
         if ref.owner is None or ref.owner == me.name:
             existing = await self._meta.get_namespace_by_path(me.id, ref.path)
             if existing is None:
+                await self._refuse_new_bucket_root(me.id, ref)
                 return UploadTarget(owner_id=me.id, namespace=None, create_segments=ref.segments)
             return UploadTarget(owner_id=me.id, namespace=existing)
         # An unknown owner gets the same answer as a namespace the caller may not use, so
@@ -95,6 +123,13 @@ class NamespaceService:
         if target is None:
             raise FieldErrors(Problem("namespace", "missing", {"ref": raw}))
         return UploadTarget(owner_id=owner.id, namespace=target)
+
+    async def _refuse_new_bucket_root(self, owner_id: int, ref: NamespaceRef) -> None:
+        """A root named as a bucket can be written to, but an upload makes new namespaces
+        by the stricter rule of namespace names only."""
+        root = ref.segments[0]
+        if not SEGMENT.match(root) and not await self._meta.get_namespace_by_path(owner_id, root):
+            raise FieldErrors(Problem("namespace", "bad_segment", {"ref": ref.raw}))
 
     async def materialise(self, target: UploadTarget) -> Namespace | None:
         if target.create_segments is None:
@@ -136,6 +171,57 @@ class NamespaceService:
         if namespace.owner_id != caller.user.id:
             raise NotFound("Not Found")
         return namespace
+
+    # --- roots named as DNS names (S3 buckets) ----------------------------------------
+
+    async def roots(self, caller: Principal) -> list[Namespace]:
+        """The caller's own root namespaces."""
+        caller.require("namespace:read")
+        return await self._meta.list_roots(caller.user.id)
+
+    async def root(self, caller: Principal | None, name: str) -> Namespace:
+        """The caller's own root namespace called ``name`` (NotFound when there is none).
+        Finding it gives no access to what it holds: each operation checks its own."""
+        found = (
+            await self._meta.get_namespace_by_path(caller.user.id, name)
+            if caller is not None and "/" not in name
+            else None
+        )
+        if found is None:
+            raise NotFound("Not Found")
+        return found
+
+    async def create_root(self, caller: Principal, name: str) -> Namespace:
+        """A private root namespace with a DNS-style name; AlreadyExists if the caller has
+        one of that name."""
+        caller.require("namespace:write")
+        if not is_dns_name(name):
+            raise FieldErrors(Problem("name", "dns_name"))
+        created = await self._meta.create_namespace(
+            caller.user.id, None, name, "", Visibility.PRIVATE, self._clock.now_ms()
+        )
+        if created is None:
+            raise AlreadyExists(f"you already have a namespace called {name}")
+        return created
+
+    async def delete_root(self, caller: Principal, name: str) -> None:
+        """Remove an empty root namespace of the caller's (NotEmpty otherwise)."""
+        caller.require("namespace:delete")
+        namespace = await self.root(caller, name)
+        if await self._meta.holds_anything(namespace):
+            raise NotEmpty(f"{name} still holds objects or namespaces")
+        await self._meta.delete_namespace(namespace)
+
+    async def writable(self, caller: Principal, namespace: Namespace) -> UploadTarget:
+        """Where the caller may put objects in ``namespace``: its owner's, or a
+        collaborator's on its root."""
+        access = await self._meta.namespace_access(namespace.id, caller.user.id)
+        if access is None:  # deleted meanwhile
+            raise NotFound("Not Found")
+        root, collaborating = access
+        if not may_modify(caller.user.id, namespace.owner_id, root, collaborating):
+            raise NotFound("Not Found")
+        return UploadTarget(owner_id=namespace.owner_id, namespace=namespace)
 
     async def by_ids(self, ids: set[int]) -> dict[int, Namespace]:
         return await self._meta.get_namespaces(ids)

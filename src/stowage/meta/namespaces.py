@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ..core.models import Collaborator, Invite, Namespace, Visibility
+from ..core.models import Collaborator, Invite, Namespace, ObjectState, Visibility
 from . import records
 from .constraints import raise_if_namespace_gone, violated
 from .database import Database
@@ -131,6 +131,31 @@ class SqlNamespaces(Database):
             or_(namespaces.c.owner_id == viewer_id, namespaces.c.root_id.in_(shared_roots))
         ]
         return await self._namespace_page(conds, search, offset, limit)
+
+    async def list_roots(self, owner_id: int) -> list[Namespace]:
+        stmt = (
+            select(namespaces)
+            .where(namespaces.c.owner_id == owner_id, namespaces.c.parent_id.is_(None))
+            .order_by(namespaces.c.name)
+        )
+        return await self._read(lambda conn: [records.namespace(r) for r in conn.execute(stmt)])
+
+    async def holds_anything(self, namespace: Namespace) -> bool:
+        """Whether the namespace has a child or an object that is not a tombstone."""
+        child = select(namespaces.c.id).where(namespaces.c.parent_id == namespace.id).limit(1)
+        held = (
+            select(objects.c.id)
+            .where(
+                objects.c.namespace_id == namespace.id,
+                objects.c.state != ObjectState.DELETED.value,
+            )
+            .limit(1)
+        )
+
+        def work(conn: Connection) -> bool:
+            return any(conn.execute(q).first() is not None for q in (child, held))
+
+        return await self._read(work)
 
     async def list_children(
         self, parent: Namespace, search: str | None, offset: int, limit: int

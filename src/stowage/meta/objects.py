@@ -39,6 +39,20 @@ from .listing import SqlListing, not_expired
 from .prepared import Prepared
 from .schema import UNIQUE_NAMESPACED, UNIQUE_TOP_LEVEL, idempotency_keys, object_metadata, objects
 
+REPLACE_ATTEMPTS = 3
+
+
+def _stored_row(new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str) -> dict[str, Any]:
+    """Column values of an object inserted with its bytes already stored."""
+    return {
+        **_new_row(new, ObjectState.READ_ONLY),
+        "size": blob.size,
+        "md5": blob.md5,
+        "sha256": blob.sha256,
+        "blob_key": blob_key,
+        "mime_type": mime_type,
+    }
+
 
 def _new_row(new: NewObject, state: ObjectState) -> dict[str, Any]:
     """Column values of a new object row, whichever way it is created."""
@@ -133,20 +147,58 @@ class SqlObjects(SqlListing):
     ) -> StoredObject:
         """Insert an object whose bytes are already stored (whole-object puts); raise
         NameTaken when its name is to be unique and is in use in its scope."""
-        values = {
-            **_new_row(new, ObjectState.READ_ONLY),
-            "size": blob.size,
-            "md5": blob.md5,
-            "sha256": blob.sha256,
-            "blob_key": blob_key,
-            "mime_type": mime_type,
-        }
-        try:
-            return await self._write(
-                lambda conn: records.stored_object(
-                    self._INSERT_OBJECT.one(conn, self._writer.dialect, values)
-                )
+        values = _stored_row(new, blob_key, blob, mime_type)
+        stored, _ = await self._insert_stored(new, lambda conn: (self._insert(conn, values), None))
+        return stored
+
+    async def replace_stored_object(
+        self, new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str, now_ms: int
+    ) -> tuple[StoredObject, str | None]:
+        """Insert an object in a namespace in place of the live one of the same name, in
+        one transaction: readers see the old object or the new one, never neither. The old
+        one becomes a tombstone; its blob key is returned for removal. A concurrent put of
+        the same name that committed first is replaced in turn (the last one wins)."""
+        values = _stored_row(new, blob_key, blob, mime_type)
+        same_name = (
+            update(objects)
+            .where(
+                objects.c.namespace_id == new.namespace_id,
+                objects.c.name == new.name,
+                objects.c.unique_name.is_(True),
             )
+            .values(
+                state=ObjectState.DELETED.value,
+                deleted_time_ms=now_ms,
+                blob_key=None,
+                unique_name=False,
+            )
+        )
+        old_key = select(objects.c.blob_key).where(
+            objects.c.namespace_id == new.namespace_id,
+            objects.c.name == new.name,
+            objects.c.unique_name.is_(True),
+        )
+
+        def work(conn: Connection) -> tuple[StoredObject, str | None]:
+            replaced = conn.execute(old_key.with_for_update()).scalar()
+            conn.execute(same_name)
+            return self._insert(conn, values), replaced
+
+        for _ in range(REPLACE_ATTEMPTS - 1):
+            try:
+                return await self._insert_stored(new, work)
+            except NameTaken:  # another put of the name committed in between: replace it too
+                continue
+        return await self._insert_stored(new, work)
+
+    def _insert(self, conn: Connection, values: dict[str, Any]) -> StoredObject:
+        return records.stored_object(self._INSERT_OBJECT.one(conn, self._writer.dialect, values))
+
+    async def _insert_stored(
+        self, new: NewObject, work: Callable[[Connection], tuple[StoredObject, str | None]]
+    ) -> tuple[StoredObject, str | None]:
+        try:
+            return await self._write(work)
         except IntegrityError as exc:
             constraint = violated(exc)
             if constraint in ("uq_objects_owner_name", "uq_objects_namespace_name"):
@@ -174,6 +226,36 @@ class SqlObjects(SqlListing):
             stmt, scope_id = self._NAME_AT_TOP, owner_id
         params = {"scope_id": scope_id, "name": name}
         return await self._first(stmt, lambda _row: True, params) is not None
+
+    async def list_named(
+        self, namespace_id: int, prefix: str, after: str | None, limit: int, now_ms: int
+    ) -> list[StoredObject]:
+        """Up to ``limit`` live objects of the namespace whose names start with ``prefix``
+        and sort after ``after``, in byte order of their names (as S3 lists keys)."""
+        name = objects.c.name
+        # In byte order: SQLite compares text as bytes already (BINARY collation).
+        ordered: Any = name if self._sqlite else name.collate("C")
+        conds = [
+            objects.c.namespace_id == namespace_id,
+            UNIQUE_NAMESPACED,
+            objects.c.state == ObjectState.READ_ONLY.value,
+            not_expired(now_ms),
+        ]
+        if prefix:
+            conds.append(func.substr(name, 1, len(prefix)) == prefix)
+        if after is not None:
+            conds.append(ordered > after)
+        stmt = select(objects).where(*conds).order_by(ordered).limit(limit)
+        return await self._read(lambda conn: [records.stored_object(r) for r in conn.execute(stmt)])
+
+    async def get_named(self, namespace_id: int, name: str) -> StoredObject | None:
+        """The object that holds ``name`` in the namespace (a uniquely named one)."""
+        stmt = select(objects).where(
+            objects.c.namespace_id == namespace_id,
+            objects.c.name == name,
+            objects.c.unique_name.is_(True),
+        )
+        return await self._first(stmt, records.stored_object)
 
     async def get_object(self, ref: str | int) -> StoredObject | None:
         """By public id (``obj_…``) or by integer id."""

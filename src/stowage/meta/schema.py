@@ -70,7 +70,7 @@ namespaces = Table(
         Id,
         ForeignKey("namespaces.id", ondelete="CASCADE", name="namespaces_parent_id_fkey"),
     ),
-    Column("name", String(32), nullable=False),
+    Column("name", String(63), nullable=False),  # 63: an S3 bucket name's longest
     Column("path", Text, nullable=False),
     Column("level", Integer, nullable=False),
     Column("description", String(255), nullable=False),

@@ -10,16 +10,16 @@ reported together.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from ..access import Principal
 from ..errors import FieldErrors, NamespaceGone, NameTaken, Problem
 from ..ids import new_blob_key, new_object_id
-from ..models import NewObject, StoredObject
+from ..models import Namespace, NewObject, StoredObject
 from ..namespaces import UploadTarget
-from ..naming import MAX_NAME_BYTES, content_kind, validate_object_name
+from ..naming import MAX_NAME_BYTES, content_kind, validate_metadata, validate_object_name
 from ..sniff import detect_content_type
 from .base import ObjectsBase
 
@@ -29,6 +29,7 @@ UNIQUE_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 class OnConflict(StrEnum):
     REJECT = "reject"  # names are unique in their place: a live one makes the put fail
+    REPLACE = "replace"  # one live object per name in its namespace: the last put wins
     KEEP_BOTH = "keep_both"  # names repeat, as three-step uploads' do: each put is new
 
 
@@ -43,6 +44,8 @@ class PutPolicy:
 UNIQUE_NAMES = PutPolicy(UNIQUE_NAME, OnConflict.REJECT, empty_allowed=False)
 # Names that describe, as in three-step uploads: any valid name, repeated at will.
 ANY_NAMES = PutPolicy(None, OnConflict.KEEP_BOTH, empty_allowed=True)
+# Names as keys (S3's): any valid name, one live object per name in its namespace.
+KEYS = PutPolicy(None, OnConflict.REPLACE, empty_allowed=True)
 
 
 async def _peek(chunks: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
@@ -79,18 +82,27 @@ class WholePut(ObjectsBase):
         self,
         caller: Principal,
         name: str | None,
-        namespace_ref: str | None,
+        where: str | Namespace | None,
         chunks: AsyncIterator[bytes],
         declared_size: int | None,
         policy: PutPolicy,
+        *,
+        metadata: Mapping[str, object] | None = None,
+        mime_type: str | None = None,
     ) -> StoredObject:
-        """Validate everything, then stream the body into a READ_ONLY object. A body over
-        the limit raises TooLarge, before any of it is read when its size was declared."""
+        """Validate everything, then stream the body into a READ_ONLY object. ``where`` is
+        a namespace reference (``path[@owner]``: the caller's missing ones are made), a
+        namespace already found, or None. A body over the limit raises TooLarge, before any
+        of it is read when its size was declared. ``mime_type`` is what the client says
+        the bytes are; without one they are sniffed."""
         caller.require("object:write")
+        clean_metadata = validate_metadata(metadata)
         self._refuse_declared(declared_size)
-        target = (
-            await self._namespaces.upload_target(caller, namespace_ref) if namespace_ref else None
-        )
+        target = await self._target(caller, where)
+        if policy.on_conflict is OnConflict.REPLACE and (
+            target is None or target.namespace is None
+        ):
+            raise ValueError("names are keys only in a namespace that exists")
         problems = _name_problems(policy, name)
         if not problems and name and await self._taken(policy, caller, target, name):
             problems.append(Problem("name", "taken"))
@@ -106,7 +118,7 @@ class WholePut(ObjectsBase):
 
         key = new_blob_key()
         written = await self._blobs.put(key, body, self.limits.max_upload_bytes)
-        mime = detect_content_type(written.head)
+        mime = mime_type or detect_content_type(written.head)
         now = self._clock.now_ms()
         new = NewObject(
             public_id=new_object_id(now),
@@ -114,24 +126,43 @@ class WholePut(ObjectsBase):
             author_id=caller.user.id,
             name=name,
             content_type=content_kind(name, mime),
-            metadata=None,
+            metadata=clean_metadata,
             create_time_ms=now,
             delete_after_time_ms=None,
             namespace_id=namespace.id if namespace else None,
             creator_token_id=caller.token_id,
-            unique_name=policy.on_conflict is OnConflict.REJECT,
+            unique_name=policy.on_conflict is not OnConflict.KEEP_BOTH,
         )
+        replaced = None
         try:
-            return await self._meta.insert_stored_object(new, key, written, mime)
+            if policy.on_conflict is OnConflict.REPLACE:
+                stored, replaced = await self._meta.replace_stored_object(
+                    new, key, written, mime, self._clock.now_ms()
+                )
+            else:
+                stored = await self._meta.insert_stored_object(new, key, written, mime)
         except NameTaken:  # lost a race for the name: the database constraint decided
             await self._blobs.delete(key)
             raise FieldErrors(Problem("name", "taken")) from None
         except NamespaceGone:  # deleted while the body was arriving
             await self._blobs.delete(key)
-            raise FieldErrors(Problem("namespace", "missing", {"ref": namespace_ref})) from None
+            ref = where.path if isinstance(where, Namespace) else where
+            raise FieldErrors(Problem("namespace", "missing", {"ref": ref})) from None
         except BaseException:
             await self._blobs.delete(key)
             raise
+        if replaced:
+            await self._blobs.delete(replaced)
+        return stored
+
+    async def _target(
+        self, caller: Principal, where: str | Namespace | None
+    ) -> UploadTarget | None:
+        if where is None:
+            return None
+        if isinstance(where, Namespace):
+            return await self._namespaces.writable(caller, where)
+        return await self._namespaces.upload_target(caller, where)
 
     async def _taken(
         self, policy: PutPolicy, caller: Principal, target: UploadTarget | None, name: str

@@ -32,6 +32,13 @@ class Reads(ObjectsBase):
             _require_read(caller)
         return obj
 
+    async def named(self, caller: Caller, namespace: Namespace, name: str) -> StoredObject:
+        """The object holding ``name`` in the namespace, if the caller may read it."""
+        found = await self._meta.get_named(namespace.id, name)
+        if found is None:
+            raise NotFound("Object not found")
+        return await self.get(caller, found.id)
+
     async def visible(self, caller: Principal, query: ObjectQuery) -> Page:
         caller.require("object:read")
         if not 1 <= query.limit <= MAX_PAGE:
@@ -44,6 +51,16 @@ class Reads(ObjectsBase):
         if namespace.visibility is not Visibility.PUBLIC:
             _require_read(caller)
         return await self._meta.list_objects(query, self._clock.now_ms())
+
+    async def keys_in(
+        self, caller: Caller, namespace: Namespace, prefix: str, after: str | None, limit: int
+    ) -> list[StoredObject]:
+        """Objects of a namespace the caller may see, by name in byte order (names as keys,
+        one live object each): up to ``limit`` whose names start with ``prefix`` and sort
+        after ``after``."""
+        if namespace.visibility is not Visibility.PUBLIC:
+            _require_read(caller)
+        return await self._meta.list_named(namespace.id, prefix, after, limit, self._clock.now_ms())
 
     async def metadata_keys(self, caller: Principal) -> list[str]:
         caller.require("object:read")
