@@ -12,6 +12,7 @@ PostgreSQL of ``pg_base_url``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from stowage.seaweed import SeaweedFS
 
 from .backends import BACKENDS, BUCKET, reachable_postgres
 from .harness import ProcServer, ThreadServer, proc_server_on, run_thread_server
+
+# Many servers run at once here, and some tests start another from a running one's
+# environment: none takes the S3 API's default port unless a test gives it one.
+os.environ.setdefault("STOWAGE_S3_API_PORT", "0")
 
 
 @pytest.fixture(scope="session")

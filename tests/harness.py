@@ -175,7 +175,7 @@ def run_thread_server(
 
 def run_thread_server_with(tmp_path: Path, extra: dict[str, str]) -> Iterator[ThreadServer]:
     settings = Settings(
-        **extra,  # type: ignore[arg-type]
+        **{"s3_api_port": "0", **extra},  # type: ignore[arg-type]
         data_dir=tmp_path / "data",
         port=free_port(),
         max_upload_bytes=SMALL_UPLOAD_LIMIT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import gc
 import os
@@ -18,7 +19,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from . import __version__, logs
-from .api import djinn, presigned, runloop
+from .api import djinn, presigned, runloop, s3
 from .api.common import errors, openapi
 from .api.common.dialect import Dialect
 from .api.common.middleware import Front
@@ -42,7 +43,7 @@ class Readiness(BaseModel):
 JSON_BODY_LIMIT = 1024 * 1024
 YOUNG_COLLECTION_THRESHOLD = 20_000
 # Every API the server speaks; the console is described the same way.
-DIALECTS: tuple[Dialect, ...] = (runloop.DIALECT, presigned.DIALECT, djinn.DIALECT)
+DIALECTS: tuple[Dialect, ...] = (runloop.DIALECT, presigned.DIALECT, djinn.DIALECT, s3.DIALECT)
 
 
 def ignore_file_size_signal() -> None:
@@ -107,7 +108,11 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
             stowage.reaper.start()
         flushing = asyncio.create_task(stowage.metrics.flush_every_second())
         try:
-            yield
+            async with contextlib.AsyncExitStack() as listeners:
+                for dialect in DIALECTS:
+                    if dialect.listener is not None:
+                        await listeners.enter_async_context(dialect.listener(stowage))
+                yield
         finally:
             flushing.cancel()
             await asyncio.gather(flushing, return_exceptions=True)

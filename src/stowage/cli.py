@@ -96,6 +96,10 @@ def _banner(settings: Settings, new_token: str | None) -> None:
     out.print(f'    curl -H "Authorization: Bearer $RUNLOOP_API_KEY" {base}/v1/objects')
     out.print(f"    stowage login {base} --token $(cat {token_file})")
     out.print(f"  console:  {base}/console")
+    if settings.s3_api_port:
+        s3 = f"http://{settings.host}:{settings.s3_api_port}"
+        out.print(f"  S3 API:   {s3}  (path-style; keys: stowage keys create --user NAME)")
+        out.print(f"    aws --endpoint-url {s3} s3 ls")
     out.print(f"  API docs: {base}/docs")
 
 
@@ -112,7 +116,9 @@ def serve(
     settings.port = port if port is not None else settings.port
     logs.configure(settings.log_level, settings.log_format)
     try:
-        server.check_port_free(settings.host, settings.port)
+        for taken in (settings.port, settings.s3_api_port):
+            if taken:
+                server.check_port_free(settings.host, taken)
     except server.PortBusy as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None

@@ -23,6 +23,7 @@ from .seaweed import SeaweedFS
 
 BUCKET = "stowage"
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/stowage_cluster"
+S3_PORT_OFFSET = 1000  # each replica's S3 API listens this far above its port
 
 
 def ensure_database(url: str) -> None:
@@ -73,7 +74,13 @@ def main() -> None:
     try:
         for n, port in enumerate(args.ports.split(","), start=1):
             data = args.dir / f"replica-{n}"
-            env = {**os.environ, **shared, "STOWAGE_DATA_DIR": str(data), "STOWAGE_PORT": port}
+            env = {
+                **os.environ,
+                **shared,
+                "STOWAGE_DATA_DIR": str(data),
+                "STOWAGE_PORT": port,
+                "STOWAGE_S3_API_PORT": str(int(port) + S3_PORT_OFFSET),
+            }
             log = open(args.dir / f"replica-{n}.log", "ab")  # noqa: SIM115 - the child's
             process = subprocess.Popen(
                 [sys.executable, "-m", "stowage.cli", "serve"], env=env, stdout=log, stderr=log
@@ -90,7 +97,8 @@ def main() -> None:
         print(f"  metadata:  {make_url(database).render_as_string(hide_password=True)}")
         print(f"  blobs:     SeaweedFS S3 at {s3.endpoint}, bucket {BUCKET!r}")
         for url, _ in replicas:
-            print(f"  replica:   {url}")
+            s3_port = int(url.rsplit(":", 1)[1]) + S3_PORT_OFFSET
+            print(f"  replica:   {url}  (S3 API: http://127.0.0.1:{s3_port})")
         if tokens:
             print(f"  admin token (first start only): {tokens[0]}")
         else:

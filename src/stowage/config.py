@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = None
     s3_path_style: bool = Field(default=True, description="false for virtual-hosted buckets")
     s3_prefix: str = Field(default="", description="key prefix, to share a bucket")
+    s3_api_port: int = Field(
+        default=9000, ge=0, le=65535, description="the S3 API's own port (0: no S3 API)"
+    )
     max_upload_bytes: int = 5 * GIB
     upload_url_ttl_seconds: int = 3600
     reaper_interval_seconds: float = 30.0

@@ -74,6 +74,7 @@ def start_serve(
         [sys.executable, "-m", "stowage.cli", "serve"],
         env={
             **os.environ,
+            "STOWAGE_S3_API_PORT": str(free_port()),  # never the default port another holds
             **(env or {}),
             "STOWAGE_DATA_DIR": str(data_dir),
             "STOWAGE_PORT": str(port),

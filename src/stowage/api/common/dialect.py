@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,7 @@ HotMatcher = Callable[[str, str], tuple[HotRoute, str] | None]
 @dataclass(frozen=True)
 class Dialect:
     name: str
-    routers: tuple[APIRouter, ...]
+    routers: tuple[APIRouter, ...] = ()
     # Each router is mounted at each prefix; only the first is in the OpenAPI document.
     prefixes: tuple[str, ...] = ("",)
     # The dialect's answer to a domain error (for the hot path; its routes' own route
@@ -58,6 +59,9 @@ class Dialect:
     components: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     # Uploads that word an oversized body as a 400 of their own rather than a 413.
     uploads_refuse_as_400: tuple[tuple[str, str], ...] = ()
+    # A dialect with a listener of its own (S3 on its port) rather than routes on the
+    # main one: entered in every worker's lifespan, for as long as the worker serves.
+    listener: Callable[[Stowage], AbstractAsyncContextManager[None]] | None = None
 
 
 def _template_pattern(template: str) -> str:

@@ -35,7 +35,8 @@ class NamespacePath(Convertor[str]):
     """``a/b/c``: routing on it keeps ``/n/{user}/a/b/-/invites`` from also matching
     ``/n/{user}/{path}`` with ``a/b/-/invites`` as the path."""
 
-    regex = "[a-zA-Z0-9]+(?:/[a-zA-Z0-9]+)*"
+    # The root may also be named as an S3 bucket (lowercase, digits, '.', '-').
+    regex = "[a-zA-Z0-9][a-zA-Z0-9.-]*(?:/[a-zA-Z0-9]+)*"
 
     def convert(self, value: str) -> str:
         return value

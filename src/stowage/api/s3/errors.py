@@ -124,3 +124,102 @@ def malformed_trailer() -> S3Error:
         "conform to our published schema.",
         400,
     )
+
+
+# --- buckets, objects and requests -------------------------------------------------------
+
+
+def no_such_bucket(bucket: str) -> S3Error:
+    return S3Error(
+        "NoSuchBucket", "The specified bucket does not exist", 404, {"BucketName": bucket}
+    )
+
+
+def no_such_key(key: str) -> S3Error:
+    return S3Error("NoSuchKey", "The specified key does not exist.", 404, {"Key": key})
+
+
+def invalid_bucket_name(bucket: str) -> S3Error:
+    return S3Error(
+        "InvalidBucketName", "The specified bucket is not valid.", 400, {"BucketName": bucket}
+    )
+
+
+def bucket_already_owned_by_you(bucket: str) -> S3Error:
+    return S3Error(
+        "BucketAlreadyOwnedByYou",
+        "Your previous request to create the named bucket succeeded and you already own it.",
+        409,
+        {"BucketName": bucket},
+    )
+
+
+def bucket_not_empty(bucket: str) -> S3Error:
+    return S3Error(
+        "BucketNotEmpty",
+        "The bucket you tried to delete is not empty",
+        409,
+        {"BucketName": bucket},
+    )
+
+
+def entity_too_large(limit: int) -> S3Error:
+    return S3Error(
+        "EntityTooLarge",
+        "Your proposed upload exceeds the maximum allowed size",
+        400,
+        {"MaxSizeAllowed": str(limit)},
+    )
+
+
+def not_implemented(what: str) -> S3Error:
+    """Operations stowage does not serve (ACLs, policies, versioning, …): refused, never a
+    wrong success."""
+    return S3Error(
+        "NotImplemented",
+        f"A header or query you provided implies functionality that is not implemented: {what}",
+        501,
+    )
+
+
+def method_not_allowed(method: str) -> S3Error:
+    return S3Error(
+        "MethodNotAllowed",
+        "The specified method is not allowed against this resource.",
+        405,
+        {"Method": method},
+    )
+
+
+def internal_error() -> S3Error:
+    return S3Error("InternalError", "We encountered an internal error. Please try again.", 500)
+
+
+def slow_down(message: str) -> S3Error:
+    return S3Error("SlowDown", message, 503)
+
+
+def request_timeout(message: str) -> S3Error:
+    return S3Error("RequestTimeout", message, 400)
+
+
+def service_unavailable(message: str) -> S3Error:
+    return S3Error("ServiceUnavailable", message, 503)
+
+
+def precondition_failed(condition: str) -> S3Error:
+    return S3Error(
+        "PreconditionFailed",
+        "At least one of the pre-conditions you specified did not hold",
+        412,
+        {"Condition": condition},
+    )
+
+
+def invalid_range(size: int) -> S3Error:
+    return S3Error(
+        "InvalidRange",
+        "The requested range is not satisfiable",
+        416,
+        {"ActualObjectSize": str(size)},
+    )

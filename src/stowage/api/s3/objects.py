@@ -1,0 +1,209 @@
+"""Object operations: keys are object names in the bucket's namespace, one live object per
+key, so an object put here is the same object the Djinn and Runloop APIs show."""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...core.errors import NotFound
+from ...core.models import StoredObject
+from ...core.objects import KEYS
+from ...service import Stowage
+from ..common.deps import request_body
+from ..common.responses import blob_response
+from . import errors
+from .buckets import resolve, signed
+from .chunked import request_body as signed_body
+from .requests import S3Request
+from .responses import xml_response
+from .xml import element, parent, timestamp
+
+MAX_KEYS = 1000
+# Past every name that starts with a common prefix: no key holds this character.
+BEYOND = "\U0010ffff"
+DEFAULT_TYPE = "binary/octet-stream"  # what S3 says of bytes put without a Content-Type
+META = "x-amz-meta-"
+
+
+def etag(obj: StoredObject) -> str:
+    return f'"{obj.md5}"'
+
+
+async def put(request: S3Request, stowage: Stowage) -> Response:
+    caller = signed(request)
+    bucket = await resolve(request, stowage)
+    received = request_body(Request(request.scope, request.receive))
+    body = (
+        signed_body(received, request.verified, request.scope["headers"])
+        if request.verified
+        else received
+    )
+    obj = await stowage.objects.put(
+        caller,
+        request.key,
+        bucket,
+        aiter(body),
+        request.declared_length(),
+        KEYS,
+        metadata=user_metadata(request),
+        mime_type=request.headers.get("content-type") or DEFAULT_TYPE,
+    )
+    return Response(status_code=200, headers={"ETag": etag(obj)})
+
+
+def user_metadata(request: S3Request) -> dict[str, str] | None:
+    """``x-amz-meta-*`` headers: the object's metadata, which the Runloop API shows too."""
+    found = {
+        name[len(META) :]: value for name, value in request.headers.items() if name.startswith(META)
+    }
+    return found or None
+
+
+async def get(request: S3Request, stowage: Stowage) -> Response:
+    """GET and HEAD, with Range and the conditional headers (``blob_response``), whose
+    refusals S3 words as errors."""
+    bucket = await resolve(request, stowage)
+    obj = await stowage.objects.named(request.caller, bucket, request.key)
+    response = await blob_response(
+        Request(request.scope, request.receive),
+        stowage.objects,
+        obj,
+        obj.mime_type or DEFAULT_TYPE,
+    )
+    if response.status_code == 412:
+        raise errors.precondition_failed("If-Match")
+    if response.status_code == 416:
+        raise errors.invalid_range(obj.size or 0)
+    del response.headers["content-disposition"]
+    if "content-type" in response.headers:  # as stored: Starlette adds a charset to text/*
+        response.headers["content-type"] = obj.mime_type or DEFAULT_TYPE
+    for name, value in (obj.metadata or {}).items():
+        response.headers[META + name] = value
+    return response
+
+
+async def delete(request: S3Request, stowage: Stowage) -> Response:
+    """204 whether or not the key held an object, as S3 answers."""
+    caller = signed(request)
+    bucket = await resolve(request, stowage)
+    try:
+        obj = await stowage.objects.named(caller, bucket, request.key)
+    except NotFound:
+        return Response(status_code=204)
+    await stowage.objects.delete(caller, obj.public_id)
+    return Response(status_code=204)
+
+
+def _max_keys(raw: str | None) -> int:
+    if raw is None:
+        return MAX_KEYS
+    if not raw.isascii() or not raw.isdigit():
+        raise errors.invalid_argument(
+            "Provided max-keys not an integer or within integer range", "max-keys", raw
+        )
+    return min(int(raw), MAX_KEYS)
+
+
+async def list_objects(request: S3Request, stowage: Stowage) -> Response:
+    """ListObjects (V1) and ListObjectsV2 (``list-type=2``): keys in byte order, those
+    sharing a ``delimiter`` after the ``prefix`` rolled up into CommonPrefixes."""
+    query = request.query
+    bucket = await resolve(request, stowage)
+    v2 = query.get("list-type") == "2"
+    prefix = query.get("prefix", "")
+    delimiter = query.get("delimiter", "")
+    max_keys = _max_keys(query.get("max-keys"))
+    encode = query.get("encoding-type") == "url"
+    if encode is False and "encoding-type" in query:
+        raise errors.invalid_argument(
+            "Invalid Encoding Method specified in Request", "encoding-type", query["encoding-type"]
+        )
+    token = query.get("continuation-token")
+    if v2:
+        after = _decode_token(token) if token is not None else query.get("start-after") or None
+    else:
+        after = query.get("marker") or None
+
+    contents: list[StoredObject] = []
+    prefixes: list[str] = []
+    cursor, truncated, last = after, False, None
+    while max_keys and not truncated:
+        room = max_keys - len(contents) - len(prefixes)
+        batch = await stowage.objects.keys_in(request.caller, bucket, prefix, cursor, room + 1)
+        if not batch:
+            break
+        for obj in batch:
+            if len(contents) + len(prefixes) == max_keys:
+                truncated = True
+                break
+            rolled = _common_prefix(obj.name, prefix, delimiter)
+            if rolled is not None:
+                prefixes.append(rolled)
+                last = rolled
+                cursor = rolled + BEYOND
+                break
+            contents.append(obj)
+            last = cursor = obj.name
+        else:
+            if len(batch) < room + 1:
+                break
+
+    def key(text: str) -> str:
+        return quote(text, safe="/") if encode else text
+
+    children = [element("Name", request.bucket), element("Prefix", key(prefix))]
+    if v2:
+        if token is not None:
+            children.append(element("ContinuationToken", token))
+        if "start-after" in query:
+            children.append(element("StartAfter", key(query["start-after"])))
+        children.append(element("KeyCount", len(contents) + len(prefixes)))
+        if truncated and last is not None:
+            children.append(element("NextContinuationToken", _encode_token(last)))
+    else:
+        children.append(element("Marker", key(query.get("marker", ""))))
+        if truncated and delimiter and last is not None:
+            children.append(element("NextMarker", key(last)))
+    children.append(element("MaxKeys", max_keys))
+    if delimiter:
+        children.append(element("Delimiter", key(delimiter)))
+    if encode:
+        children.append(element("EncodingType", "url"))
+    children.append(element("IsTruncated", truncated))
+    for obj in contents:
+        fields = [
+            element("Key", key(obj.name)),
+            element("LastModified", timestamp(obj.create_time_ms)),
+            element("ETag", etag(obj)),
+            element("Size", obj.size or 0),
+            element("StorageClass", "STANDARD"),
+        ]
+        if not v2:
+            fields.append(parent("Owner", [element("ID", obj.owner_id)]))
+        children.append(parent("Contents", fields))
+    children += [parent("CommonPrefixes", [element("Prefix", key(p))]) for p in prefixes]
+    return xml_response("ListBucketResult", children)
+
+
+def _common_prefix(name: str, prefix: str, delimiter: str) -> str | None:
+    if not delimiter:
+        return None
+    at = name.find(delimiter, len(prefix))
+    return name[: at + len(delimiter)] if at >= 0 else None
+
+
+def _encode_token(last: str) -> str:
+    return base64.urlsafe_b64encode(last.encode()).decode()
+
+
+def _decode_token(token: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise errors.invalid_argument(
+            "The continuation token provided is incorrect", "continuation-token", token
+        ) from None

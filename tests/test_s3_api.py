@@ -1,0 +1,247 @@
+"""The S3 API through boto3, as tools built on it use it, against ``stowage serve`` with its
+S3 listener on a port of its own: buckets, objects, listings and errors, and the same
+objects through the Djinn and Runloop APIs. Both deployment shapes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from stowage.processes import free_port, start_serve
+
+from .backends import BACKENDS, backend_settings
+
+SCOPES = "object:read,write,delete namespace:read,write,delete"
+
+
+@dataclass
+class S3Server:
+    base: str  # the main API
+    endpoint: str  # the S3 API
+    token: str
+    env: dict[str, str]
+
+    def client(self, access_key_id: str, secret: str, **config: object) -> BaseClient:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **config),
+        )
+
+    def create_key(self, user: str = "admin", scopes: str = SCOPES) -> tuple[str, str]:
+        """``stowage keys create``, as an operator runs it: the id and the secret it prints."""
+        printed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "stowage.cli",
+                "keys",
+                "create",
+                "--user",
+                user,
+                "--scope",
+                scopes,
+            ],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        exported = dict(re.findall(r"(?m)^export (AWS_[A-Z_]+)=(\S+)$", printed))
+        return exported["AWS_ACCESS_KEY_ID"], exported["AWS_SECRET_ACCESS_KEY"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def s3_server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_base_url: str | None,
+) -> Iterator[S3Server]:
+    with backend_settings(request.param, request, pg_base_url) as extra:
+        data = tmp_path_factory.mktemp("s3-data")
+        port = free_port()
+        env = {
+            **os.environ,
+            **{f"STOWAGE_{k.upper()}": v for k, v in extra.items()},
+            "STOWAGE_DATA_DIR": str(data),
+            "STOWAGE_S3_API_PORT": str(port),
+        }
+        process, base = start_serve(data, env=env)
+        try:
+            token = (Path(data) / "admin-token").read_text().strip()
+            yield S3Server(base, f"http://127.0.0.1:{port}", token, env)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def key(s3_server: S3Server) -> tuple[str, str]:
+    return s3_server.create_key()
+
+
+@pytest.fixture(scope="module")
+def s3(s3_server: S3Server, key: tuple[str, str]) -> BaseClient:
+    return s3_server.client(*key)
+
+
+def error_code(exc: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(exc.value.response["Error"]["Code"])
+
+
+def test_buckets_are_created_listed_headed_and_deleted(s3: BaseClient) -> None:
+    s3.create_bucket(Bucket="first-bucket.v1")
+    assert "first-bucket.v1" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    s3.head_bucket(Bucket="first-bucket.v1")
+    assert s3.get_bucket_location(Bucket="first-bucket.v1")["LocationConstraint"] is None
+    with pytest.raises(ClientError) as again:
+        s3.create_bucket(Bucket="first-bucket.v1")
+    assert error_code(again) == "BucketAlreadyOwnedByYou"
+    s3.delete_bucket(Bucket="first-bucket.v1")
+    with pytest.raises(ClientError) as gone:
+        s3.head_bucket(Bucket="first-bucket.v1")
+    assert gone.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+@pytest.mark.parametrize("name", ["ab", "Upper", "a..b", "-dash", "192.168.0.1", "x" * 64])
+def test_an_invalid_bucket_name_is_refused(s3: BaseClient, name: str) -> None:
+    """botocore lets these through (its check is only the character set): the server
+    refuses them, and makes nothing."""
+    with pytest.raises(ClientError) as refused:
+        s3.create_bucket(Bucket=name)
+    assert error_code(refused) == "InvalidBucketName"
+    assert name not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_objects_round_trip_with_ranges_and_replacement(s3: BaseClient) -> None:
+    s3.create_bucket(Bucket="objects")
+    body = os.urandom(300_000)
+    put = s3.put_object(Bucket="objects", Key="dir/file one.bin", Body=body)
+    assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+    got = s3.get_object(Bucket="objects", Key="dir/file one.bin")
+    assert got["Body"].read() == body and got["ContentLength"] == len(body)
+    part = s3.get_object(Bucket="objects", Key="dir/file one.bin", Range="bytes=10-19")
+    assert part["Body"].read() == body[10:20]
+    assert s3.head_object(Bucket="objects", Key="dir/file one.bin")["ContentLength"] == len(body)
+
+    s3.put_object(Bucket="objects", Key="dir/file one.bin", Body=b"second")
+    assert s3.get_object(Bucket="objects", Key="dir/file one.bin")["Body"].read() == b"second"
+    listed = s3.list_objects_v2(Bucket="objects")["Contents"]
+    assert [(o["Key"], o["Size"]) for o in listed] == [("dir/file one.bin", 6)]
+
+    s3.delete_object(Bucket="objects", Key="dir/file one.bin")
+    s3.delete_object(Bucket="objects", Key="dir/file one.bin")  # again: still 204
+    with pytest.raises(ClientError) as missing:
+        s3.get_object(Bucket="objects", Key="dir/file one.bin")
+    assert error_code(missing) == "NoSuchKey"
+    s3.delete_bucket(Bucket="objects")
+
+
+def test_listings_roll_up_common_prefixes_and_page_in_key_order(s3: BaseClient) -> None:
+    s3.create_bucket(Bucket="listing")
+    keys = ["a/1", "a/2", "b", "c/x/1", "c/y", "d", "é"]
+    for key in keys:
+        s3.put_object(Bucket="listing", Key=key, Body=key.encode())
+    v2 = s3.list_objects_v2(Bucket="listing", Delimiter="/")
+    assert [o["Key"] for o in v2["Contents"]] == ["b", "d", "é"]
+    assert [p["Prefix"] for p in v2["CommonPrefixes"]] == ["a/", "c/"]
+    inside = s3.list_objects_v2(Bucket="listing", Prefix="c/", Delimiter="/")
+    assert [o["Key"] for o in inside["Contents"]] == ["c/y"]
+    assert [p["Prefix"] for p in inside["CommonPrefixes"]] == ["c/x/"]
+
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket="listing", PaginationConfig={"PageSize": 2}
+    )
+    assert [o["Key"] for page in pages for o in page.get("Contents", [])] == keys
+    v1 = s3.get_paginator("list_objects").paginate(
+        Bucket="listing", PaginationConfig={"PageSize": 3}
+    )
+    assert [o["Key"] for page in v1 for o in page.get("Contents", [])] == keys
+
+    with pytest.raises(ClientError) as full:
+        s3.delete_bucket(Bucket="listing")
+    assert error_code(full) == "BucketNotEmpty"
+
+
+def test_an_object_put_through_s3_is_the_object_djinn_and_runloop_show(
+    s3_server: S3Server, s3: BaseClient
+) -> None:
+    s3.create_bucket(Bucket="shared")
+    s3.put_object(
+        Bucket="shared",
+        Key="report.txt",
+        Body=b"hello from s3\n",
+        ContentType="text/plain",
+        Metadata={"build": "42"},
+    )
+    head = s3.head_object(Bucket="shared", Key="report.txt")
+    assert (head["ContentType"], head["Metadata"]) == ("text/plain", {"build": "42"})
+    auth = {"Authorization": f"Bearer {s3_server.token}"}
+    with httpx.Client(base_url=s3_server.base, headers=auth) as api:
+        listed = api.get("/n/admin/shared/-/objects")
+        assert listed.status_code == 200, listed.text
+        [djinn] = listed.json()
+        assert (djinn["name"], djinn["size"]) == ("report.txt", 14)
+        runloop = api.get(f"/v1/objects/{djinn['object_id']}").json()
+        assert (runloop["name"], runloop["state"]) == ("report.txt", "READ_ONLY")
+        assert runloop["metadata"] == {"build": "42"}
+        raw = api.get(f"/objects/{djinn['id']}", headers={"Accept": "application/octet-stream"})
+        assert raw.content == b"hello from s3\n"
+
+
+def test_bad_credentials_get_s3_errors_and_write_nothing(
+    s3_server: S3Server, s3: BaseClient
+) -> None:
+    s3.create_bucket(Bucket="guarded")
+    key_id, secret = s3_server.create_key()
+    for client, code in (
+        (s3_server.client(key_id, "x" * 40), "SignatureDoesNotMatch"),
+        (s3_server.client("STW" + "A" * 17, secret), "InvalidAccessKeyId"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            client.put_object(Bucket="guarded", Key="nope", Body=b"x")
+        assert error_code(refused) == code
+    anonymous = httpx.put(f"{s3_server.endpoint}/guarded/nope", content=b"x")
+    assert anonymous.status_code == 403 and b"<Code>AccessDenied</Code>" in anonymous.content
+    assert "Contents" not in s3.list_objects_v2(Bucket="guarded")
+
+
+def test_unserved_operations_answer_not_implemented(s3: BaseClient) -> None:
+    s3.create_bucket(Bucket="plain")
+    with pytest.raises(ClientError) as refused:
+        s3.get_bucket_acl(Bucket="plain")
+    assert error_code(refused) == "NotImplemented"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+
+
+@pytest.mark.parametrize("signature_version", [None, "s3v4"])
+def test_presigned_urls_work_through_plain_http(
+    s3_server: S3Server, key: tuple[str, str], signature_version: str | None
+) -> None:
+    """boto3 presigns with SigV2 at its defaults, and with SigV4 when asked."""
+    client = s3_server.client(*key, signature_version=signature_version)
+    bucket = f"presigned-{signature_version or 'v2'}"
+    client.create_bucket(Bucket=bucket)
+    params = {"Bucket": bucket, "Key": "dir/a b.txt"}
+    put_url = client.generate_presigned_url("put_object", Params=params, ExpiresIn=60)
+    assert httpx.put(put_url, content=b"through a link").status_code == 200
+    get_url = client.generate_presigned_url("get_object", Params=params, ExpiresIn=60)
+    assert httpx.get(get_url).content == b"through a link"
+    tampered = get_url.replace("a%20b", "a%20c")
+    assert httpx.get(tampered).status_code == 403
