@@ -245,3 +245,57 @@ def test_presigned_urls_work_through_plain_http(
     assert httpx.get(get_url).content == b"through a link"
     tampered = get_url.replace("a%20b", "a%20c")
     assert httpx.get(tampered).status_code == 403
+
+
+def test_delete_objects_deletes_each_key_and_reports_it(s3: BaseClient) -> None:
+    s3.create_bucket(Bucket="batch")
+    for key in ("one", "two", "dir/three"):
+        s3.put_object(Bucket="batch", Key=key, Body=b"x")
+    asked = [{"Key": k} for k in ("one", "dir/three", "never-there")]
+    done = s3.delete_objects(Bucket="batch", Delete={"Objects": asked})
+    assert sorted(d["Key"] for d in done["Deleted"]) == ["dir/three", "never-there", "one"]
+    assert "Errors" not in done
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="batch")["Contents"]] == ["two"]
+    quiet = s3.delete_objects(Bucket="batch", Delete={"Objects": [{"Key": "two"}], "Quiet": True})
+    assert "Deleted" not in quiet
+    s3.delete_bucket(Bucket="batch")
+
+
+def test_copy_object_keeps_or_replaces_what_the_source_says(s3: BaseClient) -> None:
+    s3.create_bucket(Bucket="copy-from")
+    s3.create_bucket(Bucket="copy-to")
+    body = os.urandom(70_000)
+    s3.put_object(
+        Bucket="copy-from", Key="src", Body=body, ContentType="image/png", Metadata={"a": "1"}
+    )
+    copied = s3.copy_object(Bucket="copy-to", Key="kept", CopySource="copy-from/src")
+    assert copied["CopyObjectResult"]["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+    kept = s3.get_object(Bucket="copy-to", Key="kept")
+    assert (kept["Body"].read(), kept["ContentType"], kept["Metadata"]) == (
+        body,
+        "image/png",
+        {"a": "1"},
+    )
+    s3.copy_object(
+        Bucket="copy-to",
+        Key="replaced",
+        CopySource={"Bucket": "copy-from", "Key": "src"},
+        MetadataDirective="REPLACE",
+        ContentType="text/plain",
+        Metadata={"b": "2"},
+    )
+    replaced = s3.head_object(Bucket="copy-to", Key="replaced")
+    assert (replaced["ContentType"], replaced["Metadata"]) == ("text/plain", {"b": "2"})
+
+    for source, code in (("copy-from/absent", "NoSuchKey"), ("no-such-bucket/src", "NoSuchBucket")):
+        with pytest.raises(ClientError) as refused:
+            s3.copy_object(Bucket="copy-to", Key="x", CopySource=source)
+        assert error_code(refused) == code
+    with pytest.raises(ClientError) as itself:
+        s3.copy_object(Bucket="copy-from", Key="src", CopySource="copy-from/src")
+    assert error_code(itself) == "InvalidRequest"
+    with pytest.raises(ClientError) as unmet:
+        s3.copy_object(
+            Bucket="copy-to", Key="x", CopySource="copy-from/src", CopySourceIfMatch='"0"'
+        )
+    assert error_code(unmet) == "PreconditionFailed"

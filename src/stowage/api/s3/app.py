@@ -24,7 +24,7 @@ from ... import logs
 from ...core.access import Principal
 from ...core.errors import StowageError
 from ...service import Stowage
-from . import buckets, errors, objects, sigv2, sigv4
+from . import batch, buckets, errors, objects, sigv2, sigv4
 from .errors import S3Error
 from .errors_map import s3_error
 from .requests import S3Request
@@ -83,6 +83,8 @@ def operation(request: S3Request) -> tuple[str, Operation]:
     if not request.key:
         if method == "GET" and "location" in query:
             return "GetBucketLocation", buckets.location
+        if method == "POST" and "delete" in query:
+            return "DeleteObjects", batch.delete_objects
         found = {
             "PUT": ("CreateBucket", buckets.create),
             "HEAD": ("HeadBucket", buckets.head),
@@ -91,7 +93,7 @@ def operation(request: S3Request) -> tuple[str, Operation]:
         }.get(method)
     else:
         if method == "PUT" and "x-amz-copy-source" in request.headers:
-            raise errors.not_implemented("x-amz-copy-source")
+            return "CopyObject", objects.copy
         found = {
             "PUT": ("PutObject", objects.put),
             "GET": ("GetObject", objects.get),

@@ -24,12 +24,14 @@ def signed(request: S3Request) -> Principal:
     return request.caller
 
 
-async def resolve(request: S3Request, stowage: Stowage) -> Namespace:
-    """The bucket the request names (NoSuchBucket when the caller has none so named)."""
+async def resolve(request: S3Request, stowage: Stowage, name: str | None = None) -> Namespace:
+    """The bucket the request names, or ``name`` (NoSuchBucket when the caller has none
+    so named)."""
+    bucket = request.bucket if name is None else name
     try:
-        return await stowage.namespaces.root(request.caller, request.bucket)
+        return await stowage.namespaces.root(request.caller, bucket)
     except NotFound:
-        raise errors.no_such_bucket(request.bucket) from None
+        raise errors.no_such_bucket(bucket) from None
 
 
 async def list_buckets(request: S3Request, stowage: Stowage) -> Response:

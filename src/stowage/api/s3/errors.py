@@ -223,3 +223,29 @@ def invalid_range(size: int) -> S3Error:
         416,
         {"ActualObjectSize": str(size)},
     )
+
+
+def malformed_xml() -> S3Error:
+    return S3Error(
+        "MalformedXML",
+        "The XML you provided was not well-formed or did not validate against our published schema",
+        400,
+    )
+
+
+def missing_content_md5() -> S3Error:
+    return S3Error(
+        "InvalidRequest",
+        "Missing required header for this request: Content-MD5 (or an x-amz-checksum-*)",
+        400,
+    )
+
+
+def copy_onto_itself() -> S3Error:
+    return S3Error(
+        "InvalidRequest",
+        "This copy request is illegal because it is trying to copy an object to itself "
+        "without changing the object's metadata, storage class, website redirect location "
+        "or encryption attributes.",
+        400,
+    )

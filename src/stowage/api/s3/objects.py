@@ -4,7 +4,9 @@ key, so an object put here is the same object the Djinn and Runloop APIs show.""
 from __future__ import annotations
 
 import base64
-from urllib.parse import quote
+from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
+from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -63,6 +65,92 @@ def user_metadata(request: S3Request) -> dict[str, str] | None:
     return found or None
 
 
+async def copy(request: S3Request, stowage: Stowage) -> Response:
+    """CopyObject: the source's bytes under the target key, with the source's
+    Content-Type and metadata (``x-amz-metadata-directive: COPY``, the default) or the
+    request's own (``REPLACE``)."""
+    caller = signed(request)
+    bucket = await resolve(request, stowage)
+    source_bucket, source_key = _copy_source(request.headers["x-amz-copy-source"])
+    source_namespace = await resolve(request, stowage, source_bucket)
+    try:
+        source = await stowage.objects.named(caller, source_namespace, source_key)
+    except NotFound:
+        raise errors.no_such_key(source_key) from None
+    _check_copy_conditions(request, source)
+    directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
+    if directive not in ("COPY", "REPLACE"):
+        raise errors.invalid_argument(
+            "Unknown metadata directive.", "x-amz-metadata-directive", directive
+        )
+    if directive == "COPY" and (source_namespace.id, source_key) == (bucket.id, request.key):
+        raise errors.copy_onto_itself()
+    if directive == "COPY":
+        metadata, mime = source.metadata, source.mime_type
+    else:
+        metadata = user_metadata(request)
+        mime = request.headers.get("content-type") or DEFAULT_TYPE
+    size = source.size or 0
+    body = await stowage.objects.read(source, 0, size) if size else _nothing()
+    copied = await stowage.objects.put(
+        caller, request.key, bucket, body, size, KEYS, metadata=metadata, mime_type=mime
+    )
+    result = [
+        element("LastModified", timestamp(copied.create_time_ms)),
+        element("ETag", etag(copied)),
+    ]
+    return xml_response("CopyObjectResult", result)
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
+def _copy_source(header: str) -> tuple[str, str]:
+    """``x-amz-copy-source``: ``bucket/key``, percent-encoded, maybe with a leading slash;
+    a version other than the only one (``null``) names nothing here."""
+    path, _, query = header.partition("?")
+    bucket, _, key = unquote(path).removeprefix("/").partition("/")
+    version = dict(parse_qsl(query)).get("versionId")
+    if not bucket or not key:
+        raise errors.invalid_argument(
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+            "x-amz-copy-source",
+            header,
+        )
+    if version not in (None, "null"):
+        raise errors.not_implemented("versionId")
+    return bucket, key
+
+
+def _check_copy_conditions(request: S3Request, source: StoredObject) -> None:
+    """The ``x-amz-copy-source-if-*`` headers, as S3 applies them to the source."""
+    headers = request.headers
+    match = headers.get("x-amz-copy-source-if-match")
+    none_match = headers.get("x-amz-copy-source-if-none-match")
+    if match is not None and match.strip() not in (etag(source), source.md5, "*"):
+        raise errors.precondition_failed("x-amz-copy-source-If-Match")
+    if none_match is not None and none_match.strip() in (etag(source), source.md5, "*"):
+        raise errors.precondition_failed("x-amz-copy-source-If-None-Match")
+    modified_s = source.create_time_ms // 1000
+    since = _date_s(headers.get("x-amz-copy-source-if-unmodified-since"))
+    if match is None and since is not None and modified_s > since:
+        raise errors.precondition_failed("x-amz-copy-source-If-Unmodified-Since")
+    since = _date_s(headers.get("x-amz-copy-source-if-modified-since"))
+    if none_match is None and since is not None and modified_s <= since:
+        raise errors.precondition_failed("x-amz-copy-source-If-Modified-Since")
+
+
+def _date_s(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(parsedate_to_datetime(value).timestamp())
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
 async def get(request: S3Request, stowage: Stowage) -> Response:
     """GET and HEAD, with Range and the conditional headers (``blob_response``), whose
     refusals S3 words as errors."""
@@ -88,13 +176,8 @@ async def get(request: S3Request, stowage: Stowage) -> Response:
 
 async def delete(request: S3Request, stowage: Stowage) -> Response:
     """204 whether or not the key held an object, as S3 answers."""
-    caller = signed(request)
     bucket = await resolve(request, stowage)
-    try:
-        obj = await stowage.objects.named(caller, bucket, request.key)
-    except NotFound:
-        return Response(status_code=204)
-    await stowage.objects.delete(caller, obj.public_id)
+    await stowage.objects.delete_named(signed(request), bucket, request.key)
     return Response(status_code=204)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..access import Principal
 from ..errors import NotFound
-from ..models import ObjectState, Reaped, StoredObject
+from ..models import Namespace, ObjectState, Reaped, StoredObject
 from .base import ObjectsBase
 
 
@@ -22,6 +22,18 @@ class Removal(ObjectsBase):
             # A PUT to the upload URL may still land here; the reaper removes that later.
             await self._blobs.delete(obj.staging_key)
         return tombstone
+
+    async def delete_named(self, caller: Principal, namespace: Namespace, name: str) -> None:
+        """Delete the object holding ``name`` in the namespace, if there is one: deleting
+        a name that holds nothing is done already."""
+        caller.require("object:delete")
+        found = await self._meta.get_named(namespace.id, name)
+        if found is not None:
+            try:
+                await self.delete(caller, found.public_id)
+            except NotFound:  # deleted meanwhile, or not the caller's to see
+                if await self._meta.get_named(namespace.id, name) == found:
+                    raise
 
     async def reap(self, batch: int = 500) -> Reaped:
         """Remove expired objects, uploads left unfinished past their deadline and old
