@@ -299,3 +299,45 @@ def test_copy_object_keeps_or_replaces_what_the_source_says(s3: BaseClient) -> N
             Bucket="copy-to", Key="x", CopySource="copy-from/src", CopySourceIfMatch='"0"'
         )
     assert error_code(unmet) == "PreconditionFailed"
+
+
+def test_a_conditional_put_writes_only_a_key_that_holds_nothing(s3: BaseClient) -> None:
+    s3.create_bucket(Bucket="once")
+    s3.put_object(Bucket="once", Key="lock", Body=b"first", IfNoneMatch="*")
+    with pytest.raises(ClientError) as taken:
+        s3.put_object(Bucket="once", Key="lock", Body=b"second", IfNoneMatch="*")
+    assert error_code(taken) == "PreconditionFailed"
+    assert s3.get_object(Bucket="once", Key="lock")["Body"].read() == b"first"
+
+
+def test_s5cmd_copies_two_thousand_small_objects_up_and_back(
+    s3_server: S3Server, key: tuple[str, str], s3: BaseClient, tmp_path: Path
+) -> None:
+    """s5cmd (Go, aws-sdk-go) with 32 workers: 2,000 × 4 KiB up, listed, and down."""
+    s3.create_bucket(Bucket="s5cmd")
+    source, back = tmp_path / "up", tmp_path / "down"
+    source.mkdir()
+    for i in range(2000):
+        (source / f"f{i:04d}.bin").write_bytes(os.urandom(4096))
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": key[0],
+        "AWS_SECRET_ACCESS_KEY": key[1],
+        "AWS_REGION": "us-east-1",
+    }
+    s5cmd = [str(Path(sys.executable).parent / "s5cmd"), "--endpoint-url", s3_server.endpoint]
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [*s5cmd, "--numworkers", "32", *args], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    run("cp", f"{source}/*", "s3://s5cmd/small/")
+    assert len(run("ls", "s3://s5cmd/small/*").splitlines()) == 2000
+    run("cp", "s3://s5cmd/small/*", f"{back}/")
+    for i in (0, 777, 1999):
+        name = f"f{i:04d}.bin"
+        assert (back / name).read_bytes() == (source / name).read_bytes()
+    assert len(list(back.iterdir())) == 2000

@@ -11,9 +11,9 @@ from urllib.parse import parse_qsl, quote, unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ...core.errors import NotFound
+from ...core.errors import FieldErrors, NotFound
 from ...core.models import StoredObject
-from ...core.objects import KEYS
+from ...core.objects import KEYS, NEW_KEYS
 from ...service import Stowage
 from ..common.deps import request_body
 from ..common.responses import blob_response
@@ -38,22 +38,32 @@ def etag(obj: StoredObject) -> str:
 async def put(request: S3Request, stowage: Stowage) -> Response:
     caller = signed(request)
     bucket = await resolve(request, stowage)
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise errors.not_implemented("If-None-Match other than *")
+    if "if-match" in request.headers:
+        raise errors.not_implemented("If-Match on PutObject")
     received = request_body(Request(request.scope, request.receive))
     body = (
         signed_body(received, request.verified, request.scope["headers"])
         if request.verified
         else received
     )
-    obj = await stowage.objects.put(
-        caller,
-        request.key,
-        bucket,
-        aiter(body),
-        request.declared_length(),
-        KEYS,
-        metadata=user_metadata(request),
-        mime_type=request.headers.get("content-type") or DEFAULT_TYPE,
-    )
+    try:
+        obj = await stowage.objects.put(
+            caller,
+            request.key,
+            bucket,
+            aiter(body),
+            request.declared_length(),
+            KEYS if if_none_match is None else NEW_KEYS,
+            metadata=user_metadata(request),
+            mime_type=request.headers.get("content-type") or DEFAULT_TYPE,
+        )
+    except FieldErrors as exc:
+        if if_none_match is not None and any(p.code == "taken" for p in exc.problems):
+            raise errors.precondition_failed("If-None-Match") from None
+        raise
     return Response(status_code=200, headers={"ETag": etag(obj)})
 
 

@@ -13,7 +13,16 @@ the adapters hold. Reads and changes follow one access policy (``access.may_read
 
 from .base import Caller, Limits
 from .lifecycle import Lifecycle, UploadTicket
-from .put import ANY_NAMES, KEYS, UNIQUE_NAME_RULE, UNIQUE_NAMES, OnConflict, PutPolicy, WholePut
+from .put import (
+    ANY_NAMES,
+    KEYS,
+    NEW_KEYS,
+    UNIQUE_NAME_RULE,
+    UNIQUE_NAMES,
+    OnConflict,
+    PutPolicy,
+    WholePut,
+)
 from .reads import MAX_PAGE, Reads
 from .removal import Removal
 
@@ -26,6 +35,7 @@ __all__ = [
     "ANY_NAMES",
     "KEYS",
     "MAX_PAGE",
+    "NEW_KEYS",
     "UNIQUE_NAMES",
     "UNIQUE_NAME_RULE",
     "Caller",

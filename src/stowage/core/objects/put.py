@@ -46,6 +46,8 @@ UNIQUE_NAMES = PutPolicy(UNIQUE_NAME, OnConflict.REJECT, empty_allowed=False)
 ANY_NAMES = PutPolicy(None, OnConflict.KEEP_BOTH, empty_allowed=True)
 # Names as keys (S3's): any valid name, one live object per name in its namespace.
 KEYS = PutPolicy(None, OnConflict.REPLACE, empty_allowed=True)
+# The same names, for a put that must not replace anything (S3's ``If-None-Match: *``).
+NEW_KEYS = PutPolicy(None, OnConflict.REJECT, empty_allowed=True)
 
 
 async def _peek(chunks: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
