@@ -20,6 +20,7 @@ from .backends import database_url
 MIGRATION_ONLY = {
     "ix_objects_name_trgm",
     "ix_namespaces_path_trgm",
+    "ix_objects_namespace_name_bytes",
     *(f"objects_fts{part}" for part in ("", "_data", "_idx", "_docsize", "_config")),
 }
 REMOVALS = ("remove_index", "remove_table")

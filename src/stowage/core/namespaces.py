@@ -208,7 +208,7 @@ class NamespaceService:
         """Remove an empty root namespace of the caller's (NotEmpty otherwise)."""
         caller.require("namespace:delete")
         namespace = await self.root(caller, name)
-        if await self._meta.holds_anything(namespace):
+        if await self._meta.holds_anything(namespace, self._clock.now_ms()):
             raise NotEmpty(f"{name} still holds objects or namespaces")
         await self._meta.delete_namespace(namespace)
 

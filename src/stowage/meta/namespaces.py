@@ -11,7 +11,7 @@ from ..core.models import Collaborator, Invite, Namespace, ObjectState, Visibili
 from . import records
 from .constraints import raise_if_namespace_gone, violated
 from .database import Database
-from .listing import like_fragment
+from .listing import like_fragment, not_expired
 from .schema import namespace_collaborators, namespace_invites, namespaces, objects, users
 
 
@@ -140,14 +140,16 @@ class SqlNamespaces(Database):
         )
         return await self._read(lambda conn: [records.namespace(r) for r in conn.execute(stmt)])
 
-    async def holds_anything(self, namespace: Namespace) -> bool:
-        """Whether the namespace has a child or an object that is not a tombstone."""
+    async def holds_anything(self, namespace: Namespace, now_ms: int) -> bool:
+        """Whether the namespace has a child, or an object that is neither a tombstone nor
+        expired (the reaper has yet to remove those, but they are gone already)."""
         child = select(namespaces.c.id).where(namespaces.c.parent_id == namespace.id).limit(1)
         held = (
             select(objects.c.id)
             .where(
                 objects.c.namespace_id == namespace.id,
                 objects.c.state != ObjectState.DELETED.value,
+                not_expired(now_ms),
             )
             .limit(1)
         )

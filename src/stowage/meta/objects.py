@@ -242,7 +242,8 @@ class SqlObjects(SqlListing):
             not_expired(now_ms),
         ]
         if prefix:
-            conds.append(func.substr(name, 1, len(prefix)) == prefix)
+            # the range start lets the index seek to the prefix instead of walking to it
+            conds += [func.substr(name, 1, len(prefix)) == prefix, ordered >= prefix]
         if after is not None:
             conds.append(ordered > after)
         stmt = select(objects).where(*conds).order_by(ordered).limit(limit)

@@ -1,4 +1,5 @@
-"""bucket names: a root namespace may be named as an S3 bucket, up to 63 characters
+"""bucket names: a root namespace may be named as an S3 bucket, up to 63 characters; keys
+listed in byte order from an index on PostgreSQL
 
 Revision ID: 0008
 Revises: 0007
@@ -20,8 +21,18 @@ def upgrade() -> None:
     # SQLite does not enforce a VARCHAR's length; batch mode rebuilds the table only there.
     with op.batch_alter_table("namespaces") as batch:
         batch.alter_column("name", type_=sa.String(length=63), existing_nullable=False)
+    if op.get_context().dialect.name == "postgresql":
+        # S3 lists a namespace's keys in byte order (COLLATE "C"), which the name index,
+        # in the database's collation, cannot give; SQLite compares text as bytes already.
+        op.execute(
+            "CREATE INDEX ix_objects_namespace_name_bytes "
+            'ON objects (namespace_id, name COLLATE "C") '
+            "WHERE unique_name AND namespace_id IS NOT NULL"
+        )
 
 
 def downgrade() -> None:
+    if op.get_context().dialect.name == "postgresql":
+        op.execute("DROP INDEX ix_objects_namespace_name_bytes")
     with op.batch_alter_table("namespaces") as batch:
         batch.alter_column("name", type_=sa.String(length=32), existing_nullable=False)
