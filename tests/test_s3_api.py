@@ -161,6 +161,7 @@ def test_listings_roll_up_common_prefixes_and_page_in_key_order(s3: BaseClient) 
     v2 = s3.list_objects_v2(Bucket="listing", Delimiter="/")
     assert [o["Key"] for o in v2["Contents"]] == ["b", "d", "é"]
     assert [p["Prefix"] for p in v2["CommonPrefixes"]] == ["a/", "c/"]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="listing", Prefix="é")["Contents"]] == ["é"]
     inside = s3.list_objects_v2(Bucket="listing", Prefix="c/", Delimiter="/")
     assert [o["Key"] for o in inside["Contents"]] == ["c/y"]
     assert [p["Prefix"] for p in inside["CommonPrefixes"]] == ["c/x/"]

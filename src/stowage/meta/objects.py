@@ -242,8 +242,15 @@ class SqlObjects(SqlListing):
             not_expired(now_ms),
         ]
         if prefix:
-            # the range start lets the index seek to the prefix instead of walking to it
-            conds += [func.substr(name, 1, len(prefix)) == prefix, ordered >= prefix]
+            # As a range of the index: the names from the prefix up to the first that
+            # sorts after every name starting with it (byte order is code point order).
+            conds.append(ordered >= prefix)
+            following = ord(prefix[-1]) + 1
+            following = 0xE000 if 0xD800 <= following <= 0xDFFF else following  # no surrogates
+            if following <= 0x10FFFF:
+                conds.append(ordered < prefix[:-1] + chr(following))
+            else:
+                conds.append(func.substr(name, 1, len(prefix)) == prefix)
         if after is not None:
             conds.append(ordered > after)
         stmt = select(objects).where(*conds).order_by(ordered).limit(limit)
