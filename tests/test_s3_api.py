@@ -342,3 +342,18 @@ def test_s5cmd_copies_two_thousand_small_objects_up_and_back(
         name = f"f{i:04d}.bin"
         assert (back / name).read_bytes() == (source / name).read_bytes()
     assert len(list(back.iterdir())) == 2000
+
+
+def test_a_refusal_before_the_body_is_read_leaves_the_connection_usable(
+    s3_server: S3Server,
+) -> None:
+    """Refused before its body was read, a request's bytes must not be taken for the
+    next request on the connection (clients pool connections)."""
+    with httpx.Client(limits=httpx.Limits(max_connections=1)) as one_connection:
+        for _ in range(3):
+            refused = one_connection.put(f"{s3_server.endpoint}/b-x/k", content=b"x" * 10_000)
+            assert refused.status_code == 403 and b"<Code>AccessDenied</Code>" in refused.content
+        big = one_connection.put(f"{s3_server.endpoint}/b-x/k", content=b"x" * 1_000_000)
+        assert big.status_code == 403 and big.headers["connection"] == "close"
+        after = one_connection.get(f"{s3_server.endpoint}/")
+        assert after.status_code == 403 and b"<Code>AccessDenied</Code>" in after.content

@@ -10,20 +10,23 @@ else is logged and answered ``InternalError``, never a stack trace.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from starlette.datastructures import State
+from starlette.datastructures import Headers, State
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ... import logs
 from ...core.access import Principal
 from ...core.errors import StowageError
 from ...service import Stowage
+from ..common.middleware import DRAIN_BYTES, DRAIN_SECONDS
 from . import batch, buckets, errors, objects, sigv2, sigv4
 from .errors import S3Error
 from .errors_map import s3_error
@@ -105,6 +108,39 @@ def operation(request: S3Request) -> tuple[str, Operation]:
     return found
 
 
+class _BodyWatch:
+    """Whether the request body has been read to its end; and reading away what is left
+    of a small one, so that a refusal answered before reading it leaves the connection
+    ready for the client's next request (else its bytes would be taken for one)."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.done = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            self.done = True
+        return message
+
+    async def read_away(self, headers: Headers) -> bool:
+        """True when nothing is left unread (now)."""
+        declared = headers.get("content-length")
+        if (
+            self.done
+            or declared == "0"
+            or (declared is None and "transfer-encoding" not in headers)
+        ):
+            return True
+        if declared is None or not declared.isdigit() or int(declared) > DRAIN_BYTES:
+            return False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while not self.done:
+                    await self.receive()
+        return self.done
+
+
 class S3App:
     def __init__(self, stowage: Stowage) -> None:
         self.stowage = stowage
@@ -116,6 +152,8 @@ class S3App:
         started = time.perf_counter()
         scope["app"] = self
         request_id = secrets.token_hex(8).upper()
+        body = _BodyWatch(receive)
+        receive = body.receive
         request = S3Request.of(scope, receive)
         name = "unmatched"
         try:
@@ -130,6 +168,10 @@ class S3App:
             log.exception("unhandled error on S3 %s %s", request.method, request.resource)
             response = error_response(errors.internal_error(), request, request_id)
         response.headers["x-amz-request-id"] = request_id
+        if not await body.read_away(request.headers):
+            # Answered before its body was read (a refusal), and too much of it is left to
+            # read away: the connection cannot carry another request.
+            response.headers["connection"] = "close"
         await response(scope, receive, send)
         seconds = time.perf_counter() - started
         route = f"s3:{name}"
