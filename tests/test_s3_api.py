@@ -344,6 +344,89 @@ def test_s5cmd_copies_two_thousand_small_objects_up_and_back(
     assert len(list(back.iterdir())) == 2000
 
 
+MIB = 1024 * 1024
+
+
+def test_a_multipart_upload_assembles_its_parts_in_order(
+    s3_server: S3Server, s3: BaseClient
+) -> None:
+    s3.create_bucket(Bucket="multipart")
+    parts = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(1000)]
+    started = s3.create_multipart_upload(
+        Bucket="multipart", Key="big.bin", ContentType="application/x-tar", Metadata={"m": "1"}
+    )
+    upload = {"Bucket": "multipart", "Key": "big.bin", "UploadId": started["UploadId"]}
+    etags = {}
+    for number in (3, 1, 2):  # any order, and a part sent again replaces the first
+        if number == 1:
+            s3.upload_part(**upload, PartNumber=1, Body=b"replaced below")
+        etags[number] = s3.upload_part(**upload, PartNumber=number, Body=parts[number - 1])["ETag"]
+    listed = s3.list_parts(**upload)["Parts"]
+    assert [(p["PartNumber"], p["Size"]) for p in listed] == [(1, 5 * MIB), (2, 5 * MIB), (3, 1000)]
+    in_progress = s3.list_multipart_uploads(Bucket="multipart")["Uploads"]
+    assert [(u["Key"], u["UploadId"]) for u in in_progress] == [("big.bin", upload["UploadId"])]
+
+    chosen = [{"PartNumber": n, "ETag": etags[n]} for n in (1, 2, 3)]
+    done = s3.complete_multipart_upload(**upload, MultipartUpload={"Parts": chosen})
+    md5s = b"".join(bytes.fromhex(etags[n].strip('"')) for n in (1, 2, 3))
+    assert done["ETag"] == f'"{hashlib.md5(md5s).hexdigest()}-3"'
+    whole = b"".join(parts)
+    got = s3.get_object(Bucket="multipart", Key="big.bin")
+    assert got["Body"].read() == whole
+    assert (got["ETag"], got["ContentType"], got["Metadata"]) == (
+        done["ETag"],
+        "application/x-tar",
+        {"m": "1"},
+    )
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket="multipart")
+    with pytest.raises(ClientError) as again:
+        s3.complete_multipart_upload(**upload, MultipartUpload={"Parts": chosen})
+    assert error_code(again) == "NoSuchUpload"
+
+    auth = {"Authorization": f"Bearer {s3_server.token}"}
+    with httpx.Client(base_url=s3_server.base, headers=auth) as api:
+        [djinn] = [
+            o for o in api.get("/n/admin/multipart/-/objects").json() if o["name"] == "big.bin"
+        ]
+    assert (djinn["size"], djinn["sha256"]) == (len(whole), hashlib.sha256(whole).hexdigest())
+
+
+def test_multipart_refusals_and_abort(s3: BaseClient) -> None:
+    s3.create_bucket(Bucket="multipart-no")
+    started = s3.create_multipart_upload(Bucket="multipart-no", Key="k")
+    upload = {"Bucket": "multipart-no", "Key": "k", "UploadId": started["UploadId"]}
+    small = s3.upload_part(**upload, PartNumber=1, Body=b"tiny")["ETag"]
+    last = s3.upload_part(**upload, PartNumber=2, Body=b"end")["ETag"]
+    for chosen, code in (
+        ([{"PartNumber": 1, "ETag": small}, {"PartNumber": 2, "ETag": last}], "EntityTooSmall"),
+        ([{"PartNumber": 2, "ETag": last}, {"PartNumber": 1, "ETag": small}], "InvalidPartOrder"),
+        ([{"PartNumber": 1, "ETag": '"00000000000000000000000000000000"'}], "InvalidPart"),
+        ([{"PartNumber": 7, "ETag": small}], "InvalidPart"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            s3.complete_multipart_upload(**upload, MultipartUpload={"Parts": chosen})
+        assert error_code(refused) == code
+    s3.abort_multipart_upload(**upload)
+    with pytest.raises(ClientError) as gone:
+        s3.upload_part(**upload, PartNumber=3, Body=b"late")
+    assert error_code(gone) == "NoSuchUpload"
+    assert "Contents" not in s3.list_objects_v2(Bucket="multipart-no")
+
+
+def test_boto3_upload_file_goes_multipart_and_back(s3: BaseClient, tmp_path: Path) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    s3.create_bucket(Bucket="transfer")
+    source = tmp_path / "artifact.tgz"
+    source.write_bytes(os.urandom(12 * MIB + 123))
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    s3.upload_file(str(source), "transfer", "ci/artifact.tgz", Config=config)
+    assert s3.head_object(Bucket="transfer", Key="ci/artifact.tgz")["ETag"].endswith('-3"')
+    back = tmp_path / "back.tgz"
+    s3.download_file("transfer", "ci/artifact.tgz", str(back), Config=config)
+    assert back.read_bytes() == source.read_bytes()
+
+
 def test_a_refusal_before_the_body_is_read_leaves_the_connection_usable(
     s3_server: S3Server,
 ) -> None:

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         default=9000, ge=0, le=65535, description="the S3 API's own port (0: no S3 API)"
     )
     max_upload_bytes: int = 5 * GIB
+    max_object_bytes: int = Field(
+        default=5 * 1024 * GIB, description="largest object assembled from S3 multipart parts"
+    )
     upload_url_ttl_seconds: int = 3600
     reaper_interval_seconds: float = 30.0
     deleted_retention_seconds: int = 86400

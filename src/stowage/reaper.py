@@ -65,6 +65,8 @@ class Reaper:
         total = 0
         while (reaped := await self._objects.reap()).object_ids or reaped.swept:
             total += len(reaped.object_ids)
+        while await self._objects.reap_multipart():
+            pass
         while await self._objects.forget_keys():
             pass
         self._metrics.reaper_runs.inc()

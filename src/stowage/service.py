@@ -63,6 +63,7 @@ def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None)
             max_upload_bytes=settings.max_upload_bytes,
             deleted_retention_ms=settings.deleted_retention_seconds * 1000,
             upload_ttl_ms=settings.upload_ttl_seconds * 1000,
+            max_object_bytes=settings.max_object_bytes,
         ),
     )
     return Stowage(

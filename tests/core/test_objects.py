@@ -128,3 +128,18 @@ def test_others_objects_are_not_found_and_a_missing_scope_is_forbidden(core: Cor
     with pytest.raises(Forbidden):
         run(core.objects.put(read_only, "more.txt", None, chunks(TEXT, 1000), None, ANY_NAMES))
     assert run(core.objects.get(read_only, mine.public_id)) == mine
+
+
+def test_a_multipart_upload_left_past_its_deadline_is_reaped_with_its_parts(core: Core) -> None:
+    alice = run(core.user("alice", "object:read,write,delete namespace:read,write"))
+    bucket = run(core.namespaces.create_root(alice, "builds"))
+    upload = run(core.objects.start_multipart(alice, bucket, "big.bin", None, None))
+    run(core.objects.put_part(alice, upload, 1, chunks(TEXT, 1000), None))
+    assert len(run(core.blobs.inventory())) == 1
+    core.clock.advance(24 * 3600 * 1000 - 1)
+    assert run(core.objects.reap_multipart()) == 0
+    core.clock.advance(1)
+    assert run(core.objects.reap_multipart()) == 1
+    assert run(core.blobs.inventory()) == {}
+    with pytest.raises(NotFound):  # NoSuchUpload
+        run(core.objects.multipart(alice, bucket, "big.bin", upload.upload_id))

@@ -46,6 +46,7 @@ class Core:
     blobs: MemoryBlobStore
     access: AccessService
     objects: ObjectService
+    namespaces: NamespaceService
 
     async def user(self, name: str, scopes: str = ALL_OBJECT_SCOPES) -> Principal:
         """A new user, as the caller of a token of theirs with ``scopes``."""
@@ -65,9 +66,11 @@ def open_core(database: Path) -> Iterator[Core]:
     meta = SqlMetadataStore(sqlite_url(database))
     blobs = MemoryBlobStore()
     limits = Limits(max_upload_bytes=MAX_UPLOAD_BYTES, deleted_retention_ms=DELETED_RETENTION_MS)
-    objects = ObjectService(meta, blobs, NamespaceService(meta, clock), clock, limits)
+    namespaces = NamespaceService(meta, clock)
+    objects = ObjectService(meta, blobs, namespaces, clock, limits)
     try:
-        yield Core(clock, meta, blobs, AccessService(meta, clock, SERVER_SECRET), objects)
+        access = AccessService(meta, clock, SERVER_SECRET)
+        yield Core(clock, meta, blobs, access, objects, namespaces)
     finally:
         run(meta.close())
         blobs.close()

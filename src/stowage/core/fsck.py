@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .clock import Clock
-from .ports import BlobStore, ObjectStore
+from .ports import BlobStore, MetadataStore
 
 
 @dataclass
@@ -33,7 +33,7 @@ class FsckReport:
 
 
 async def check(
-    meta: ObjectStore,
+    meta: MetadataStore,
     blobs: BlobStore,
     clock: Clock,
     *,
@@ -44,7 +44,8 @@ async def check(
 ) -> FsckReport:
     stored = await blobs.inventory()
     references = await meta.blob_references()
-    staged = await meta.staging_keys()  # the reaper removes these when their time comes
+    # Bytes of uploads still in progress: the reaper removes them when their time comes.
+    staged = await meta.staging_keys() | await meta.part_keys()
     report = FsckReport(blobs=len(stored), rows=len(references))
     settled_before = clock.now_ms() / 1000 - grace_s
     report.orphans = sorted(

@@ -113,6 +113,7 @@ class NewObject:
     staging_key: str | None = None  # where a direct (presigned S3) upload lands
     upload_deadline_ms: int | None = None  # an unfinished upload expires then
     unique_name: bool = False  # no other live object may have this name in its place
+    etag: str | None = None  # S3's ETag when it is not the md5 (assembled from parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,7 @@ class StoredObject:
     creator_token_id: int | None = None
     staging_key: str | None = None
     upload_deadline_ms: int | None = None
+    etag: str | None = None  # S3's ETag when it is not the md5 (assembled from parts)
 
     def expired(self, now_ms: int) -> bool:
         """Past its TTL, or an upload not completed by its deadline."""
@@ -212,3 +214,29 @@ class KeptAnswer:
 
     request_hash: str
     public_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MultipartUpload:
+    """An upload in parts to a name in a namespace, until it is completed or aborted."""
+
+    id: int
+    upload_id: str
+    namespace_id: int
+    name: str
+    owner_id: int
+    author_id: int
+    creator_token_id: int | None
+    metadata: dict[str, str] | None
+    mime_type: str | None
+    created_ms: int
+    deadline_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedPart:
+    part_number: int
+    blob_key: str
+    size: int
+    md5: str
+    created_ms: int

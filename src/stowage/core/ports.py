@@ -18,6 +18,7 @@ from .models import (
     Invite,
     KeptAnswer,
     KeyedRequest,
+    MultipartUpload,
     Namespace,
     NewObject,
     ObjectQuery,
@@ -25,6 +26,7 @@ from .models import (
     Reaped,
     StoredObject,
     Token,
+    UploadedPart,
     User,
     Visibility,
 )
@@ -162,6 +164,44 @@ class ObjectStore(Protocol):
         ...
 
 
+class MultipartStore(Protocol):
+    """Uploads in parts: each part a blob of its own until the upload ends."""
+
+    async def create_multipart(self, upload: MultipartUpload) -> MultipartUpload: ...
+    async def get_multipart(self, upload_id: str) -> MultipartUpload | None: ...
+    async def put_part(
+        self, upload: MultipartUpload, part: UploadedPart
+    ) -> tuple[bool, str | None]:
+        """(recorded, the blob key of the part it replaced); not recorded when the upload
+        has ended."""
+        ...
+
+    async def parts(
+        self, upload: MultipartUpload, after: int = 0, limit: int | None = None
+    ) -> list[UploadedPart]: ...
+    async def list_multipart(
+        self, namespace_id: int, prefix: str, key_marker: str, id_marker: str, limit: int
+    ) -> list[MultipartUpload]: ...
+    async def end_multipart(self, upload: MultipartUpload) -> list[str] | None:
+        """Remove the upload; its parts' blob keys, or None if it had ended already."""
+        ...
+
+    async def complete_multipart(
+        self,
+        upload: MultipartUpload,
+        new: NewObject,
+        blob_key: str,
+        blob: BlobWritten,
+        mime_type: str,
+        now_ms: int,
+    ) -> tuple[StoredObject, str | None, list[str]] | None:
+        """End the upload and put the object in place of its name's, in one transaction."""
+        ...
+
+    async def expired_multipart(self, now_ms: int, limit: int) -> list[MultipartUpload]: ...
+    async def part_keys(self) -> set[str]: ...
+
+
 class NamespaceStore(Protocol):
     """Namespaces, their collaborators and invites."""
 
@@ -210,7 +250,7 @@ class NamespaceStore(Protocol):
     async def delete_invite(self, invite_id: int) -> bool: ...
 
 
-class MetadataStore(AccountStore, ObjectStore, NamespaceStore, Protocol):
+class MetadataStore(AccountStore, ObjectStore, MultipartStore, NamespaceStore, Protocol):
     """All the metadata, on one database: what the process opens and closes."""
 
     async def close(self) -> None: ...

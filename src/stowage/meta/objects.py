@@ -35,6 +35,7 @@ from ..core.models import (
 )
 from . import records
 from .constraints import raise_if_namespace_gone, violated
+from .database import T
 from .listing import SqlListing, not_expired
 from .prepared import Prepared
 from .schema import UNIQUE_NAMESPACED, UNIQUE_TOP_LEVEL, idempotency_keys, object_metadata, objects
@@ -42,7 +43,7 @@ from .schema import UNIQUE_NAMESPACED, UNIQUE_TOP_LEVEL, idempotency_keys, objec
 REPLACE_ATTEMPTS = 3
 
 
-def _stored_row(new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str) -> dict[str, Any]:
+def stored_row(new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str) -> dict[str, Any]:
     """Column values of an object inserted with its bytes already stored."""
     return {
         **_new_row(new, ObjectState.READ_ONLY),
@@ -71,6 +72,7 @@ def _new_row(new: NewObject, state: ObjectState) -> dict[str, Any]:
         "staging_key": new.staging_key,
         "upload_deadline_ms": new.upload_deadline_ms,
         "unique_name": new.unique_name,
+        "etag": new.etag,
     }
 
 
@@ -147,9 +149,8 @@ class SqlObjects(SqlListing):
     ) -> StoredObject:
         """Insert an object whose bytes are already stored (whole-object puts); raise
         NameTaken when its name is to be unique and is in use in its scope."""
-        values = _stored_row(new, blob_key, blob, mime_type)
-        stored, _ = await self._insert_stored(new, lambda conn: (self._insert(conn, values), None))
-        return stored
+        values = stored_row(new, blob_key, blob, mime_type)
+        return await self._inserting(new, lambda conn: self._insert(conn, values))
 
     async def replace_stored_object(
         self, new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str, now_ms: int
@@ -158,14 +159,37 @@ class SqlObjects(SqlListing):
         one transaction: readers see the old object or the new one, never neither. The old
         one becomes a tombstone; its blob key is returned for removal. A concurrent put of
         the same name that committed first is replaced in turn (the last one wins)."""
-        values = _stored_row(new, blob_key, blob, mime_type)
-        same_name = (
+        values = stored_row(new, blob_key, blob, mime_type)
+        return await self._replacing(
+            new, lambda conn: self._replace_named(conn, new, values, now_ms)
+        )
+
+    async def _replacing(self, new: NewObject, work: Callable[[Connection], T]) -> T:
+        """``work`` (which replaces ``new``'s name) in a write transaction; again when a
+        concurrent put of the name committed in between (the last one wins)."""
+        for _ in range(REPLACE_ATTEMPTS - 1):
+            try:
+                return await self._inserting(new, work)
+            except NameTaken:
+                continue
+        return await self._inserting(new, work)
+
+    def _replace_named(
+        self, conn: Connection, new: NewObject, values: dict[str, Any], now_ms: int
+    ) -> tuple[StoredObject, str | None]:
+        """Insert ``values`` in place of the object holding ``new``'s name in its
+        namespace, which becomes a tombstone; the replaced blob key with the new row."""
+        holds_name = (
+            objects.c.namespace_id == new.namespace_id,
+            objects.c.name == new.name,
+            objects.c.unique_name.is_(True),
+        )
+        replaced = conn.execute(
+            select(objects.c.blob_key).where(*holds_name).with_for_update()
+        ).scalar()
+        conn.execute(
             update(objects)
-            .where(
-                objects.c.namespace_id == new.namespace_id,
-                objects.c.name == new.name,
-                objects.c.unique_name.is_(True),
-            )
+            .where(*holds_name)
             .values(
                 state=ObjectState.DELETED.value,
                 deleted_time_ms=now_ms,
@@ -173,30 +197,14 @@ class SqlObjects(SqlListing):
                 unique_name=False,
             )
         )
-        old_key = select(objects.c.blob_key).where(
-            objects.c.namespace_id == new.namespace_id,
-            objects.c.name == new.name,
-            objects.c.unique_name.is_(True),
-        )
-
-        def work(conn: Connection) -> tuple[StoredObject, str | None]:
-            replaced = conn.execute(old_key.with_for_update()).scalar()
-            conn.execute(same_name)
-            return self._insert(conn, values), replaced
-
-        for _ in range(REPLACE_ATTEMPTS - 1):
-            try:
-                return await self._insert_stored(new, work)
-            except NameTaken:  # another put of the name committed in between: replace it too
-                continue
-        return await self._insert_stored(new, work)
+        return self._insert(conn, values), replaced
 
     def _insert(self, conn: Connection, values: dict[str, Any]) -> StoredObject:
         return records.stored_object(self._INSERT_OBJECT.one(conn, self._writer.dialect, values))
 
-    async def _insert_stored(
-        self, new: NewObject, work: Callable[[Connection], tuple[StoredObject, str | None]]
-    ) -> tuple[StoredObject, str | None]:
+    async def _inserting(self, new: NewObject, work: Callable[[Connection], T]) -> T:
+        """``work`` (which inserts ``new``) in a write transaction, its constraint
+        failures as the core's errors."""
         try:
             return await self._write(work)
         except IntegrityError as exc:

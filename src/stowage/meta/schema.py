@@ -146,6 +146,9 @@ objects = Table(
     Column("creator_token_id", Id),
     Column("staging_key", String(64)),
     Column("upload_deadline_ms", BigInteger),
+    # S3's ETag when it is not the md5 (migration 0009): an object assembled from the parts
+    # of a multipart upload has the md5 of their md5s, and "-N".
+    Column("etag", String(64)),
     Index("ix_objects_owner_public_id", "owner_id", "public_id"),
     # Lists of one state (migration 0006), with the expiry they filter on: skipping rows
     # for a deep page reads this index alone.
@@ -178,6 +181,50 @@ Index(
     unique=True,
     sqlite_where=UNIQUE_NAMESPACED,
     postgresql_where=UNIQUE_NAMESPACED,
+)
+
+# Uploads in parts (S3's multipart, migration 0009): each part is a blob of its own until
+# the upload is completed (its parts are copied into one new blob, in order) or aborted, or
+# it passes its deadline and the reaper removes it.
+multipart_uploads = Table(
+    "multipart_uploads",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("upload_id", String(64), nullable=False, unique=True),
+    Column(
+        "namespace_id",
+        Id,
+        ForeignKey("namespaces.id", ondelete="CASCADE", name="fk_multipart_uploads_namespace_id"),
+        nullable=False,
+    ),
+    Column("name", Text, nullable=False),
+    Column("owner_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("author_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("creator_token_id", Id),
+    Column("metadata_json", Text),
+    Column("mime_type", String(128)),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("deadline_ms", BigInteger, nullable=False),
+    Index("ix_multipart_uploads_namespace_name", "namespace_id", "name"),
+    Index("ix_multipart_uploads_deadline", "deadline_ms"),
+    sqlite_autoincrement=True,
+)
+
+multipart_parts = Table(
+    "multipart_parts",
+    metadata,
+    Column(
+        "upload_pk",
+        Id,
+        ForeignKey("multipart_uploads.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("part_number", Integer, primary_key=True, autoincrement=False),
+    Column("blob_key", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
 )
 
 # How many rows ``objects`` has per owner, namespace (0: none), state and content type, so

@@ -136,7 +136,7 @@ async def blob_response(
 ) -> Response:
     assert obj.size is not None and obj.md5 is not None
     size = obj.size
-    etag = f'"{obj.md5}"'
+    etag = f'"{obj.etag or obj.md5}"'  # S3's for an object assembled from parts
     modified_s = obj.create_time_ms // 1000  # HTTP dates have whole seconds
     last_modified = http_date(modified_s)
     headers = {

@@ -27,7 +27,7 @@ from ...core.access import Principal
 from ...core.errors import StowageError
 from ...service import Stowage
 from ..common.middleware import DRAIN_BYTES, DRAIN_SECONDS
-from . import batch, buckets, errors, objects, sigv2, sigv4
+from . import batch, buckets, errors, multipart, objects, sigv2, sigv4
 from .errors import S3Error
 from .errors_map import s3_error
 from .requests import S3Request
@@ -66,8 +66,6 @@ UNSERVED = (
     "restore",
     "select",
     "attributes",
-    "uploads",
-    "uploadId",
 )
 
 
@@ -88,6 +86,8 @@ def operation(request: S3Request) -> tuple[str, Operation]:
             return "GetBucketLocation", buckets.location
         if method == "POST" and "delete" in query:
             return "DeleteObjects", batch.delete_objects
+        if method == "GET" and "uploads" in query:
+            return "ListMultipartUploads", multipart.list_uploads
         found = {
             "PUT": ("CreateBucket", buckets.create),
             "HEAD": ("HeadBucket", buckets.head),
@@ -95,6 +95,18 @@ def operation(request: S3Request) -> tuple[str, Operation]:
             "GET": ("ListObjects", objects.list_objects),
         }.get(method)
     else:
+        if "uploadId" in query:
+            found = {
+                "PUT": ("UploadPart", multipart.upload_part),
+                "POST": ("CompleteMultipartUpload", multipart.complete),
+                "DELETE": ("AbortMultipartUpload", multipart.abort),
+                "GET": ("ListParts", multipart.list_parts),
+            }.get(method)
+            if found is None:
+                raise errors.method_not_allowed(method)
+            return found
+        if method == "POST" and "uploads" in query:
+            return "CreateMultipartUpload", multipart.create
         if method == "PUT" and "x-amz-copy-source" in request.headers:
             return "CopyObject", objects.copy
         found = {

@@ -38,7 +38,7 @@ async def read_small(request: S3Request) -> bytes:
     return bytes(data)
 
 
-def _named(element_: ElementTree.Element, name: str) -> list[ElementTree.Element]:
+def children(element_: ElementTree.Element, name: str) -> list[ElementTree.Element]:
     """Children called ``name``, with or without S3's XML namespace."""
     return [child for child in element_ if child.tag.rsplit("}", 1)[-1] == name]
 
@@ -51,14 +51,14 @@ def parse_delete(data: bytes) -> tuple[list[str], bool]:
     if root.tag.rsplit("}", 1)[-1] != "Delete":
         raise errors.malformed_xml()
     keys = []
-    for item in _named(root, "Object"):
-        key = _named(item, "Key")
+    for item in children(root, "Object"):
+        key = children(item, "Key")
         if len(key) != 1 or not key[0].text:
             raise errors.malformed_xml()
         keys.append(key[0].text)
     if not keys or len(keys) > MAX_KEYS:
         raise errors.malformed_xml()
-    quiet = _named(root, "Quiet")
+    quiet = children(root, "Quiet")
     return keys, bool(quiet) and (quiet[0].text or "").strip().lower() == "true"
 
 

@@ -249,3 +249,25 @@ def copy_onto_itself() -> S3Error:
         "or encryption attributes.",
         400,
     )
+
+
+def no_such_upload(upload_id: str) -> S3Error:
+    return S3Error(
+        "NoSuchUpload",
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may "
+        "have been aborted or completed.",
+        404,
+        {"UploadId": upload_id},
+    )
+
+
+def invalid_part(message: str) -> S3Error:
+    return S3Error("InvalidPart", message, 400)
+
+
+def invalid_part_order(message: str) -> S3Error:
+    return S3Error("InvalidPartOrder", message, 400)
+
+
+def entity_too_small(message: str) -> S3Error:
+    return S3Error("EntityTooSmall", message, 400)

@@ -4,12 +4,21 @@ for each (and which one can depend on whether the request named a key)."""
 from __future__ import annotations
 
 from ...core import errors as e
+from ...core.objects import NoSuchUpload, PartProblem
 from . import errors
 from .errors import S3Error
 from .requests import S3Request
 
 
 def s3_error(exc: e.StowageError, request: S3Request) -> S3Error:
+    if isinstance(exc, NoSuchUpload):
+        return errors.no_such_upload(request.query.get("uploadId", ""))
+    if isinstance(exc, PartProblem):
+        worded = {
+            "order": errors.invalid_part_order,
+            "too_small": errors.entity_too_small,
+        }.get(exc.code, errors.invalid_part)
+        return worded(exc.message)
     if isinstance(exc, e.FieldErrors):
         if any(p.code == "dns_name" for p in exc.problems):
             return errors.invalid_bucket_name(request.bucket)

@@ -32,7 +32,8 @@ META = "x-amz-meta-"
 
 
 def etag(obj: StoredObject) -> str:
-    return f'"{obj.md5}"'
+    """S3's ETag: the md5, or for an object assembled from parts, the md5 of theirs."""
+    return f'"{obj.etag or obj.md5}"'
 
 
 async def put(request: S3Request, stowage: Stowage) -> Response:

@@ -6,13 +6,14 @@ DELETED (a tombstone kept for ``deleted_retention`` so clients see why a downloa
 Expired objects disappear immediately and the reaper removes their rows and blobs.
 
 One module per use case (``reads``, ``lifecycle`` for the three steps, ``put`` for whole
-objects, ``removal``), over ``base``; ``ObjectService`` is all of them, the one object
-the adapters hold. Reads and changes follow one access policy (``access.may_read`` and
-``access.may_modify``) whichever dialect asks.
+objects, ``multipart`` for uploads in parts, ``removal``), over ``base``; ``ObjectService``
+is all of them, the one object the adapters hold. Reads and changes follow one access
+policy (``access.may_read`` and ``access.may_modify``) whichever dialect asks.
 """
 
 from .base import Caller, Limits
 from .lifecycle import Lifecycle, UploadTicket
+from .multipart import MAX_PARTS, Multipart, NoSuchUpload, PartProblem
 from .put import (
     ANY_NAMES,
     KEYS,
@@ -27,7 +28,7 @@ from .reads import MAX_PAGE, Reads
 from .removal import Removal
 
 
-class ObjectService(Reads, Lifecycle, WholePut, Removal):
+class ObjectService(Reads, Lifecycle, WholePut, Multipart, Removal):
     """Every object use case, over one set of backends."""
 
 
@@ -35,13 +36,16 @@ __all__ = [
     "ANY_NAMES",
     "KEYS",
     "MAX_PAGE",
+    "MAX_PARTS",
     "NEW_KEYS",
     "UNIQUE_NAMES",
     "UNIQUE_NAME_RULE",
     "Caller",
     "Limits",
+    "NoSuchUpload",
     "ObjectService",
     "OnConflict",
+    "PartProblem",
     "PutPolicy",
     "UploadTicket",
 ]

@@ -20,6 +20,7 @@ class Limits:
     max_upload_bytes: int
     deleted_retention_ms: int
     upload_ttl_ms: int = 24 * 3600 * 1000  # an upload not completed by then is removed
+    max_object_bytes: int = 5 * 1024**4  # an object assembled from parts (S3's 5 TiB)
 
 
 class ObjectsBase:

@@ -1,0 +1,192 @@
+"""S3's multipart uploads: Create, UploadPart, Complete, Abort, ListParts and
+ListMultipartUploads, over the core's uploads in parts (``core/objects/multipart.py``)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ...core.access import Principal
+from ...core.models import MultipartUpload
+from ...service import Stowage
+from ..common.deps import request_body
+from . import errors
+from .batch import children, read_small
+from .buckets import resolve, signed
+from .chunked import request_body as signed_body
+from .objects import DEFAULT_TYPE, etag, user_metadata
+from .requests import S3Request
+from .responses import xml_response
+from .xml import element, parent, timestamp
+
+MAX_LISTED = 1000
+
+
+def _number(request: S3Request, name: str, default: int, most: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise errors.invalid_argument(f"Provided {name} not an integer or within range", name, raw)
+    return min(int(raw), most)
+
+
+async def _upload(request: S3Request, stowage: Stowage) -> tuple[Principal, MultipartUpload]:
+    caller = signed(request)
+    bucket = await resolve(request, stowage)
+    upload = await stowage.objects.multipart(caller, bucket, request.key, request.query["uploadId"])
+    return caller, upload
+
+
+async def create(request: S3Request, stowage: Stowage) -> Response:
+    caller = signed(request)
+    bucket = await resolve(request, stowage)
+    upload = await stowage.objects.start_multipart(
+        caller,
+        bucket,
+        request.key,
+        user_metadata(request),
+        request.headers.get("content-type") or DEFAULT_TYPE,
+    )
+    return xml_response(
+        "InitiateMultipartUploadResult",
+        [
+            element("Bucket", request.bucket),
+            element("Key", request.key),
+            element("UploadId", upload.upload_id),
+        ],
+    )
+
+
+async def upload_part(request: S3Request, stowage: Stowage) -> Response:
+    if "x-amz-copy-source" in request.headers:
+        raise errors.not_implemented("UploadPartCopy (x-amz-copy-source on a part)")
+    number = _number(request, "partNumber", 0, 100_000)
+    caller, upload = await _upload(request, stowage)
+    received = request_body(Request(request.scope, request.receive))
+    body = (
+        signed_body(received, request.verified, request.scope["headers"])
+        if request.verified
+        else received
+    )
+    part = await stowage.objects.put_part(
+        caller, upload, number, aiter(body), request.declared_length()
+    )
+    return Response(status_code=200, headers={"ETag": f'"{part.md5}"'})
+
+
+def _chosen_parts(data: bytes) -> list[tuple[int, str]]:
+    try:
+        root = ElementTree.fromstring(data)
+    except ElementTree.ParseError:
+        raise errors.malformed_xml() from None
+    chosen = []
+    for part in children(root, "Part"):
+        number, tag = children(part, "PartNumber"), children(part, "ETag")
+        if len(number) != 1 or len(tag) != 1 or not (number[0].text or "").isdigit():
+            raise errors.malformed_xml()
+        chosen.append((int(number[0].text or "0"), tag[0].text or ""))
+    return chosen
+
+
+async def complete(request: S3Request, stowage: Stowage) -> Response:
+    caller, upload = await _upload(request, stowage)
+    chosen = _chosen_parts(await read_small(request))
+    obj = await stowage.objects.complete_multipart(caller, upload, chosen)
+    return xml_response(
+        "CompleteMultipartUploadResult",
+        [
+            element("Location", f"/{request.bucket}/{request.key}"),
+            element("Bucket", request.bucket),
+            element("Key", request.key),
+            element("ETag", etag(obj)),
+        ],
+    )
+
+
+async def abort(request: S3Request, stowage: Stowage) -> Response:
+    caller, upload = await _upload(request, stowage)
+    await stowage.objects.abort_multipart(caller, upload)
+    return Response(status_code=204)
+
+
+async def list_parts(request: S3Request, stowage: Stowage) -> Response:
+    caller, upload = await _upload(request, stowage)
+    after = _number(request, "part-number-marker", 0, 100_000)
+    most = _number(request, "max-parts", MAX_LISTED, MAX_LISTED)
+    found = await stowage.objects.parts(caller, upload, after, most + 1)
+    shown, truncated = found[:most], len(found) > most
+    listed = [
+        parent(
+            "Part",
+            [
+                element("PartNumber", p.part_number),
+                element("LastModified", timestamp(p.created_ms)),
+                element("ETag", f'"{p.md5}"'),
+                element("Size", p.size),
+            ],
+        )
+        for p in shown
+    ]
+    return xml_response(
+        "ListPartsResult",
+        [
+            element("Bucket", request.bucket),
+            element("Key", request.key),
+            element("UploadId", upload.upload_id),
+            element("PartNumberMarker", after),
+            element("NextPartNumberMarker", shown[-1].part_number if shown else after),
+            element("MaxParts", most),
+            element("IsTruncated", truncated),
+            element("StorageClass", "STANDARD"),
+            *listed,
+        ],
+    )
+
+
+async def list_uploads(request: S3Request, stowage: Stowage) -> Response:
+    caller = signed(request)
+    bucket = await resolve(request, stowage)
+    query = request.query
+    prefix, key_marker = query.get("prefix", ""), query.get("key-marker", "")
+    id_marker = query.get("upload-id-marker", "")
+    most = _number(request, "max-uploads", MAX_LISTED, MAX_LISTED)
+    found = await stowage.objects.uploads_in(
+        caller, bucket, prefix, key_marker, id_marker, most + 1
+    )
+    shown, truncated = found[:most], len(found) > most
+    listed = [
+        parent(
+            "Upload",
+            [
+                element("Key", u.name),
+                element("UploadId", u.upload_id),
+                element("Initiated", timestamp(u.created_ms)),
+                element("StorageClass", "STANDARD"),
+            ],
+        )
+        for u in shown
+    ]
+    following = (
+        [
+            element("NextKeyMarker", shown[-1].name),
+            element("NextUploadIdMarker", shown[-1].upload_id),
+        ]
+        if truncated
+        else []
+    )
+    return xml_response(
+        "ListMultipartUploadsResult",
+        [
+            element("Bucket", request.bucket),
+            element("KeyMarker", key_marker),
+            element("UploadIdMarker", id_marker),
+            *following,
+            element("Prefix", prefix),
+            element("MaxUploads", most),
+            element("IsTruncated", truncated),
+            *listed,
+        ],
+    )
