@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core.errors import StowageError
 from ...service import Stowage
-from ..common.deps import request_body
 from . import errors
 from .buckets import resolve, signed
-from .chunked import request_body as signed_body
 from .errors_map import s3_error
 from .requests import S3Request
 from .responses import xml_response
@@ -24,14 +21,9 @@ MAX_BODY = 2 * 1024 * 1024  # a thousand keys of 1 KiB each, escaped, and the ma
 
 
 async def read_small(request: S3Request) -> bytes:
-    received = request_body(Request(request.scope, request.receive))
-    body = (
-        signed_body(received, request.verified, request.scope["headers"])
-        if request.verified
-        else received
-    )
+    body = request.body()
     data = bytearray()
-    async for chunk in aiter(body):
+    async for chunk in body:
         data += chunk
         if len(data) > MAX_BODY:
             raise errors.malformed_xml()

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from ...core.access import Principal
 from ...core.models import MultipartUpload
 from ...service import Stowage
-from ..common.deps import request_body
 from . import errors
 from .batch import children, read_small
 from .buckets import resolve, signed
-from .chunked import request_body as signed_body
 from .objects import DEFAULT_TYPE, etag, user_metadata
 from .requests import S3Request
 from .responses import xml_response
@@ -65,15 +62,8 @@ async def upload_part(request: S3Request, stowage: Stowage) -> Response:
         raise errors.not_implemented("UploadPartCopy (x-amz-copy-source on a part)")
     number = _number(request, "partNumber", 0, 100_000)
     caller, upload = await _upload(request, stowage)
-    received = request_body(Request(request.scope, request.receive))
-    body = (
-        signed_body(received, request.verified, request.scope["headers"])
-        if request.verified
-        else received
-    )
-    part = await stowage.objects.put_part(
-        caller, upload, number, aiter(body), request.declared_length()
-    )
+    body = request.body()
+    part = await stowage.objects.put_part(caller, upload, number, body, request.declared_length())
     return Response(status_code=200, headers={"ETag": f'"{part.md5}"'})
 
 

@@ -15,11 +15,9 @@ from ...core.errors import FieldErrors, NotFound
 from ...core.models import StoredObject
 from ...core.objects import KEYS, NEW_KEYS
 from ...service import Stowage
-from ..common.deps import request_body
 from ..common.responses import blob_response
 from . import errors
 from .buckets import resolve, signed
-from .chunked import request_body as signed_body
 from .requests import S3Request
 from .responses import xml_response
 from .xml import element, parent, timestamp
@@ -44,18 +42,13 @@ async def put(request: S3Request, stowage: Stowage) -> Response:
         raise errors.not_implemented("If-None-Match other than *")
     if "if-match" in request.headers:
         raise errors.not_implemented("If-Match on PutObject")
-    received = request_body(Request(request.scope, request.receive))
-    body = (
-        signed_body(received, request.verified, request.scope["headers"])
-        if request.verified
-        else received
-    )
+    body = request.body()
     try:
         obj = await stowage.objects.put(
             caller,
             request.key,
             bucket,
-            aiter(body),
+            body,
             request.declared_length(),
             KEYS if if_none_match is None else NEW_KEYS,
             metadata=user_metadata(request),

@@ -3,13 +3,17 @@ sub-resources, headers, and the caller that its signature proves."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import Receive, Scope
 
 from ...core.access import Principal
+from ..common.deps import request_body
+from .chunked import request_body as signed_body
 from .sigv4 import Verified
 
 
@@ -39,6 +43,15 @@ class S3Request:
     def resource(self) -> str:
         """What S3 names in an error's ``Resource``."""
         return "/" + self.bucket + ("/" + self.key if self.key else "")
+
+    def body(self) -> AsyncIterator[bytes]:
+        """The payload as it arrives, under the body timeouts every upload has, checked as
+        its signature mode and headers declare (``chunked.request_body``): the iteration
+        ends with an S3Error instead of finishing when a check fails."""
+        received = request_body(Request(self.scope, self.receive))
+        if self.verified is None:
+            return received
+        return aiter(signed_body(received, self.verified, self.scope["headers"]))
 
     def declared_length(self) -> int | None:
         raw = self.headers.get("x-amz-decoded-content-length") or self.headers.get("content-length")
