@@ -440,3 +440,14 @@ def test_a_refusal_before_the_body_is_read_leaves_the_connection_usable(
         assert big.status_code == 403 and big.headers["connection"] == "close"
         after = one_connection.get(f"{s3_server.endpoint}/")
         assert after.status_code == 403 and b"<Code>AccessDenied</Code>" in after.content
+
+
+def test_a_bad_signature_is_refused_before_an_unserved_operation_is(
+    s3_server: S3Server, key: tuple[str, str], s3: BaseClient
+) -> None:
+    """S3 checks authentication first: a forged request learns nothing of what is served."""
+    s3.create_bucket(Bucket="precedence")
+    forged = s3_server.client(key[0], "y" * 40)
+    with pytest.raises(ClientError) as refused:
+        forged.get_bucket_acl(Bucket="precedence")
+    assert error_code(refused) == "SignatureDoesNotMatch"

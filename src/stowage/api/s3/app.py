@@ -128,9 +128,11 @@ class _BodyWatch:
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self.done = False
+        self.received = 0  # body bytes, for the access log and the metrics
 
     async def receive(self) -> Message:
         message = await self._receive()
+        self.received += len(message.get("body", b""))
         if message["type"] == "http.disconnect" or not message.get("more_body", False):
             self.done = True
         return message
@@ -164,12 +166,17 @@ class S3App:
         started = time.perf_counter()
         scope["app"] = self
         request_id = secrets.token_hex(8).upper()
+        logs.request_id.set(request_id)  # every line this request logs carries it
         body = _BodyWatch(receive)
         receive = body.receive
         request = S3Request.of(scope, receive)
         name = "unmatched"
         try:
-            name, run = operation(request)
+            try:
+                name, run = operation(request)
+            except S3Error as refused:  # answered once the signature is known to be good,
+                await self._authenticate(request)  # as S3 checks authentication first
+                raise refused from None
             request.caller = await self._authenticate(request)
             response = await run(request, self.stowage)
         except S3Error as exc:
@@ -184,11 +191,18 @@ class S3App:
             # Answered before its body was read (a refusal), and too much of it is left to
             # read away: the connection cannot carry another request.
             response.headers["connection"] = "close"
-        await response(scope, receive, send)
+        sent = 0
+
+        async def counting_send(message: Message) -> None:
+            nonlocal sent
+            sent += len(message.get("body", b""))
+            await send(message)
+
+        await response(scope, receive, counting_send)
         seconds = time.perf_counter() - started
-        route = f"s3:{name}"
-        self.stowage.metrics.observe(route, request.method, response.status_code, seconds, 0, 0)
-        logs.log_request(scope, route, response.status_code, seconds, 0, 0)
+        route, status = f"s3:{name}", response.status_code
+        self.stowage.metrics.observe(route, request.method, status, seconds, sent, body.received)
+        logs.log_request(scope, route, status, seconds, sent, body.received)
 
     async def _authenticate(self, request: S3Request) -> Principal | None:
         """The caller the request's signature proves, or None for an unsigned request."""
