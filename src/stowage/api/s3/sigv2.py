@@ -15,7 +15,6 @@ import base64
 import hashlib
 import hmac
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 
 from . import errors
 from .sigv4 import (
@@ -26,6 +25,8 @@ from .sigv4 import (
     Signing,
     Verified,
     header_fields,
+    iso_time,
+    parse_http_date,
     query_params,
     signatures_equal,
 )
@@ -94,13 +95,13 @@ async def verify(
     if authorization is not None:
         access_key_id, _, signature = authorization[4:].decode("latin-1").partition(":")
         date = fields.get("x-amz-date") or fields.get("date")
-        moment = _http_time(date) if date is not None else None
+        moment = parse_http_date(date.decode("latin-1")) if date is not None else None
         if date is None or moment is None:
             raise errors.access_denied(
                 "AWS authentication requires a valid Date or x-amz-date header"
             )
         if abs(now - moment) > MAX_SKEW:
-            raise errors.request_time_too_skewed(date.decode("latin-1"), now.isoformat())
+            raise errors.request_time_too_skewed(date.decode("latin-1"), iso_time(now))
         stamp = "" if "x-amz-date" in fields else date.decode("latin-1")
     else:
         access_key_id = _param(params, "AWSAccessKeyId")
@@ -173,10 +174,3 @@ def _resource(raw_path: bytes, query: bytes) -> str:
     if not kept:
         return path
     return path + "?" + "&".join(n if v is None else f"{n}={v}" for n, v in kept)
-
-
-def _http_time(value: bytes) -> datetime | None:
-    try:
-        return parsedate_to_datetime(value.decode("latin-1"))
-    except (TypeError, ValueError, IndexError):
-        return None

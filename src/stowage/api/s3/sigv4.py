@@ -230,7 +230,7 @@ def _parse_time(value: str) -> datetime | None:
         return None
 
 
-def _iso(moment: datetime) -> str:
+def iso_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -278,12 +278,12 @@ def _header_claim(
     timestamp = _text(fields, "x-amz-date")
     moment = None if timestamp is None else _parse_time(timestamp)
     if timestamp is None and (date_header := _text(fields, "date")) is not None:
-        moment = _parse_time(date_header) or _parse_http_date(date_header)
+        moment = _parse_time(date_header) or parse_http_date(date_header)
     if moment is None:
         raise errors.access_denied("AWS authentication requires a valid Date or x-amz-date header")
     request_time = timestamp or moment.strftime(ISO_BASIC)
     if abs(now - moment) > MAX_SKEW:
-        raise errors.request_time_too_skewed(request_time, _iso(now))
+        raise errors.request_time_too_skewed(request_time, iso_time(now))
     if request_time[:8] != date:
         raise fail(
             prefix + f'Invalid credential date "{date}". This date is not the same as '
@@ -310,7 +310,7 @@ def _header_claim(
     )
 
 
-def _parse_http_date(value: str) -> datetime | None:
+def parse_http_date(value: str) -> datetime | None:
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -363,8 +363,8 @@ def _query_claim(params: list[tuple[bytes, bytes]], now: datetime) -> _Claim:
             "Request has expired",
             **{
                 "X-Amz-Expires": expires_text,
-                "Expires": _iso(moment + timedelta(seconds=expires)),
-                "ServerTime": _iso(now),
+                "Expires": iso_time(moment + timedelta(seconds=expires)),
+                "ServerTime": iso_time(now),
             },
         )
     return _Claim(
