@@ -21,15 +21,6 @@ from .xml import element, parent, timestamp
 MAX_LISTED = 1000
 
 
-def _number(request: S3Request, name: str, default: int, most: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
-        raise errors.invalid_argument(f"Provided {name} not an integer or within range", name, raw)
-    return min(int(raw), most)
-
-
 async def _upload(request: S3Request, stowage: Stowage) -> tuple[Principal, MultipartUpload]:
     caller = signed(request)
     bucket = await resolve(request, stowage)
@@ -60,7 +51,7 @@ async def create(request: S3Request, stowage: Stowage) -> Response:
 async def upload_part(request: S3Request, stowage: Stowage) -> Response:
     if "x-amz-copy-source" in request.headers:
         raise errors.not_implemented("UploadPartCopy (x-amz-copy-source on a part)")
-    number = _number(request, "partNumber", 0, 100_000)
+    number = request.number("partNumber", 0, 100_000, longest=9)
     caller, upload = await _upload(request, stowage)
     body = request.body()
     part = await stowage.objects.put_part(caller, upload, number, body, request.declared_length())
@@ -104,8 +95,8 @@ async def abort(request: S3Request, stowage: Stowage) -> Response:
 
 async def list_parts(request: S3Request, stowage: Stowage) -> Response:
     caller, upload = await _upload(request, stowage)
-    after = _number(request, "part-number-marker", 0, 100_000)
-    most = _number(request, "max-parts", MAX_LISTED, MAX_LISTED)
+    after = request.number("part-number-marker", 0, 100_000, longest=9)
+    most = request.number("max-parts", MAX_LISTED, MAX_LISTED, longest=9)
     found = await stowage.objects.parts(caller, upload, after, most + 1)
     shown, truncated = found[:most], len(found) > most
     listed = [
@@ -142,7 +133,7 @@ async def list_uploads(request: S3Request, stowage: Stowage) -> Response:
     query = request.query
     prefix, key_marker = query.get("prefix", ""), query.get("key-marker", "")
     id_marker = query.get("upload-id-marker", "")
-    most = _number(request, "max-uploads", MAX_LISTED, MAX_LISTED)
+    most = request.number("max-uploads", MAX_LISTED, MAX_LISTED, longest=9)
     found = await stowage.objects.uploads_in(
         caller, bucket, prefix, key_marker, id_marker, most + 1
     )

@@ -185,16 +185,6 @@ async def delete(request: S3Request, stowage: Stowage) -> Response:
     return Response(status_code=204)
 
 
-def _max_keys(raw: str | None) -> int:
-    if raw is None:
-        return MAX_KEYS
-    if not raw.isascii() or not raw.isdigit():
-        raise errors.invalid_argument(
-            "Provided max-keys not an integer or within integer range", "max-keys", raw
-        )
-    return min(int(raw), MAX_KEYS)
-
-
 async def list_objects(request: S3Request, stowage: Stowage) -> Response:
     """ListObjects (V1) and ListObjectsV2 (``list-type=2``): keys in byte order, those
     sharing a ``delimiter`` after the ``prefix`` rolled up into CommonPrefixes."""
@@ -203,7 +193,7 @@ async def list_objects(request: S3Request, stowage: Stowage) -> Response:
     v2 = query.get("list-type") == "2"
     prefix = query.get("prefix", "")
     delimiter = query.get("delimiter", "")
-    max_keys = _max_keys(query.get("max-keys"))
+    max_keys = request.number("max-keys", MAX_KEYS, MAX_KEYS)
     encode = query.get("encoding-type") == "url"
     if encode is False and "encoding-type" in query:
         raise errors.invalid_argument(

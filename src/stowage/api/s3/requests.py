@@ -12,7 +12,9 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope
 
 from ...core.access import Principal
+from ...numbers import MAX_INT64, parse_bounded_int
 from ..common.deps import request_body
+from . import errors
 from .chunked import request_body as signed_body
 from .sigv4 import Verified
 
@@ -55,4 +57,18 @@ class S3Request:
 
     def declared_length(self) -> int | None:
         raw = self.headers.get("x-amz-decoded-content-length") or self.headers.get("content-length")
-        return int(raw) if raw is not None and raw.isascii() and raw.isdigit() else None
+        return parse_bounded_int(raw)
+
+    def number(self, name: str, default: int, most: int, longest: int | None = None) -> int:
+        """Query parameter ``name`` as a count, at most ``most``; InvalidArgument when it
+        is not a number (or has more than ``longest`` digits)."""
+        raw = self.query.get(name)
+        if raw is None:
+            return default
+        ceiling = 10**longest if longest else MAX_INT64
+        value = parse_bounded_int(raw, ceiling)
+        if value is None or (longest and value >= ceiling):
+            raise errors.invalid_argument(
+                f"Provided {name} not an integer or within integer range", name, raw
+            )
+        return min(value, most)
