@@ -93,7 +93,7 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-def _http_date(header: str | None) -> int | None:
+def http_date_seconds(header: str | None) -> int | None:
     """An HTTP-date as Unix seconds; None when absent or not a date (then it is ignored)."""
     if header is None:
         return None
@@ -112,13 +112,13 @@ def _precondition(headers: Mapping[str, str], etag: str, modified_s: int) -> int
         if not _etag_matches(if_match, etag):
             return 412
     else:
-        since = _http_date(headers.get("if-unmodified-since"))
+        since = http_date_seconds(headers.get("if-unmodified-since"))
         if since is not None and modified_s > since:
             return 412
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
         return 304 if _etag_matches(if_none_match, etag) else None
-    since = _http_date(headers.get("if-modified-since"))
+    since = http_date_seconds(headers.get("if-modified-since"))
     return 304 if since is not None and modified_s <= since else None
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.requests import Request
@@ -15,7 +14,7 @@ from ...core.errors import FieldErrors, NotFound
 from ...core.models import StoredObject
 from ...core.objects import KEYS, NEW_KEYS
 from ...service import Stowage
-from ..common.responses import blob_response
+from ..common.responses import blob_response, http_date_seconds
 from . import errors
 from .buckets import resolve, signed
 from .requests import S3Request
@@ -138,21 +137,12 @@ def _check_copy_conditions(request: S3Request, source: StoredObject) -> None:
     if none_match is not None and none_match.strip() in (etag(source), source.md5, "*"):
         raise errors.precondition_failed("x-amz-copy-source-If-None-Match")
     modified_s = source.create_time_ms // 1000
-    since = _date_s(headers.get("x-amz-copy-source-if-unmodified-since"))
+    since = http_date_seconds(headers.get("x-amz-copy-source-if-unmodified-since"))
     if match is None and since is not None and modified_s > since:
         raise errors.precondition_failed("x-amz-copy-source-If-Unmodified-Since")
-    since = _date_s(headers.get("x-amz-copy-source-if-modified-since"))
+    since = http_date_seconds(headers.get("x-amz-copy-source-if-modified-since"))
     if none_match is None and since is not None and modified_s <= since:
         raise errors.precondition_failed("x-amz-copy-source-If-Modified-Since")
-
-
-def _date_s(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(parsedate_to_datetime(value).timestamp())
-    except (TypeError, ValueError, IndexError):
-        return None
 
 
 async def get(request: S3Request, stowage: Stowage) -> Response:
