@@ -100,7 +100,7 @@ class Front:
         logs.request_id.set(request_id.decode())
         extra = _extra_headers(scope["path"], request_id)
         status, sent, received = 500, 0, 0
-        declared = _declared_body(headers)
+        declared = declared_body(headers)
         body_unread = scope.get("http_version") != "2" and declared != 0
         # A small body left unread by a refusal is read away after the answer, so the
         # connection can carry the client's next request; a bigger one closes it.
@@ -246,7 +246,7 @@ def _url_problem(scope: Scope) -> str | None:
     return None
 
 
-def _declared_body(headers: dict[bytes, bytes]) -> int | None:
+def declared_body(headers: dict[bytes, bytes]) -> int | None:
     """The request body's length as declared: 0 for none, None when unknown (chunked)."""
     if b"transfer-encoding" in headers:
         return None

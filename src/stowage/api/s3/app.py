@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from starlette.datastructures import Headers, State
+from starlette.datastructures import State
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -26,7 +26,7 @@ from ... import logs
 from ...core.access import Principal
 from ...core.errors import StowageError
 from ...service import Stowage
-from ..common.middleware import DRAIN_BYTES, DRAIN_SECONDS
+from ..common.middleware import DRAIN_BYTES, DRAIN_SECONDS, declared_body
 from . import batch, buckets, errors, multipart, objects, sigv2, sigv4
 from .errors import S3Error
 from .errors_map import s3_error
@@ -137,16 +137,12 @@ class _BodyWatch:
             self.done = True
         return message
 
-    async def read_away(self, headers: Headers) -> bool:
+    async def read_away(self, headers: dict[bytes, bytes]) -> bool:
         """True when nothing is left unread (now)."""
-        declared = headers.get("content-length")
-        if (
-            self.done
-            or declared == "0"
-            or (declared is None and "transfer-encoding" not in headers)
-        ):
+        declared = declared_body(headers)
+        if self.done or declared == 0:
             return True
-        if declared is None or not declared.isdigit() or int(declared) > DRAIN_BYTES:
+        if declared is None or declared > DRAIN_BYTES:
             return False
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(DRAIN_SECONDS):
@@ -187,7 +183,7 @@ class S3App:
             log.exception("unhandled error on S3 %s %s", request.method, request.resource)
             response = error_response(errors.internal_error(), request, request_id)
         response.headers["x-amz-request-id"] = request_id
-        if not await body.read_away(request.headers):
+        if not await body.read_away(dict(scope["headers"])):
             # Answered before its body was read (a refusal), and too much of it is left to
             # read away: the connection cannot carry another request.
             response.headers["connection"] = "close"
