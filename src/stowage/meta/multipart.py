@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -18,11 +17,6 @@ _UPLOADS = multipart_uploads.c
 _PARTS = multipart_parts.c
 
 
-def _upload(row: Any) -> MultipartUpload:
-    metadata = orjson.loads(row.metadata_json) if row.metadata_json is not None else None
-    return records.record(MultipartUpload, row, metadata=metadata)
-
-
 class SqlMultipart(SqlObjects):
     async def create_multipart(self, upload: MultipartUpload) -> MultipartUpload:
         values = {
@@ -32,19 +26,17 @@ class SqlMultipart(SqlObjects):
             "owner_id": upload.owner_id,
             "author_id": upload.author_id,
             "creator_token_id": upload.creator_token_id,
-            "metadata_json": None
-            if upload.metadata is None
-            else orjson.dumps(upload.metadata).decode(),
+            "metadata_json": records.metadata_json(upload.metadata),
             "mime_type": upload.mime_type,
             "created_ms": upload.created_ms,
             "deadline_ms": upload.deadline_ms,
         }
         stmt = insert(multipart_uploads).values(values).returning(*multipart_uploads.c)
-        return await self._write(lambda conn: _upload(conn.execute(stmt).one()))
+        return await self._write(lambda conn: records.multipart_upload(conn.execute(stmt).one()))
 
     async def get_multipart(self, upload_id: str) -> MultipartUpload | None:
         stmt = select(multipart_uploads).where(_UPLOADS.upload_id == upload_id)
-        return await self._first(stmt, _upload)
+        return await self._first(stmt, records.multipart_upload)
 
     async def put_part(
         self, upload: MultipartUpload, part: UploadedPart
@@ -102,7 +94,9 @@ class SqlMultipart(SqlObjects):
         stmt = (
             select(multipart_uploads).where(*conds).order_by(name, _UPLOADS.upload_id).limit(limit)
         )
-        return await self._read(lambda conn: [_upload(r) for r in conn.execute(stmt)])
+        return await self._read(
+            lambda conn: [records.multipart_upload(r) for r in conn.execute(stmt)]
+        )
 
     async def end_multipart(self, upload: MultipartUpload) -> list[str] | None:
         """Remove an upload and its parts' rows; the parts' blob keys, or None when it
@@ -160,7 +154,9 @@ class SqlMultipart(SqlObjects):
             .order_by(_UPLOADS.deadline_ms)
             .limit(limit)
         )
-        return await self._read(lambda conn: [_upload(r) for r in conn.execute(stmt)])
+        return await self._read(
+            lambda conn: [records.multipart_upload(r) for r in conn.execute(stmt)]
+        )
 
     async def part_keys(self) -> set[str]:
         """Every part's blob key (fsck: bytes of uploads in progress, not orphans)."""

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     Connection,
     and_,
@@ -64,7 +63,7 @@ def _new_row(new: NewObject, state: ObjectState) -> dict[str, Any]:
         "name": new.name,
         "content_type": new.content_type.value,
         "state": state.value,
-        "metadata_json": None if new.metadata is None else orjson.dumps(new.metadata).decode(),
+        "metadata_json": records.metadata_json(new.metadata),
         "create_time_ms": new.create_time_ms,
         "delete_after_time_ms": new.delete_after_time_ms,
         "namespace_id": new.namespace_id,

@@ -12,6 +12,7 @@ from ..core.models import (
     AccessKey,
     ContentType,
     Invite,
+    MultipartUpload,
     Namespace,
     ObjectState,
     StoredObject,
@@ -59,15 +60,27 @@ def access_key(row: AnyRow) -> AccessKey:
     return record(AccessKey, row, scopes=frozenset(row.scopes.split()))
 
 
+def metadata_json(metadata: dict[str, str] | None) -> str | None:
+    """Metadata as the ``metadata_json`` column holds it."""
+    return None if metadata is None else orjson.dumps(metadata).decode()
+
+
+def _metadata(row: AnyRow) -> dict[str, str] | None:
+    return orjson.loads(row.metadata_json) if row.metadata_json is not None else None
+
+
 def stored_object(row: AnyRow) -> StoredObject:
-    metadata = orjson.loads(row.metadata_json) if row.metadata_json is not None else None
     return record(
         StoredObject,
         row,
         content_type=ContentType(row.content_type),
         state=ObjectState(row.state),
-        metadata=metadata,
+        metadata=_metadata(row),
     )
+
+
+def multipart_upload(row: AnyRow) -> MultipartUpload:
+    return record(MultipartUpload, row, metadata=_metadata(row))
 
 
 def namespace(row: AnyRow) -> Namespace:
