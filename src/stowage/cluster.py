@@ -71,15 +71,18 @@ def main() -> None:
         "STOWAGE_PRESIGN_SECRET": secret_file.read_text().strip(),
     }
     replicas: list[tuple[str, subprocess.Popen[bytes]]] = []
+    s3_urls: list[str] = []
     try:
         for n, port in enumerate(args.ports.split(","), start=1):
             data = args.dir / f"replica-{n}"
+            s3_port = str(int(port) + S3_PORT_OFFSET)
+            s3_urls.append(f"http://127.0.0.1:{s3_port}")
             env = {
                 **os.environ,
                 **shared,
                 "STOWAGE_DATA_DIR": str(data),
                 "STOWAGE_PORT": port,
-                "STOWAGE_S3_API_PORT": str(int(port) + S3_PORT_OFFSET),
+                "STOWAGE_S3_API_PORT": s3_port,
             }
             log = open(args.dir / f"replica-{n}.log", "ab")  # noqa: SIM115 - the child's
             process = subprocess.Popen(
@@ -96,9 +99,8 @@ def main() -> None:
         print("stowage cluster is up (Ctrl-C stops it)")
         print(f"  metadata:  {make_url(database).render_as_string(hide_password=True)}")
         print(f"  blobs:     SeaweedFS S3 at {s3.endpoint}, bucket {BUCKET!r}")
-        for url, _ in replicas:
-            s3_port = int(url.rsplit(":", 1)[1]) + S3_PORT_OFFSET
-            print(f"  replica:   {url}  (S3 API: http://127.0.0.1:{s3_port})")
+        for (url, _), s3_url in zip(replicas, s3_urls, strict=True):
+            print(f"  replica:   {url}  (S3 API: {s3_url})")
         if tokens:
             print(f"  admin token (first start only): {tokens[0]}")
         else:
