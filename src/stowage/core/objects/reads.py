@@ -23,7 +23,16 @@ class Reads(ObjectsBase):
         """The object if the caller may read it. Objects in public namespaces need neither
         a token nor the object:read scope; everything else needs both. The scope is checked
         after access, so a token without it cannot tell others' objects from absent ones."""
-        obj = await self._live(ref)
+        return await self._readable(caller, await self._live(ref))
+
+    async def named(self, caller: Caller, namespace: Namespace, name: str) -> StoredObject:
+        """The object holding ``name`` in the namespace, if the caller may read it."""
+        found = await self._meta.get_named(namespace.id, name)
+        if found is None or found.expired(self._clock.now_ms()):
+            raise NotFound("Object not found")
+        return await self._readable(caller, found)
+
+    async def _readable(self, caller: Caller, obj: StoredObject) -> StoredObject:
         root, collaborating = await self._root(obj, caller)
         viewer = caller.user.id if caller else None
         if not may_read(viewer, obj.owner_id, root, collaborating):
@@ -31,13 +40,6 @@ class Reads(ObjectsBase):
         if root is None or root.visibility is not Visibility.PUBLIC:
             _require_read(caller)
         return obj
-
-    async def named(self, caller: Caller, namespace: Namespace, name: str) -> StoredObject:
-        """The object holding ``name`` in the namespace, if the caller may read it."""
-        found = await self._meta.get_named(namespace.id, name)
-        if found is None:
-            raise NotFound("Object not found")
-        return await self.get(caller, found.id)
 
     async def visible(self, caller: Principal, query: ObjectQuery) -> Page:
         caller.require("object:read")
