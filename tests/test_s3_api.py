@@ -226,7 +226,7 @@ def test_bad_credentials_get_s3_errors_and_write_nothing(
 def test_unserved_operations_answer_not_implemented(s3: BaseClient) -> None:
     s3.create_bucket(Bucket="plain")
     with pytest.raises(ClientError) as refused:
-        s3.get_bucket_acl(Bucket="plain")
+        s3.get_bucket_versioning(Bucket="plain")
     assert error_code(refused) == "NotImplemented"
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
 

@@ -104,6 +104,14 @@ class AlreadyExists(Conflict):
     """The caller already has what it asked to create."""
 
 
+class TakenByAnother(Conflict):
+    """The name is one that a single owner may hold across all users, and another has it."""
+
+
+class Ambiguous(Invalid):
+    """A name that several users hold was given without saying whose."""
+
+
 class NamespaceGone(NotFound):
     """The namespace a write named was deleted while the write was in flight."""
 

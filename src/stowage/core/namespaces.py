@@ -14,7 +14,9 @@ from .access import Principal, as_seen_by, may_modify, may_read
 from .clock import Clock
 from .errors import (
     AlreadyExists,
+    Ambiguous,
     FieldErrors,
+    Forbidden,
     Invalid,
     NamespaceGone,
     NotEmpty,
@@ -25,6 +27,7 @@ from .models import Collaborator, Invite, Namespace, User, Visibility
 from .ports import MetadataStore
 
 MAX_DEPTH = 20
+SHARED_NAME_LOOKUP = 50  # roots of one name considered when the caller names no owner
 MAX_DESCRIPTION = 255
 VISIBILITIES = tuple(v.value for v in Visibility)
 SEGMENT = re.compile(r"^[a-zA-Z0-9]{1,32}$")
@@ -42,6 +45,16 @@ class NamespaceRef:
     @property
     def path(self) -> str:
         return "/".join(self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """What a caller may do in a namespace: read what it holds, write to it (add, replace
+    and delete objects), and own it (delete it, change who may read it)."""
+
+    read: bool
+    write: bool
+    own: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,37 +192,85 @@ class NamespaceService:
         caller.require("namespace:read")
         return await self._meta.list_roots(caller.user.id)
 
-    async def root(self, caller: Principal | None, name: str) -> Namespace:
-        """The caller's own root namespace called ``name`` (NotFound when there is none).
-        Finding it gives no access to what it holds: each operation checks its own."""
-        found = (
-            await self._meta.get_namespace_by_path(caller.user.id, name)
-            if caller is not None and "/" not in name
-            else None
-        )
+    async def root(
+        self, caller: Principal | None, name: str, owner: str | None = None
+    ) -> Namespace:
+        """The root namespace called ``name``: ``owner``'s when one is named, else the
+        caller's own, else another user's. Roots made by ``create_root`` hold their name
+        alone, so that one is found by name; of roots that share a name (each user names
+        their own through Djinn), the one the caller may read is, if only one is
+        (Ambiguous otherwise). NotFound when there is none. Finding it gives no access to
+        what it holds: ``reach`` says what the caller may do there."""
+        if "/" in name:
+            raise NotFound("Not Found")
+        if owner is not None:
+            user = await self._meta.get_user_by_name(owner)
+            found = await self._meta.get_namespace_by_path(user.id, name) if user else None
+        else:
+            found = await self._own_or_only(caller, name)
         if found is None:
             raise NotFound("Not Found")
         return found
 
-    async def create_root(self, caller: Principal, name: str) -> Namespace:
-        """A private root namespace with a DNS-style name; AlreadyExists if the caller has
-        one of that name."""
+    async def _own_or_only(self, caller: Principal | None, name: str) -> Namespace | None:
+        if caller is not None:
+            own = await self._meta.get_namespace_by_path(caller.user.id, name)
+            if own is not None:
+                return own
+        named = await self._meta.roots_named(name, SHARED_NAME_LOOKUP)
+        if len(named) <= 1:
+            return named[0] if named else None
+        readable = [n for n in named if (await self.reach(caller, n)).read]
+        if len(readable) == 1:
+            return readable[0]
+        raise Ambiguous(f"several users have a namespace called {name}; name its owner")
+
+    async def reach(self, caller: Principal | None, namespace: Namespace) -> Reach:
+        """What the caller may do in ``namespace`` as a whole, by Djinn's rules."""
+        viewer = caller.user.id if caller is not None else None
+        if viewer == namespace.owner_id:
+            return Reach(read=True, write=True, own=True)
+        access = await self._meta.namespace_access(namespace.id, viewer)
+        if access is None:  # deleted since it was found
+            raise NotFound("Not Found")
+        root, collaborating = access
+        return Reach(
+            read=may_read(viewer, namespace.owner_id, root, collaborating),
+            write=may_modify(viewer, namespace.owner_id, root, collaborating),
+            own=False,
+        )
+
+    async def create_root(
+        self, caller: Principal, name: str, visibility: Visibility = Visibility.PRIVATE
+    ) -> Namespace:
+        """A root namespace with a DNS-style name that no other user's root has
+        (TakenByAnother); AlreadyExists if the caller has one of that name."""
         caller.require("namespace:write")
         if not is_dns_name(name):
             raise FieldErrors(Problem("name", "dns_name"))
         created = await self._meta.create_namespace(
-            caller.user.id, None, name, "", Visibility.PRIVATE, self._clock.now_ms()
+            caller.user.id, None, name, "", visibility, self._clock.now_ms(), alone=True
         )
         if created is None:
             raise AlreadyExists(f"you already have a namespace called {name}")
         return created
 
-    async def delete_root(self, caller: Principal, name: str) -> None:
+    async def set_visibility(
+        self, caller: Principal, namespace: Namespace, visibility: Visibility
+    ) -> Namespace:
+        """Change a root's visibility (the whole tree follows); its owner's to change."""
+        caller.require("namespace:write")
+        if namespace.owner_id != caller.user.id:
+            raise Forbidden("only the owner may change who can read a namespace")
+        return await self._meta.update_namespace(namespace, None, visibility)
+
+    async def delete_root(self, caller: Principal, namespace: Namespace) -> None:
         """Remove an empty root namespace of the caller's (NotEmpty otherwise)."""
         caller.require("namespace:delete")
-        namespace = await self.root(caller, name)
+        if namespace.owner_id != caller.user.id:
+            raise Forbidden("only the owner may delete a namespace")
         if await self._meta.holds_anything(namespace, self._clock.now_ms()):
-            raise NotEmpty(f"{name} still holds objects or namespaces")
+            raise NotEmpty(f"{namespace.name} still holds objects or namespaces")
         await self._meta.delete_namespace(namespace)
 
     async def writable(self, caller: Principal, namespace: Namespace) -> UploadTarget:

@@ -213,6 +213,8 @@ class NamespaceStore(Protocol):
         description: str,
         visibility: Visibility,
         now_ms: int,
+        *,
+        alone: bool = False,
     ) -> Namespace | None: ...
     async def ensure_namespace_path(
         self, owner_id: int, segments: list[str], now_ms: int
@@ -226,6 +228,7 @@ class NamespaceStore(Protocol):
         self, parent: Namespace, search: str | None, offset: int, limit: int
     ) -> tuple[list[Namespace], int]: ...
     async def list_roots(self, owner_id: int) -> list[Namespace]: ...
+    async def roots_named(self, name: str, limit: int) -> list[Namespace]: ...
     async def holds_anything(self, namespace: Namespace, now_ms: int) -> bool: ...
     async def update_namespace(
         self, namespace: Namespace, description: str | None, visibility: Visibility | None

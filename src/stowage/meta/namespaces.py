@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..core.errors import TakenByAnother
 from ..core.models import Collaborator, Invite, Namespace, ObjectState, Visibility
 from . import records
 from .constraints import raise_if_namespace_gone, violated
@@ -60,15 +61,34 @@ class SqlNamespaces(Database):
         description: str,
         visibility: Visibility,
         now_ms: int,
+        *,
+        alone: bool = False,
     ) -> Namespace | None:
         """The new namespace, or None when the owner already has one at that path; raise
-        NamespaceGone when the parent was deleted meanwhile."""
-        try:
-            return await self._write(
-                lambda conn: self._insert_namespace(
-                    conn, owner_id, parent, name, description, visibility, now_ms
-                )
+        NamespaceGone when the parent was deleted meanwhile. An ``alone`` root must be the
+        only root of its name across all owners (TakenByAnother otherwise), checked in the
+        transaction that inserts it, so that two owners racing for a name cannot both win."""
+
+        def work(conn: Connection) -> Namespace | None:
+            if alone:
+                if not self._sqlite:  # SQLite's writers are serialised already
+                    conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(name))))
+                holders = conn.execute(
+                    select(namespaces.c.owner_id).where(
+                        namespaces.c.name == name, namespaces.c.parent_id.is_(None)
+                    )
+                ).scalars()
+                owners = set(holders)
+                if owner_id in owners:
+                    return None
+                if owners:
+                    raise TakenByAnother(f"the name {name} is taken")
+            return self._insert_namespace(
+                conn, owner_id, parent, name, description, visibility, now_ms
             )
+
+        try:
+            return await self._write(work)
         except IntegrityError as exc:
             constraint = violated(exc)
             if constraint == "uq_namespaces_owner_path":
@@ -131,6 +151,16 @@ class SqlNamespaces(Database):
             or_(namespaces.c.owner_id == viewer_id, namespaces.c.root_id.in_(shared_roots))
         ]
         return await self._namespace_page(conds, search, offset, limit)
+
+    async def roots_named(self, name: str, limit: int) -> list[Namespace]:
+        """Root namespaces of any owner called ``name``, oldest first."""
+        stmt = (
+            select(namespaces)
+            .where(namespaces.c.name == name, namespaces.c.parent_id.is_(None))
+            .order_by(namespaces.c.id)
+            .limit(limit)
+        )
+        return await self._read(lambda conn: [records.namespace(r) for r in conn.execute(stmt)])
 
     async def list_roots(self, owner_id: int) -> list[Namespace]:
         stmt = (

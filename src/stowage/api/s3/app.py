@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 Operation = Callable[[S3Request, Stowage], Awaitable[Response]]
 # Sub-resources S3 has and stowage does not serve: answered NotImplemented.
 UNSERVED = (
-    "acl",
     "policy",
     "policyStatus",
     "versioning",
@@ -74,6 +73,14 @@ def operation(request: S3Request) -> tuple[str, Operation]:
     method, query = request.method, request.query
     if "\x00" in request.bucket or "\x00" in request.key:
         raise errors.invalid_request("bucket names and keys cannot contain NUL bytes")
+    if "acl" in query and request.bucket and method in ("GET", "PUT"):
+        on_key = bool(request.key)
+        return {
+            ("GET", False): ("GetBucketAcl", buckets.get_acl),
+            ("PUT", False): ("PutBucketAcl", buckets.put_acl),
+            ("GET", True): ("GetObjectAcl", objects.get_acl),
+            ("PUT", True): ("PutObjectAcl", objects.put_acl),
+        }[method, on_key]
     unserved = next((q for q in UNSERVED if q in query), None)
     if unserved is not None:
         raise errors.not_implemented(f"?{unserved}")

@@ -58,7 +58,7 @@ async def delete_objects(request: S3Request, stowage: Stowage) -> Response:
     """Each key as DeleteObject would: deleted (or already absent), or an error of its
     own; one key's failure does not stop the others."""
     caller = signed(request)
-    bucket = await resolve(request, stowage)
+    bucket = await resolve(request, stowage, "write")
     headers = request.headers
     if "content-md5" not in headers and not any(h.startswith("x-amz-checksum-") for h in headers):
         raise errors.missing_content_md5()

@@ -154,6 +154,16 @@ def bucket_already_owned_by_you(bucket: str) -> S3Error:
     )
 
 
+def bucket_already_exists(bucket: str) -> S3Error:
+    return S3Error(
+        "BucketAlreadyExists",
+        "The requested bucket name is not available. The bucket namespace is shared by all "
+        "users of the system. Please select a different name and try again.",
+        409,
+        {"BucketName": bucket},
+    )
+
+
 def bucket_not_empty(bucket: str) -> S3Error:
     return S3Error(
         "BucketNotEmpty",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ...core import errors as e
 from ...core.objects import NoSuchUpload, PartProblem
 from . import errors
+from .buckets import OWNED_FORM
 from .errors import S3Error
 from .requests import S3Request
 
@@ -25,6 +26,10 @@ def s3_error(exc: e.StowageError, request: S3Request) -> S3Error:
         return errors.invalid_argument(exc.message)
     if isinstance(exc, e.NotEmpty):
         return errors.bucket_not_empty(request.bucket)
+    if isinstance(exc, e.TakenByAnother):
+        return errors.bucket_already_exists(request.bucket)
+    if isinstance(exc, e.Ambiguous):
+        return errors.invalid_request(f"{exc.message}: {OWNED_FORM}")
     if isinstance(exc, e.AlreadyExists):
         return errors.bucket_already_owned_by_you(request.bucket)
     if isinstance(exc, e.NotFound | e.Gone):

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from ...core.access import Principal
 from ...core.models import MultipartUpload
 from ...service import Stowage
-from . import errors
+from . import acl, errors
 from .batch import children, read_small
 from .buckets import resolve, signed
 from .objects import DEFAULT_TYPE, etag, user_metadata
@@ -23,14 +23,15 @@ MAX_LISTED = 1000
 
 async def _upload(request: S3Request, stowage: Stowage) -> tuple[Principal, MultipartUpload]:
     caller = signed(request)
-    bucket = await resolve(request, stowage)
+    bucket = await resolve(request, stowage, "write")
     upload = await stowage.objects.multipart(caller, bucket, request.key, request.query["uploadId"])
     return caller, upload
 
 
 async def create(request: S3Request, stowage: Stowage) -> Response:
     caller = signed(request)
-    bucket = await resolve(request, stowage)
+    bucket = await resolve(request, stowage, "write")
+    acl.check_object_acl(request, bucket)
     upload = await stowage.objects.start_multipart(
         caller,
         bucket,
@@ -129,7 +130,7 @@ async def list_parts(request: S3Request, stowage: Stowage) -> Response:
 
 async def list_uploads(request: S3Request, stowage: Stowage) -> Response:
     caller = signed(request)
-    bucket = await resolve(request, stowage)
+    bucket = await resolve(request, stowage, "write")
     query = request.query
     prefix, key_marker = query.get("prefix", ""), query.get("key-marker", "")
     id_marker = query.get("upload-id-marker", "")

@@ -15,7 +15,7 @@ from ...core.models import StoredObject
 from ...core.objects import KEYS, NEW_KEYS
 from ...service import Stowage
 from ..common.responses import blob_response, http_date_seconds
-from . import errors
+from . import acl, errors
 from .buckets import resolve, signed
 from .requests import S3Request
 from .responses import xml_response
@@ -35,7 +35,8 @@ def etag(obj: StoredObject) -> str:
 
 async def put(request: S3Request, stowage: Stowage) -> Response:
     caller = signed(request)
-    bucket = await resolve(request, stowage)
+    bucket = await resolve(request, stowage, "write")
+    acl.check_object_acl(request, bucket)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and if_none_match.strip() != "*":
         raise errors.not_implemented("If-None-Match other than *")
@@ -73,9 +74,10 @@ async def copy(request: S3Request, stowage: Stowage) -> Response:
     Content-Type and metadata (``x-amz-metadata-directive: COPY``, the default) or the
     request's own (``REPLACE``)."""
     caller = signed(request)
-    bucket = await resolve(request, stowage)
+    bucket = await resolve(request, stowage, "write")
+    acl.check_object_acl(request, bucket)
     source_bucket, source_key = _copy_source(request.headers["x-amz-copy-source"])
-    source_namespace = await resolve(request, stowage, source_bucket)
+    source_namespace = await resolve(request, stowage, "read", source_bucket)
     try:
         source = await stowage.objects.named(caller, source_namespace, source_key)
     except NotFound:
@@ -148,7 +150,7 @@ def _check_copy_conditions(request: S3Request, source: StoredObject) -> None:
 async def get(request: S3Request, stowage: Stowage) -> Response:
     """GET and HEAD, with Range and the conditional headers (``blob_response``), whose
     refusals S3 words as errors."""
-    bucket = await resolve(request, stowage)
+    bucket = await resolve(request, stowage, "read")
     obj = await stowage.objects.named(request.caller, bucket, request.key)
     response = await blob_response(
         Request(request.scope, request.receive),
@@ -168,9 +170,26 @@ async def get(request: S3Request, stowage: Stowage) -> Response:
     return response
 
 
+async def get_acl(request: S3Request, stowage: Stowage) -> Response:
+    """An object's ACL is its bucket's (``acl.py``), with the object's owner."""
+    bucket = await resolve(request, stowage, "read")
+    obj = await stowage.objects.named(request.caller, bucket, request.key)
+    return await acl.policy_response(stowage, request, obj.owner_id, bucket.visibility)
+
+
+async def put_acl(request: S3Request, stowage: Stowage) -> Response:
+    """Accepted when the canned ACL is what the object has already (``acl.py``)."""
+    bucket = await resolve(request, stowage, "write")
+    await stowage.objects.named(signed(request), bucket, request.key)
+    if "x-amz-acl" not in request.headers:
+        raise errors.not_implemented("an ACL other than a canned one (x-amz-acl)")
+    acl.check_object_acl(request, bucket)
+    return Response(status_code=200)
+
+
 async def delete(request: S3Request, stowage: Stowage) -> Response:
     """204 whether or not the key held an object, as S3 answers."""
-    bucket = await resolve(request, stowage)
+    bucket = await resolve(request, stowage, "write")
     await stowage.objects.delete_named(signed(request), bucket, request.key)
     return Response(status_code=204)
 
@@ -179,7 +198,7 @@ async def list_objects(request: S3Request, stowage: Stowage) -> Response:
     """ListObjects (V1) and ListObjectsV2 (``list-type=2``): keys in byte order, those
     sharing a ``delimiter`` after the ``prefix`` rolled up into CommonPrefixes."""
     query = request.query
-    bucket = await resolve(request, stowage)
+    bucket = await resolve(request, stowage, "read")
     v2 = query.get("list-type") == "2"
     prefix = query.get("prefix", "")
     delimiter = query.get("delimiter", "")
