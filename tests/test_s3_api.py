@@ -25,6 +25,7 @@ from stowage.processes import free_port, start_serve
 from .backends import BACKENDS, backend_settings
 
 SCOPES = "object:read,write,delete namespace:read,write,delete"
+VIRTUAL_HOST_DOMAIN = "s3.stowage.test"  # the tests reach it through 127.0.0.1
 
 
 @dataclass
@@ -81,6 +82,7 @@ def s3_server(
             **{f"STOWAGE_{k.upper()}": v for k, v in extra.items()},
             "STOWAGE_DATA_DIR": str(data),
             "STOWAGE_S3_API_PORT": str(port),
+            "STOWAGE_S3_API_DOMAIN": VIRTUAL_HOST_DOMAIN,
         }
         process, base = start_serve(data, env=env)
         try:

@@ -4,17 +4,23 @@ rules, canned ACLs as visibility, and roots that share a name told apart by owne
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
+import boto3
 import httpx
 import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.client import BaseClient
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from stowage.core.access import RESOURCES
 
-from .test_s3_api import S3Server, error_code, key, s3, s3_server
+from .test_s3_api import VIRTUAL_HOST_DOMAIN, S3Server, error_code, key, s3, s3_server
 
 __all__ = ["key", "s3", "s3_server"]  # the fixtures this module shares
 
@@ -183,3 +189,44 @@ def test_roots_that_share_a_name_are_told_apart_by_their_owner(
     assert "{bucket}_{owner}" in ambiguous.value.response["Error"]["Message"]
     assert refused(s3.get_object, Bucket="dupe_nobody", Key="who") == "NoSuchBucket"
     assert refused(s3.create_bucket, Bucket="dupe_admin") == "InvalidBucketName"
+
+
+class _Body(io.BytesIO):
+    def stream(self, **_: object) -> Iterator[bytes]:
+        yield self.getvalue()
+
+
+def _through_loopback(request: AWSPreparedRequest, **_: object) -> AWSResponse:
+    """Send a request for ``{bucket}.s3.stowage.test`` to 127.0.0.1 with its Host header,
+    as DNS would for a real domain."""
+    url = urlsplit(request.url)
+    loopback = url._replace(netloc=f"127.0.0.1:{url.port}").geturl()
+    headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+    headers["Host"] = url.netloc
+    body = request.body.read() if hasattr(request.body, "read") else request.body
+    answer = httpx.request(request.method, loopback, headers=headers, content=body)
+    return AWSResponse(request.url, answer.status_code, answer.headers, _Body(answer.content))
+
+
+def test_buckets_are_reached_by_virtual_hosted_names_too(
+    s3_server: S3Server, key: tuple[str, str], s3: BaseClient
+) -> None:
+    port = urlsplit(s3_server.endpoint).port
+    hosted = boto3.client(
+        "s3",
+        endpoint_url=f"http://{VIRTUAL_HOST_DOMAIN}:{port}",
+        aws_access_key_id=key[0],
+        aws_secret_access_key=key[1],
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "virtual"}, retries={"max_attempts": 1}),
+    )
+    hosted.meta.events.register("before-send.s3", _through_loopback)
+    hosted.create_bucket(Bucket="hosted.bucket")
+    hosted.put_object(Bucket="hosted.bucket", Key="dir/a b.txt", Body=b"virtual")
+    assert s3.get_object(Bucket="hosted.bucket", Key="dir/a b.txt")["Body"].read() == b"virtual"
+    got = hosted.get_object(Bucket="hosted.bucket", Key="dir/a b.txt")
+    assert got["Body"].read() == b"virtual"
+    listed = hosted.list_objects_v2(Bucket="hosted.bucket", Prefix="dir/")
+    assert [o["Key"] for o in listed["Contents"]] == ["dir/a b.txt"]
+    # Path-style requests name the bucket in the path, whatever the Host.
+    assert "hosted.bucket" in [b["Name"] for b in hosted.list_buckets()["Buckets"]]

@@ -98,7 +98,10 @@ def _banner(settings: Settings, new_token: str | None) -> None:
     out.print(f"  console:  {base}/console")
     if settings.s3_api_port:
         s3 = f"http://{settings.host}:{settings.s3_api_port}"
-        out.print(f"  S3 API:   {s3}  (path-style; keys: stowage keys create --user NAME)")
+        style = "path-style"
+        if settings.s3_api_domain:
+            style += f", or {{bucket}}.{settings.s3_api_domain}"
+        out.print(f"  S3 API:   {s3}  ({style}; keys: stowage keys create --user NAME)")
         out.print(f"    aws --endpoint-url {s3} s3 ls")
     out.print(f"  API docs: {base}/docs")
 

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     s3_api_port: int = Field(
         default=9000, ge=0, le=65535, description="the S3 API's own port (0: no S3 API)"
     )
+    s3_api_domain: str | None = Field(
+        default=None, description="e.g. s3.example.com: also serve {bucket}.s3.example.com"
+    )
     max_upload_bytes: int = 5 * GIB
     max_object_bytes: int = Field(
         default=5 * 1024 * GIB, description="largest object assembled from S3 multipart parts"

@@ -32,6 +32,7 @@ from .errors import S3Error
 from .errors_map import s3_error
 from .requests import S3Request
 from .responses import error_response
+from .sigv4 import Verified
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class S3App:
         logs.request_id.set(request_id)  # every line this request logs carries it
         body = _BodyWatch(receive)
         receive = body.receive
-        request = S3Request.of(scope, receive)
+        request = S3Request.of(scope, receive, self.stowage.settings.s3_api_domain)
         name = "unmatched"
         try:
             try:
@@ -221,9 +222,14 @@ class S3App:
         scope = request.scope
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query, headers = scope.get("query_string", b""), scope["headers"]
-        check = sigv2.verify if sigv2.signed_with_v2(query, headers) else sigv4.verify
         now = datetime.fromtimestamp(self.stowage.clock.now_ms() / 1000, UTC)
-        verified = await check(request.method, raw_path, query, headers, now, secret_for)
+        verified: Verified | None
+        if sigv2.signed_with_v2(query, headers):
+            if request.hosted:  # SigV2 signs the bucket in the path wherever it was named
+                raw_path = b"/" + request.bucket.encode() + raw_path
+            verified = await sigv2.verify(request.method, raw_path, query, headers, now, secret_for)
+        else:
+            verified = await sigv4.verify(request.method, raw_path, query, headers, now, secret_for)
         if verified is None:
             return None
         request.verified = verified

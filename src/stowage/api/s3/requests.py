@@ -28,18 +28,28 @@ class S3Request:
     key: str  # "" for the bucket itself
     query: dict[str, str]
     headers: Headers
+    hosted: bool = False  # virtual-hosted style: the bucket was named by the Host header
     caller: Principal | None = None
     verified: Verified | None = None  # None: an unsigned (anonymous) request
 
     @classmethod
-    def of(cls, scope: Scope, receive: Receive) -> S3Request:
-        """Path-style addressing: ``/{bucket}/{key}``, the key being everything after the
-        bucket's slash (it may hold slashes of its own, and may end with one)."""
-        path: str = scope["path"]
-        bucket, _, key = path.removeprefix("/").partition("/")
+    def of(cls, scope: Scope, receive: Receive, domain: str | None = None) -> S3Request:
+        """Path-style addressing, ``/{bucket}/{key}``, the key being everything after the
+        bucket's slash (it may hold slashes of its own, and may end with one); or, under
+        ``domain``, virtual-hosted style: ``{bucket}.{domain}/{key}``."""
+        headers = Headers(scope=scope)
+        path: str = scope["path"].removeprefix("/")
+        host = headers.get("host", "").lower()
+        host = host.rpartition(":")[0] if host.rpartition(":")[2].isdigit() else host
+        suffix = f".{domain.lower()}" if domain else ""
+        hosted = bool(suffix) and host.endswith(suffix) and len(host) > len(suffix)
+        if hosted:
+            bucket, key = host[: -len(suffix)], path
+        else:
+            bucket, _, key = path.partition("/")
         raw_query = scope.get("query_string", b"").decode("latin-1")
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
-        return cls(scope, receive, scope["method"], bucket, key, query, Headers(scope=scope))
+        return cls(scope, receive, scope["method"], bucket, key, query, headers, hosted)
 
     @property
     def resource(self) -> str:
