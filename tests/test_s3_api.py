@@ -313,6 +313,25 @@ def test_a_conditional_put_writes_only_a_key_that_holds_nothing(s3: BaseClient) 
     assert s3.get_object(Bucket="once", Key="lock")["Body"].read() == b"first"
 
 
+def test_an_if_match_put_replaces_only_the_object_it_names(s3: BaseClient) -> None:
+    s3.create_bucket(Bucket="swap")
+    first = s3.put_object(Bucket="swap", Key="state", Body=b"v1")["ETag"]
+    with pytest.raises(ClientError) as absent:
+        s3.put_object(Bucket="swap", Key="other", Body=b"x", IfMatch=first)
+    assert error_code(absent) == "NoSuchKey"
+    second = s3.put_object(Bucket="swap", Key="state", Body=b"v2", IfMatch=first)["ETag"]
+    # The first ETag no longer names what the key holds: a writer that read v1 loses.
+    with pytest.raises(ClientError) as stale:
+        s3.put_object(Bucket="swap", Key="state", Body=b"v3", IfMatch=first)
+    assert error_code(stale) == "PreconditionFailed"
+    assert s3.get_object(Bucket="swap", Key="state")["Body"].read() == b"v2"
+    # An unquoted ETag, and * for whatever the key holds, as S3 takes them.
+    s3.put_object(Bucket="swap", Key="state", Body=b"v4", IfMatch=second.strip('"'))
+    s3.put_object(Bucket="swap", Key="state", Body=b"v5", IfMatch="*")
+    assert s3.get_object(Bucket="swap", Key="state")["Body"].read() == b"v5"
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="swap")["Contents"]] == ["state"]
+
+
 def test_s5cmd_copies_two_thousand_small_objects_up_and_back(
     s3_server: S3Server, key: tuple[str, str], s3: BaseClient, tmp_path: Path
 ) -> None:

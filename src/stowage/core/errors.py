@@ -96,6 +96,10 @@ class NameTaken(Conflict):
     """A uniquely named object with this name already exists in the same place."""
 
 
+class ConditionFailed(Conflict):
+    """The object a conditional write names is not the one the condition expects."""
+
+
 class NotEmpty(Conflict):
     """A namespace that still holds objects or namespaces cannot be removed this way."""
 

@@ -101,10 +101,17 @@ class ObjectStore(Protocol):
         ...
 
     async def replace_stored_object(
-        self, new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str, now_ms: int
+        self,
+        new: NewObject,
+        blob_key: str,
+        blob: BlobWritten,
+        mime_type: str,
+        now_ms: int,
+        if_match: str | None = None,
     ) -> tuple[StoredObject, str | None]:
         """Insert a READ_ONLY object in place of the one holding its name in its namespace,
-        atomically; return it and the replaced object's blob key."""
+        atomically; return it and the replaced object's blob key. ``if_match``: only in
+        place of a live one whose etag (else md5) is this, or any live one (``*``)."""
         ...
 
     async def name_taken(self, owner_id: int, namespace_id: int | None, name: str) -> bool: ...

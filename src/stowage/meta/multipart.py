@@ -139,7 +139,7 @@ class SqlMultipart(SqlObjects):
             part_keys = self._end(conn, upload)
             if part_keys is None:
                 raise Ended
-            stored, replaced = self._replace_named(conn, new, values, now_ms)
+            stored, replaced = self._replace_named(conn, new, values, now_ms, None)
             return stored, replaced, part_keys
 
         try:

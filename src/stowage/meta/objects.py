@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from ..core.errors import NameTaken
+from ..core.errors import ConditionFailed, NameTaken, NotFound
 from ..core.models import (
     BlobWritten,
     KeptAnswer,
@@ -152,15 +152,23 @@ class SqlObjects(SqlListing):
         return await self._inserting(new, lambda conn: self._insert(conn, values))
 
     async def replace_stored_object(
-        self, new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str, now_ms: int
+        self,
+        new: NewObject,
+        blob_key: str,
+        blob: BlobWritten,
+        mime_type: str,
+        now_ms: int,
+        if_match: str | None = None,
     ) -> tuple[StoredObject, str | None]:
         """Insert an object in a namespace in place of the live one of the same name, in
         one transaction: readers see the old object or the new one, never neither. The old
         one becomes a tombstone; its blob key is returned for removal. A concurrent put of
-        the same name that committed first is replaced in turn (the last one wins)."""
+        the same name that committed first is replaced in turn (the last one wins).
+        ``if_match``: replace only a live object whose etag (else md5) is this, or any
+        live one for ``*`` (NotFound when there is none, ConditionFailed when it differs)."""
         values = stored_row(new, blob_key, blob, mime_type)
         return await self._replacing(
-            new, lambda conn: self._replace_named(conn, new, values, now_ms)
+            new, lambda conn: self._replace_named(conn, new, values, now_ms, if_match)
         )
 
     async def _replacing(self, new: NewObject, work: Callable[[Connection], T]) -> T:
@@ -174,7 +182,12 @@ class SqlObjects(SqlListing):
         return await self._inserting(new, work)
 
     def _replace_named(
-        self, conn: Connection, new: NewObject, values: dict[str, Any], now_ms: int
+        self,
+        conn: Connection,
+        new: NewObject,
+        values: dict[str, Any],
+        now_ms: int,
+        if_match: str | None,
     ) -> tuple[StoredObject, str | None]:
         """Insert ``values`` in place of the object holding ``new``'s name in its
         namespace, which becomes a tombstone; the replaced blob key with the new row."""
@@ -183,9 +196,22 @@ class SqlObjects(SqlListing):
             objects.c.name == new.name,
             objects.c.unique_name.is_(True),
         )
-        replaced = conn.execute(
-            select(objects.c.blob_key).where(*holds_name).with_for_update()
-        ).scalar()
+        holder = conn.execute(
+            select(
+                objects.c.blob_key,
+                objects.c.etag,
+                objects.c.md5,
+                not_expired(now_ms).label("live"),
+            )
+            .where(*holds_name)
+            .with_for_update()
+        ).first()
+        if if_match is not None:
+            if holder is None or not holder.live:
+                raise NotFound("no object holds the name")
+            if if_match != "*" and if_match != (holder.etag or holder.md5):
+                raise ConditionFailed("the object holding the name has another etag")
+        replaced = holder.blob_key if holder is not None else None
         conn.execute(
             update(objects)
             .where(*holds_name)

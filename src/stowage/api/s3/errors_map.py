@@ -26,6 +26,8 @@ def s3_error(exc: e.StowageError, request: S3Request) -> S3Error:
         return errors.invalid_argument(exc.message)
     if isinstance(exc, e.NotEmpty):
         return errors.bucket_not_empty(request.bucket)
+    if isinstance(exc, e.ConditionFailed):
+        return errors.precondition_failed("If-Match")
     if isinstance(exc, e.TakenByAnother):
         return errors.bucket_already_exists(request.bucket)
     if isinstance(exc, e.Ambiguous):

@@ -40,8 +40,9 @@ async def put(request: S3Request, stowage: Stowage) -> Response:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and if_none_match.strip() != "*":
         raise errors.not_implemented("If-None-Match other than *")
-    if "if-match" in request.headers:
-        raise errors.not_implemented("If-Match on PutObject")
+    if_match = request.headers.get("if-match")
+    if if_match is not None and if_none_match is not None:
+        raise errors.not_implemented("If-Match with If-None-Match on PutObject")
     body = request.body()
     try:
         obj = await stowage.objects.put(
@@ -53,6 +54,7 @@ async def put(request: S3Request, stowage: Stowage) -> Response:
             KEYS if if_none_match is None else NEW_KEYS,
             metadata=user_metadata(request),
             mime_type=request.headers.get("content-type") or DEFAULT_TYPE,
+            if_match=if_match.strip().strip('"') if if_match is not None else None,
         )
     except FieldErrors as exc:
         if if_none_match is not None and any(p.code == "taken" for p in exc.problems):

@@ -91,12 +91,15 @@ class WholePut(ObjectsBase):
         *,
         metadata: Mapping[str, object] | None = None,
         mime_type: str | None = None,
+        if_match: str | None = None,
     ) -> StoredObject:
         """Validate everything, then stream the body into a READ_ONLY object. ``where`` is
         a namespace reference (``path[@owner]``: the caller's missing ones are made), a
         namespace already found, or None. A body over the limit raises TooLarge, before any
         of it is read when its size was declared. ``mime_type`` is what the client says
-        the bytes are; without one they are sniffed."""
+        the bytes are; without one they are sniffed. ``if_match`` (REPLACE only): the
+        etag, else md5, that the object replaced must have, or ``*`` for any; checked
+        when the new object takes its place (NotFound, ConditionFailed)."""
         caller.require("object:write")
         clean_metadata = validate_metadata(metadata)
         self._refuse_declared(declared_size)
@@ -139,7 +142,7 @@ class WholePut(ObjectsBase):
         try:
             if policy.on_conflict is OnConflict.REPLACE:
                 stored, replaced = await self._meta.replace_stored_object(
-                    new, key, written, mime, self._clock.now_ms()
+                    new, key, written, mime, self._clock.now_ms(), if_match
                 )
             else:
                 stored = await self._meta.insert_stored_object(new, key, written, mime)
