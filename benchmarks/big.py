@@ -2,7 +2,8 @@
 
 curl moves the bytes (it costs almost nothing next to the server). Baselines in the same run:
 ``dd conv=fdatasync`` on the filesystem that holds stowage's data, md5 + sha256 on one core,
-an aiohttp sendfile server on the same file, and SeaweedFS driven by s5cmd.
+an aiohttp sendfile server on the same file, and SeaweedFS driven by s5cmd (which drives
+stowage's S3 API as well, in ``s3_api.py``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from stowage.seaweed import SeaweedFS
-
 from .report import curl_seconds, parallel_curl_seconds
-from .stack import StowageServer, s5cmd_seconds
+from .stack import S3Endpoint, StowageServer, s5cmd_seconds
 
 MIB = 1024 * 1024
 
@@ -133,7 +132,7 @@ def sendfile_get(base: str, source: Path) -> tuple[float, float]:
     return whole_and_ranges(f"{base}/files/{source.name}", source.stat().st_size, [])
 
 
-def seaweedfs_round(s3: SeaweedFS, bucket: str, source: Path) -> PutGet:
+def s5cmd_round(s3: S3Endpoint, bucket: str, source: Path) -> PutGet:
     """s5cmd PUT (its multipart, in parallel), then GET streamed to /dev/null."""
     size_mib = source.stat().st_size / MIB
     key = f"s3://{bucket}/big-direct"

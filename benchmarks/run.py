@@ -26,7 +26,7 @@ from stowage.seaweed import SeaweedFS, weed_binary
 
 from . import big, listing, memory, samewrk, small
 from .report import Row, markdown
-from .stack import pg_schema, s3_env, sendfile_server, stowage
+from .stack import pg_schema, s3_env, s5cmd_seconds, sendfile_server, stowage
 
 RESULTS = Path(__file__).parent / "results"
 BUCKET = "bench"
@@ -71,7 +71,7 @@ def big_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -> 
         )
     with sendfile_server(work) as base:
         sendfile, sendfile_ranges = big.sendfile_get(base, source)
-    seaweed = big.seaweedfs_round(s3, BUCKET, source)
+    seaweed = big.s5cmd_round(s3, BUCKET, source)
     figures["big"] = {
         "object_mib": plan.big_mib,
         "dd_fdatasync_mib_s": dd,
@@ -113,7 +113,7 @@ def small_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -
         ceiling = small.ceiling(server, n * 3)
         djinn = small.djinn(server, n, "s")
         flow = small.runloop_flow(server, n)
-    seaweed = small.seaweedfs(s3, BUCKET, work, n)
+    seaweed = small.s5cmd(s3, BUCKET, work, n)
     figures["small"] = {
         "count": n,
         "concurrency": small.CONCURRENCY,
@@ -192,6 +192,32 @@ def s3_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -> l
         Row(section, "4 KiB PUT, Djinn", smalls.put_s, "objects/s", "SeaweedFS", theirs["put_s"]),
         Row(section, "4 KiB GET, Djinn", smalls.get_s, "objects/s", "SeaweedFS", theirs["get_s"]),
     ]
+
+
+def s3_api_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) -> list[Row]:
+    """stowage's S3 API (SQLite + local disk, the defaults) beside SeaweedFS's, both driven
+    by s5cmd: the small and big figures SeaweedFS gave in this run's earlier sections."""
+    section = "S3 API, same client (s5cmd); stowage fsyncs, SeaweedFS does not"
+    client = work / "s3-api-client"
+    client.mkdir()
+    with stowage(work / "s3-api") as server:
+        endpoint = server.s3()
+        s5cmd_seconds(endpoint, "mb", f"s3://{BUCKET}")
+        smalls = small.s5cmd(endpoint, BUCKET, client, plan.small_count)
+        t = big.s5cmd_round(endpoint, BUCKET, work / "source.bin")
+    figures["s3_api"] = {"small": asdict(smalls), "big": asdict(t)}
+    theirs, direct = figures["small"]["seaweedfs"], figures["big"]["seaweedfs"]
+    label = size_label(plan.big_mib)
+    return [
+        Row(section, "4 KiB PUT", smalls.put_s, "objects/s", "SeaweedFS S3, s5cmd",
+            theirs["put_s"], "≥ 0.5×", at_least_ratio=0.5),
+        Row(section, "4 KiB GET", smalls.get_s, "objects/s", "SeaweedFS S3, s5cmd",
+            theirs["get_s"], "≥ 0.5×", at_least_ratio=0.5),
+        Row(section, f"{label} multipart PUT", t.put, "MiB/s", "SeaweedFS S3, s5cmd",
+            direct["put"], "≥ 1.5×", at_least_ratio=1.5),
+        Row(section, f"{label} GET", t.get, "MiB/s", "SeaweedFS S3, s5cmd", direct["get"],
+            "≥ 1.5×", at_least_ratio=1.5),
+    ]  # fmt: skip
 
 
 def list_rows(plan: Plan, work: Path, figures: dict[str, Any]) -> list[Row]:
@@ -278,7 +304,13 @@ def main() -> None:
     try:
         s3 = SeaweedFS.start(work / "seaweedfs", buckets=(BUCKET,))
         try:
-            for name, section in (("big", big_rows), ("small", small_rows), ("s3", s3_rows)):
+            sections = (
+                ("big", big_rows),
+                ("small", small_rows),
+                ("s3", s3_rows),
+                ("S3 API", s3_api_rows),
+            )
+            for name, section in sections:
                 print(f"… {name} objects", file=sys.stderr)
                 rows += section(plan, work, s3, figures)
         finally:

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import orjson
 
-from stowage.seaweed import SeaweedFS
-
 from .loadgen import Connection, drive, target_of
-from .stack import StowageServer, s5cmd_seconds
+from .stack import S3Endpoint, StowageServer, s5cmd_seconds
 
 SIZE = 4096
 CONCURRENCY = 32
@@ -66,7 +64,7 @@ def runloop_flow(server: StowageServer, count: int) -> float:
     return drive(server.base, flow, count, CONCURRENCY).per_second
 
 
-def seaweedfs(s3: SeaweedFS, bucket: str, work: Path, count: int) -> SmallFigures:
+def s5cmd(s3: S3Endpoint, bucket: str, work: Path, count: int) -> SmallFigures:
     """s5cmd (Go) with 32 workers, the way its authors benchmark it."""
     small = work / "small"
     small.mkdir()

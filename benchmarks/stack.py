@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import psycopg
 
@@ -21,13 +24,30 @@ DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 class StowageServer:
-    """``stowage serve`` in its own process on a free loopback port."""
+    """``stowage serve`` in its own process on free loopback ports."""
 
     def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
-        self.proc, self.base = start_serve(data_dir, env=extra_env, timeout_s=60)
+        self.s3_port = free_port()
+        self.env = {**(extra_env or {}), "STOWAGE_S3_API_PORT": str(self.s3_port)}
+        self.proc, self.base = start_serve(data_dir, env=self.env, timeout_s=60)
         self.token = (data_dir / "admin-token").read_text().strip()
         self.headers = {"Authorization": f"Bearer {self.token}"}
+
+    def s3(self) -> StowageS3:
+        """Its S3 API, with a new access key of the admin's (``stowage keys create``)."""
+        printed = subprocess.run(
+            [sys.executable, "-m", "stowage.cli", "keys", "create", "--user", "admin",
+             "--scope", "object:read,write,delete namespace:read,write,delete"],
+            env={**os.environ, **self.env, "STOWAGE_DATA_DIR": str(self.data_dir)},
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        exported = dict(re.findall(r"(?m)^export (AWS_[A-Z_]+)=(\S+)$", printed))
+        return StowageS3(
+            f"http://127.0.0.1:{self.s3_port}",
+            exported["AWS_ACCESS_KEY_ID"],
+            exported["AWS_SECRET_ACCESS_KEY"],
+        )
 
     def peak_rss_mib(self) -> float:
         """The kernel's high-water marks of the server's resident memory: ``stowage serve``
@@ -93,8 +113,26 @@ def pg_schema() -> Iterator[str | None]:
         yield url
 
 
-def s5cmd_seconds(s3: SeaweedFS, *args: str, stdout: int | None = subprocess.DEVNULL) -> float:
-    """Wall time of one s5cmd (Go) command against SeaweedFS."""
+class S3Endpoint(Protocol):
+    """Where an S3 client goes, and its keys: SeaweedFS, or stowage's own S3 API."""
+
+    @property
+    def endpoint(self) -> str: ...
+    @property
+    def access_key(self) -> str: ...
+    @property
+    def secret_key(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class StowageS3:
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+
+def s5cmd_seconds(s3: S3Endpoint, *args: str, stdout: int | None = subprocess.DEVNULL) -> float:
+    """Wall time of one s5cmd (Go) command against an S3 endpoint."""
     binary = Path(sys.executable).parent / "s5cmd"
     env = {
         **os.environ,
