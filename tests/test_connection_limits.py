@@ -5,16 +5,23 @@ flight from one address (429). Against ``stowage serve`` as it ships."""
 from __future__ import annotations
 
 import contextlib
+import re
 import resource
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+import boto3
 import httpx
 import pytest
+from botocore.config import Config
+
+from stowage.processes import free_port
 
 from .backends import BACKENDS
 from .harness import ProcServer, proc_server_on
+
+S3_SCOPES = "object:read,write namespace:read,write"
 
 
 def head_of(base_url: str, headers: dict[str, str]) -> int:
@@ -95,6 +102,39 @@ def test_slow_heads_beyond_the_file_limit_do_not_lock_others_out(
                 conn.close()
 
 
+HELD = (b"first chunk", b"last chunk")
+
+
+@contextlib.contextmanager
+def uploads_held_open(send: Callable[[str, Iterator[bytes]], int]) -> Iterator[list[int]]:
+    """Two uploads through ``send(name, body) -> status``, each holding its request open
+    after its first chunk until the block ends; then their statuses, once done."""
+    started = threading.Semaphore(0)
+    release = threading.Event()
+    replies: list[int] = []
+
+    def held(name: str) -> None:
+        def body() -> Iterator[bytes]:
+            yield HELD[0]
+            started.release()
+            assert release.wait(60)
+            yield HELD[1]
+
+        replies.append(send(name, body()))
+
+    uploads = [threading.Thread(target=held, args=(f"u{i}",)) for i in range(2)]
+    for upload in uploads:
+        upload.start()
+    try:
+        for _ in uploads:
+            assert started.acquire(timeout=60)
+        yield replies
+    finally:
+        release.set()
+        for upload in uploads:
+            upload.join(60)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_requests_in_flight_per_client_address_are_capped(
     backend: str, request: pytest.FixtureRequest
@@ -104,36 +144,54 @@ def test_requests_in_flight_per_client_address_are_capped(
     with served(request, max_requests_per_client="2", workers="1") as server:
         base, token = server.base_url, server.token
         auth = {"Authorization": f"Bearer {token}"}
-        started = threading.Semaphore(0)
-        release = threading.Event()
-        replies: list[int] = []
 
-        def held_upload(name: str) -> None:
-            def body() -> Iterator[bytes]:
-                yield b"first chunk"
-                started.release()
-                assert release.wait(60)
-                yield b"last chunk"
+        def upload(name: str, body: Iterator[bytes]) -> int:
+            params = {"name": name}
+            reply = httpx.post(f"{base}/objects", params=params, content=body, headers=auth)
+            return reply.status_code
 
-            reply = httpx.post(
-                f"{base}/objects", params={"name": name}, content=body(), headers=auth, timeout=60
-            )
-            replies.append(reply.status_code)
-
-        uploads = [threading.Thread(target=held_upload, args=(f"u{i}",)) for i in range(2)]
-        for upload in uploads:
-            upload.start()
-        for _ in uploads:
-            assert started.acquire(timeout=60)
-        refused = httpx.get(f"{base}/objects", headers=auth)
-        assert refused.status_code == 429
-        assert "too many requests at once" in refused.json()["message"]
-        assert refused.headers["retry-after"]
-        release.set()
-        for upload in uploads:
-            upload.join(60)
+        with uploads_held_open(upload) as replies:
+            refused = httpx.get(f"{base}/objects", headers=auth)
+            assert refused.status_code == 429
+            assert "too many requests at once" in refused.json()["message"]
+            assert refused.headers["retry-after"]
         assert replies == [201, 201]
         assert httpx.get(f"{base}/objects", headers=auth).status_code == 200
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_s3_port_caps_requests_in_flight_per_client_too(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    port = free_port()
+    settings = {"max_requests_per_client": "2", "workers": "1", "s3_api_port": str(port)}
+    with served(request, **settings) as server:
+        printed = server.cli("keys", "create", "--user", "admin", "--scope", S3_SCOPES).stdout
+        exported = dict(re.findall(r"(?m)^export (AWS_[A-Z_]+)=(\S+)$", printed))
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=exported["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=exported["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        s3.create_bucket(Bucket="held")
+        length = {"Content-Length": str(len(b"".join(HELD)))}
+
+        def upload(name: str, body: Iterator[bytes]) -> int:
+            url = s3.generate_presigned_url("put_object", Params={"Bucket": "held", "Key": name})
+            return httpx.put(url, content=body, headers=length, timeout=60).status_code
+
+        with uploads_held_open(upload) as replies:
+            refused = httpx.get(f"{endpoint}/held")
+            assert refused.status_code == 503
+            assert b"<Code>SlowDown</Code>" in refused.content
+            assert b"too many requests at once" in refused.content
+        assert replies == [200, 200]
+        listed = s3.list_objects_v2(Bucket="held")["Contents"]
+        assert sorted(o["Key"] for o in listed) == ["u0", "u1"]
 
 
 def create_behind_proxy(base: str, token: str) -> str:

@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from . import __version__, logs
 from .api import djinn, presigned, runloop, s3
 from .api.common import errors, openapi
+from .api.common.admission import trusted_proxies
 from .api.common.dialect import Dialect
 from .api.common.middleware import Front
 from .api.common.responses import JsonResponse
@@ -162,12 +163,11 @@ def create_app(settings: Settings, presign_secret: bytes, clock: Clock | None = 
         await stowage.refresh_store_figures()
         return Response(stowage.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    proxies = frozenset(ip.strip() for ip in settings.forwarded_allow_ips.split(",") if ip.strip())
     return Front(
         app,
         stowage.metrics,
         (CONSOLE, *DIALECTS),
-        trusted=proxies,
+        trusted=trusted_proxies(settings),
         max_per_client=settings.max_requests_per_client,
         body_limit=JSON_BODY_LIMIT,
     )

@@ -13,7 +13,6 @@ import contextlib
 import re
 import secrets
 import time
-from collections import Counter
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -22,6 +21,7 @@ from starlette.types import Message, Receive, Scope, Send
 from ... import logs
 from ...metrics import Metrics
 from ...numbers import parse_bounded_int
+from .admission import ClientCap, believe_proxy
 from .dialect import Dialect, HotRoutes, UploadRoutes
 from .errors import message_response
 from .hot import serve_hot
@@ -55,10 +55,8 @@ class Front:
       the per-client cap counts;
     * the request id and the security headers; metrics and the access line at the end;
     * 400 for a URL no name, id, search or namespace can come from (``_url_problem``);
-    * 429 for an address that already has ``max_per_client`` requests in flight: every
-      open request holds a connection, memory and maybe an upload slot, and without a cap
-      one client (a runaway CI job, or a hostile one) could hold them all. Behind a reverse
-      proxy every request comes from the proxy: set the limit there and this one to 0;
+    * 429 for an address that already has ``max_per_client`` requests in flight
+      (``admission.ClientCap``);
     * 413 for a body over ``body_limit`` on every route but the uploads, which stream to
       the blob store under their own limit. JSON and form bodies are read whole before
       anything else, even the token check: without a cap any caller could make the server
@@ -80,11 +78,10 @@ class Front:
         self.state = app.state  # the app's, for whoever holds this layer as "the app"
         self.metrics = metrics
         self.trusted = trusted
-        self.max_per_client = max_per_client
+        self.cap = ClientCap(max_per_client)
         self.body_limit = body_limit
         self.uploads = UploadRoutes(dialects)
         self.hot = HotRoutes(dialects)
-        self._in_flight: Counter[str] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -92,9 +89,7 @@ class Front:
             return
         started = time.perf_counter()
         headers = dict(scope["headers"])
-        client = scope.get("client")
-        if client and client[0] in self.trusted:
-            _believe_proxy(scope, headers)
+        believe_proxy(scope, headers, self.trusted)
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id.decode()
         logs.request_id.set(request_id.decode())
@@ -150,25 +145,14 @@ class Front:
         if problem:
             await message_response(400, problem)(scope, receive, send)
             return
-        if self.max_per_client <= 0:
-            await self._route(scope, headers, receive, send)
+        address = self.cap.address(scope)
+        if not self.cap.enter(address):
+            await message_response(429, self.cap.refusal(address))(scope, receive, send)
             return
-        address = (scope.get("client") or ("unknown", 0))[0]
-        if self._in_flight[address] >= self.max_per_client:
-            refused = message_response(
-                429,
-                f"too many requests at once from {address} (at most {self.max_per_client}); "
-                "retry when some have finished",
-            )
-            await refused(scope, receive, send)
-            return
-        self._in_flight[address] += 1
         try:
             await self._route(scope, headers, receive, send)
         finally:
-            self._in_flight[address] -= 1
-            if not self._in_flight[address]:
-                del self._in_flight[address]
+            self.cap.leave(address)
 
     async def _route(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, send: Send
@@ -187,15 +171,6 @@ class Front:
         else:
             scope["app"] = self.app
             await serve_hot(found, self.app, scope, receive, send)
-
-
-def _believe_proxy(scope: Scope, headers: dict[bytes, bytes]) -> None:
-    proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1").strip().lower()
-    if proto in ("http", "https"):
-        scope["scheme"] = proto
-    forwarded_for = headers.get(b"x-forwarded-for", b"").decode("latin-1")
-    if nearest := forwarded_for.rsplit(",", 1)[-1].strip():
-        scope["client"] = (nearest, 0)
 
 
 def _extra_headers(path: str, request_id: bytes) -> list[tuple[bytes, bytes]]:

@@ -26,6 +26,7 @@ from ... import logs
 from ...core.access import Principal
 from ...core.errors import StowageError
 from ...service import Stowage
+from ..common.admission import ClientCap, believe_proxy, trusted_proxies
 from ..common.middleware import DRAIN_BYTES, DRAIN_SECONDS, declared_body
 from . import batch, buckets, errors, multipart, objects, sigv2, sigv4
 from .errors import S3Error
@@ -163,10 +164,25 @@ class S3App:
     def __init__(self, stowage: Stowage) -> None:
         self.stowage = stowage
         self.state = State({"stowage": stowage})  # what the shared body reader looks for
+        self.trusted = trusted_proxies(stowage.settings)
+        self.cap = ClientCap(stowage.settings.max_requests_per_client)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        believe_proxy(scope, dict(scope["headers"]), self.trusted)
+        address = self.cap.address(scope)
+        if not self.cap.enter(address):  # answered SlowDown, as S3 answers a rate it refuses
+            await self._serve(scope, receive, send, self.cap.refusal(address))
+            return
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            self.cap.leave(address)
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, refusal: str | None = None
+    ) -> None:
         started = time.perf_counter()
         scope["app"] = self
         request_id = secrets.token_hex(8).upper()
@@ -176,6 +192,8 @@ class S3App:
         request = S3Request.of(scope, receive, self.stowage.settings.s3_api_domain)
         name = "unmatched"
         try:
+            if refusal is not None:
+                raise errors.slow_down(refusal)
             try:
                 name, run = operation(request)
             except S3Error as refused:  # answered once the signature is known to be good,
