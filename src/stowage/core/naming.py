@@ -19,12 +19,15 @@ def _has_control(text: str) -> bool:
     return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
 
 
-def validate_object_name(name: str) -> str:
+def validate_object_name(name: str, *, control_characters: bool = False) -> str:
+    """A name of up to 1,024 bytes of UTF-8 without NUL. Control characters are refused
+    unless the name is an S3 key, which may hold any of them: clients list such keys
+    URL-encoded (``encoding-type=url``), and every header that carries a name encodes it."""
     if not name:
         raise Invalid("name must not be empty")
     if "\x00" in name:
         raise Invalid("name must not contain NUL bytes")
-    if _has_control(name):
+    if not control_characters and _has_control(name):
         raise Invalid("name must not contain control characters")
     if len(name.encode()) > MAX_NAME_BYTES:
         raise Invalid(f"name is longer than {MAX_NAME_BYTES} bytes")

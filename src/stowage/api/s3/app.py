@@ -25,6 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 from ... import logs
 from ...core.access import Principal
 from ...core.errors import StowageError
+from ...core.naming import MAX_NAME_BYTES
 from ...service import Stowage
 from ..common.admission import ClientCap, believe_proxy, trusted_proxies
 from ..common.middleware import DRAIN_BYTES, DRAIN_SECONDS, declared_body
@@ -75,6 +76,8 @@ def operation(request: S3Request) -> tuple[str, Operation]:
     method, query = request.method, request.query
     if "\x00" in request.bucket or "\x00" in request.key:
         raise errors.invalid_request("bucket names and keys cannot contain NUL bytes")
+    if len(request.key.encode()) > MAX_NAME_BYTES:
+        raise errors.key_too_long(len(request.key.encode()))
     if "acl" in query and request.bucket and method in ("GET", "PUT"):
         on_key = bool(request.key)
         return {

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ...core.naming import MAX_NAME_BYTES
+
 MAX_SKEW_MS = 15 * 60 * 1000
 
 
@@ -137,6 +139,15 @@ def no_such_bucket(bucket: str) -> S3Error:
 
 def no_such_key(key: str) -> S3Error:
     return S3Error("NoSuchKey", "The specified key does not exist.", 404, {"Key": key})
+
+
+def key_too_long(size: int) -> S3Error:
+    return S3Error(
+        "KeyTooLongError",
+        "Your key is too long",
+        400,
+        {"MaxSizeAllowed": str(MAX_NAME_BYTES), "Size": str(size)},
+    )
 
 
 def invalid_bucket_name(bucket: str) -> S3Error:

@@ -262,16 +262,19 @@ async def list_objects(request: S3Request, stowage: Stowage) -> Response:
     if encode:
         children.append(element("EncodingType", "url"))
     children.append(element("IsTruncated", truncated))
+    owner = ""  # V1 names each object's owner; V2 when asked to (fetch-owner)
+    if contents and (not v2 or query.get("fetch-owner") == "true"):
+        found = await stowage.namespaces.users_by_ids({bucket.owner_id}, request.caller)
+        owner = acl.owner(found[bucket.owner_id])
     for obj in contents:
         fields = [
             element("Key", key(obj.name)),
             element("LastModified", timestamp(obj.create_time_ms)),
             element("ETag", etag(obj)),
             element("Size", obj.size or 0),
+            owner,
             element("StorageClass", "STANDARD"),
         ]
-        if not v2:
-            fields.append(parent("Owner", [element("ID", obj.owner_id)]))
         children.append(parent("Contents", fields))
     children += [parent("CommonPrefixes", [element("Prefix", key(p))]) for p in prefixes]
     return xml_response("ListBucketResult", children)

@@ -114,21 +114,19 @@ async def verify(
     secret = await secret_for(access_key_id)
     if secret is None:
         raise errors.invalid_access_key_id(access_key_id)
-    string_to_sign = "\n".join(
-        [
-            method,
-            _standard(fields, params, "content-md5"),
-            _standard(fields, params, "content-type"),
-            stamp,
-            *_amz_headers(fields, params),
-            _resource(raw_path, query),
-        ]
-    )
-    expected = base64.b64encode(
-        hmac.new(secret.encode(), string_to_sign.encode("utf-8"), hashlib.sha1).digest()
-    ).decode()
-    if not signatures_equal(expected, signature):
-        raise errors.signature_does_not_match(access_key_id, string_to_sign)
+    head = [
+        method,
+        _standard(fields, params, "content-md5"),
+        _standard(fields, params, "content-type"),
+        stamp,
+        *_amz_headers(fields, params),
+    ]
+    # A bucket alone is signed as "/bucket/" by botocore, as for a virtual-hosted request,
+    # even when its path-style URL says "/bucket": S3 takes either.
+    paths = [raw_path, raw_path + b"/"] if raw_path.count(b"/") == 1 else [raw_path]
+    strings = ["\n".join([*head, _resource(path, query)]) for path in paths]
+    if not any(signatures_equal(_sign(secret, text), signature) for text in strings):
+        raise errors.signature_does_not_match(access_key_id, strings[0])
     return Verified(
         signing=Signing(access_key_id, b"", stamp, "", signature),
         payload=PayloadMode.UNSIGNED,
@@ -138,6 +136,11 @@ async def verify(
         presigned=authorization is None,
         security_token=None,
     )
+
+
+def _sign(secret: str, string_to_sign: str) -> str:
+    digest = hmac.new(secret.encode(), string_to_sign.encode("utf-8"), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
 
 
 def _param(params: dict[str, bytes], name: str) -> str:

@@ -9,6 +9,8 @@ from xml.sax.saxutils import escape
 
 NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+# A parser reads a raw CR as a LF; as a reference it stays a CR (S3 keys may hold one).
+CARRIAGE_RETURN = {"\r": "&#13;"}
 
 
 def element(name: str, value: str | int | bool | None) -> str:
@@ -17,7 +19,7 @@ def element(name: str, value: str | int | bool | None) -> str:
         return ""
     if isinstance(value, bool):
         value = "true" if value else "false"
-    return f"<{name}>{escape(str(value))}</{name}>"
+    return f"<{name}>{escape(str(value), CARRIAGE_RETURN)}</{name}>"
 
 
 def document(root: str, children: Iterable[str], namespaced: bool = True) -> bytes:

@@ -56,7 +56,7 @@ class Multipart(ObjectsBase):
         mime_type: str | None,
     ) -> MultipartUpload:
         caller.require("object:write")
-        validate_object_name(name)
+        validate_object_name(name, control_characters=True)  # an S3 key
         clean = validate_metadata(metadata)
         target = await self._namespaces.writable(caller, namespace)
         now = self._clock.now_ms()

@@ -38,6 +38,7 @@ class PutPolicy:
     pattern: re.Pattern[str] | None  # None: any valid object name
     on_conflict: OnConflict
     empty_allowed: bool
+    control_characters: bool = False  # in names (S3 keys may hold them)
 
 
 # Names that identify: unique in their place, from a small alphabet, and never empty files.
@@ -45,9 +46,9 @@ UNIQUE_NAMES = PutPolicy(UNIQUE_NAME, OnConflict.REJECT, empty_allowed=False)
 # Names that describe, as in three-step uploads: any valid name, repeated at will.
 ANY_NAMES = PutPolicy(None, OnConflict.KEEP_BOTH, empty_allowed=True)
 # Names as keys (S3's): any valid name, one live object per name in its namespace.
-KEYS = PutPolicy(None, OnConflict.REPLACE, empty_allowed=True)
+KEYS = PutPolicy(None, OnConflict.REPLACE, empty_allowed=True, control_characters=True)
 # The same names, for a put that must not replace anything (S3's ``If-None-Match: *``).
-NEW_KEYS = PutPolicy(None, OnConflict.REJECT, empty_allowed=True)
+NEW_KEYS = PutPolicy(None, OnConflict.REJECT, empty_allowed=True, control_characters=True)
 
 
 async def _peek(chunks: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
@@ -69,7 +70,7 @@ async def _peek(chunks: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[byte
 
 def _name_problems(policy: PutPolicy, name: str | None) -> list[Problem]:
     if policy.pattern is None:
-        validate_object_name(name or "")
+        validate_object_name(name or "", control_characters=policy.control_characters)
         return []
     problems = [Problem("name", "required")] if not name else []
     if not name or not policy.pattern.match(name):
