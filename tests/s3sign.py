@@ -107,6 +107,7 @@ def sign(
     trailer: str | None = None,
     now: datetime = NOW,
     access_key: str = ACCESS_KEY,
+    secret: str = SECRET,
 ) -> Raw:
     """``url`` signed with the Authorization header by botocore.
 
@@ -114,7 +115,7 @@ def sign(
     of the signed STREAMING-* payload values; ``trailer`` a checksum algorithm botocore
     sends as an unsigned aws-chunked trailer (``STREAMING-UNSIGNED-PAYLOAD-TRAILER``).
     """
-    credentials = Credentials(access_key, SECRET)
+    credentials = Credentials(access_key, secret)
     context: dict[str, Any] = {}
     headers = dict(headers or {})
     if trailer is not None:

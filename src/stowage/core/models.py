@@ -99,6 +99,19 @@ class Invite:
 
 
 @dataclass(frozen=True, slots=True)
+class Checksum:
+    """A checksum of an object's bytes that its client declared (or asked for) and the
+    dialect verified as they arrived, kept to be shown back (``core.checksums``).
+    ``algorithm`` is a key of ``checksums.ALGORITHMS``, ``value`` base64 of the digest;
+    a ``composite`` one, of an object assembled from parts, is the checksum of their
+    checksums, not of the bytes, and its value ends with ``-N`` as S3 shows it."""
+
+    algorithm: str
+    value: str
+    composite: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class NewObject:
     public_id: str
     owner_id: int
@@ -114,6 +127,8 @@ class NewObject:
     upload_deadline_ms: int | None = None  # an unfinished upload expires then
     unique_name: bool = False  # no other live object may have this name in its place
     etag: str | None = None  # S3's ETag when it is not the md5 (assembled from parts)
+    headers: dict[str, str] | None = None  # see StoredObject
+    checksum: Checksum | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +153,10 @@ class StoredObject:
     staging_key: str | None = None
     upload_deadline_ms: int | None = None
     etag: str | None = None  # S3's ETag when it is not the md5 (assembled from parts)
+    # Response headers its client asked to be sent with its bytes (S3's Cache-Control,
+    # Content-Disposition…), by lowercase HTTP name: kept as given, not interpreted.
+    headers: dict[str, str] | None = None
+    checksum: Checksum | None = None
 
     def expired(self, now_ms: int) -> bool:
         """Past its TTL, or an upload not completed by its deadline."""
@@ -231,6 +250,11 @@ class MultipartUpload:
     mime_type: str | None
     created_ms: int
     deadline_ms: int
+    headers: dict[str, str] | None = None  # the object's, as StoredObject's
+    # The algorithm of the parts' checksums, from which completing derives the object's
+    # (``checksums.of_parts``): a checksum of theirs, or (``composite`` false) of the bytes.
+    checksum_algorithm: str | None = None
+    composite: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,3 +264,4 @@ class UploadedPart:
     size: int
     md5: str
     created_ms: int
+    checksum: str | None = None  # base64, of the upload's checksum_algorithm

@@ -30,6 +30,7 @@ class SqlMultipart(SqlObjects):
             "mime_type": upload.mime_type,
             "created_ms": upload.created_ms,
             "deadline_ms": upload.deadline_ms,
+            "attributes_json": records.upload_attributes_json(upload),
         }
         stmt = insert(multipart_uploads).values(values).returning(*multipart_uploads.c)
         return await self._write(lambda conn: records.multipart_upload(conn.execute(stmt).one()))
@@ -58,6 +59,7 @@ class SqlMultipart(SqlObjects):
                     size=part.size,
                     md5=part.md5,
                     created_ms=part.created_ms,
+                    checksum=part.checksum,
                 )
             )
             return True, replaced

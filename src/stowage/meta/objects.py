@@ -72,6 +72,7 @@ def _new_row(new: NewObject, state: ObjectState) -> dict[str, Any]:
         "upload_deadline_ms": new.upload_deadline_ms,
         "unique_name": new.unique_name,
         "etag": new.etag,
+        "attributes_json": records.object_attributes_json(new.headers, new.checksum),
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+import dataclasses
 from typing import Any, TypeVar
 
 import orjson
@@ -10,6 +10,7 @@ from sqlalchemy.engine import Row
 
 from ..core.models import (
     AccessKey,
+    Checksum,
     ContentType,
     Invite,
     MultipartUpload,
@@ -44,7 +45,7 @@ def _field_names(cls: type) -> tuple[str, ...]:
     """``dataclasses.fields`` walks the class each call; every row read needs this."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
     return names
 
 
@@ -69,18 +70,60 @@ def _metadata(row: AnyRow) -> dict[str, str] | None:
     return orjson.loads(row.metadata_json) if row.metadata_json is not None else None
 
 
+def object_attributes_json(headers: dict[str, str] | None, checksum: Checksum | None) -> str | None:
+    """An object's headers and checksum as its ``attributes_json`` column holds them:
+    ``{"headers": {...}, "checksum": {"algorithm", "value", "composite"}}``, each key
+    present only when set (most objects have neither: then NULL)."""
+    kept = None if checksum is None else dataclasses.asdict(checksum)
+    return _attributes_json(headers, kept)
+
+
+def upload_attributes_json(upload: MultipartUpload) -> str | None:
+    """An upload's headers and checksum kind as its ``attributes_json`` column holds
+    them: ``{"headers": {...}, "checksum": {"algorithm", "composite"}}``."""
+    algorithm = upload.checksum_algorithm
+    kind = None if algorithm is None else {"algorithm": algorithm, "composite": upload.composite}
+    return _attributes_json(upload.headers, kind)
+
+
+def _attributes_json(headers: dict[str, str] | None, checksum: dict[str, Any] | None) -> str | None:
+    attributes: dict[str, Any] = {}
+    if headers:
+        attributes["headers"] = headers
+    if checksum is not None:
+        attributes["checksum"] = checksum
+    return orjson.dumps(attributes).decode() if attributes else None
+
+
+def _attributes(row: AnyRow) -> dict[str, Any]:
+    return orjson.loads(row.attributes_json) if row.attributes_json is not None else {}
+
+
 def stored_object(row: AnyRow) -> StoredObject:
+    attributes = _attributes(row)
+    checksum = attributes.get("checksum")
     return record(
         StoredObject,
         row,
         content_type=ContentType(row.content_type),
         state=ObjectState(row.state),
         metadata=_metadata(row),
+        headers=attributes.get("headers"),
+        checksum=Checksum(**checksum) if checksum is not None else None,
     )
 
 
 def multipart_upload(row: AnyRow) -> MultipartUpload:
-    return record(MultipartUpload, row, metadata=_metadata(row))
+    attributes = _attributes(row)
+    checksum = attributes.get("checksum", {})
+    return record(
+        MultipartUpload,
+        row,
+        metadata=_metadata(row),
+        headers=attributes.get("headers"),
+        checksum_algorithm=checksum.get("algorithm"),
+        composite=checksum.get("composite", True),
+    )
 
 
 def namespace(row: AnyRow) -> Namespace:

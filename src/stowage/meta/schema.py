@@ -149,6 +149,9 @@ objects = Table(
     # S3's ETag when it is not the md5 (migration 0009): an object assembled from the parts
     # of a multipart upload has the md5 of their md5s, and "-N".
     Column("etag", String(64)),
+    # What the client said of the bytes beyond their type and metadata (migration 0010):
+    # response headers to send with them and their checksum, as JSON (meta.records).
+    Column("attributes_json", Text),
     Index("ix_objects_owner_public_id", "owner_id", "public_id"),
     # Lists of one state (migration 0006), with the expiry they filter on: skipping rows
     # for a deep page reads this index alone.
@@ -205,6 +208,8 @@ multipart_uploads = Table(
     Column("mime_type", String(128)),
     Column("created_ms", BigInteger, nullable=False),
     Column("deadline_ms", BigInteger, nullable=False),
+    # The object's headers and its checksum's algorithm (migration 0010), as JSON.
+    Column("attributes_json", Text),
     Index("ix_multipart_uploads_namespace_name", "namespace_id", "name"),
     Index("ix_multipart_uploads_deadline", "deadline_ms"),
     sqlite_autoincrement=True,
@@ -225,6 +230,7 @@ multipart_parts = Table(
     Column("size", BigInteger, nullable=False),
     Column("md5", String(32), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    Column("checksum", Text),  # base64, of the upload's algorithm (migration 0010)
 )
 
 # How many rows ``objects`` has per owner, namespace (0: none), state and content type, so

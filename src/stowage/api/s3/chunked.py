@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 
+from ...core.checksums import ALGORITHMS
+from ...core.models import Checksum
 from . import errors
-from .checksums import ALGORITHMS, CHECKSUM_PREFIX, CheckedBody, Checksum, Digests
+from .checksums import CHECKSUM_PREFIX, CheckedBody, DigestedBody, Digests, parse_checksum
 from .sigv4 import (
     EMPTY_SHA256,
     Headers,
@@ -130,7 +132,7 @@ def _trailer_algorithm(auth: Verified, header_checksum: Checksum | None) -> str 
     return algorithm
 
 
-class ChunkedBody:
+class ChunkedBody(DigestedBody):
     """The decoded payload of an ``aws-chunked`` request body.
 
     Iterate it for the payload bytes. A bad chunk signature raises before any byte of the
@@ -139,7 +141,8 @@ class ChunkedBody:
     :class:`~.errors.S3Error` instead when anything failed (signature, framing, length,
     trailer, checksum, ``Content-MD5``), so a handler streaming into a blob store can
     abandon the write. ``checksum`` is then the verified checksum (trailer or header),
-    to store with the object.
+    or the one computed of ``algorithm``, to store with the object (as
+    :class:`~.checksums.CheckedBody`'s).
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class ChunkedBody:
         stream: AsyncIterator[bytes],
         auth: Verified,
         headers: Headers,
+        default: str | None = None,
         *,
         max_size_line: int = MAX_SIZE_LINE,
         max_trailer: int = MAX_TRAILER,
@@ -155,16 +159,12 @@ class ChunkedBody:
             raise ValueError(f"{auth.payload} bodies are not aws-chunked: use CheckedBody")
         self._reader = _Reader(stream)
         self._auth = auth
-        self._digests = Digests(auth, header_fields(headers))
+        self._digests = Digests(auth, header_fields(headers), default)
         algorithm = _trailer_algorithm(auth, self._digests.checksum)
         if algorithm is not None:
             self._digests.add(algorithm)
         self._max_size_line = max_size_line
         self._max_trailer = max_trailer
-
-    @property
-    def checksum(self) -> Checksum | None:
-        return self._digests.checksum
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         signing = self._auth.signing
@@ -202,7 +202,7 @@ class ChunkedBody:
             _check_trailer_signature(signing, previous, trailers, trailer_signature)
         if trailers:
             ((name, value),) = trailers.items()
-            self._digests.checksum = Checksum.parse(name, value)
+            self._digests.checksum = parse_checksum(name, value)
         self._digests.check()
 
     async def _trailers(self) -> dict[str, str]:
@@ -259,10 +259,11 @@ def _check(signing: Signing, string_to_sign: str, signature: str) -> None:
 
 
 def request_body(
-    stream: AsyncIterator[bytes], auth: Verified, headers: Headers
+    stream: AsyncIterator[bytes], auth: Verified, headers: Headers, default: str | None = None
 ) -> ChunkedBody | CheckedBody:
     """The payload of a verified request, whatever its payload mode, checked as it
-    streams (see :class:`ChunkedBody` and :class:`~.checksums.CheckedBody`)."""
+    streams (see :class:`ChunkedBody` and :class:`~.checksums.CheckedBody`); one that
+    names no checksum gets one of ``default``, if given."""
     if auth.payload.chunked:
-        return ChunkedBody(stream, auth, headers)
-    return CheckedBody(stream, auth, headers)
+        return ChunkedBody(stream, auth, headers, default)
+    return CheckedBody(stream, auth, headers, default)

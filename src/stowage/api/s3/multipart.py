@@ -13,9 +13,12 @@ from ...service import Stowage
 from . import acl, errors
 from .batch import children, read_small
 from .buckets import resolve, signed
+from .checksums import CHECKSUM_PREFIX, upload_checksum
+from .headers import checksum_element, checksum_elements, stored
 from .objects import DEFAULT_TYPE, etag, user_metadata
 from .requests import S3Request
 from .responses import xml_response
+from .sigv4 import header_fields
 from .xml import element, parent, timestamp
 
 MAX_LISTED = 1000
@@ -32,12 +35,16 @@ async def create(request: S3Request, stowage: Stowage) -> Response:
     caller = signed(request)
     bucket = await resolve(request, stowage, "write")
     acl.check_object_acl(request, bucket)
+    algorithm, composite = upload_checksum(header_fields(request.scope["headers"]))
     upload = await stowage.objects.start_multipart(
         caller,
         bucket,
         request.key,
         user_metadata(request),
         request.headers.get("content-type") or DEFAULT_TYPE,
+        headers=stored(request),
+        checksum_algorithm=algorithm,
+        composite=composite,
     )
     return xml_response(
         "InitiateMultipartUploadResult",
@@ -46,7 +53,17 @@ async def create(request: S3Request, stowage: Stowage) -> Response:
             element("Key", request.key),
             element("UploadId", upload.upload_id),
         ],
+        headers={f"x-amz-checksum-{name.lower()}": v for name, v in _checksum_kind(upload)},
     )
+
+
+def _checksum_kind(upload: MultipartUpload) -> list[tuple[str, str]]:
+    """The upload's checksum ``Algorithm`` and ``Type``, which S3 states in headers
+    (``x-amz-checksum-algorithm``) and in XML (``<ChecksumAlgorithm>``)."""
+    if upload.checksum_algorithm is None:
+        return []
+    kind = "COMPOSITE" if upload.composite else "FULL_OBJECT"
+    return [("Algorithm", upload.checksum_algorithm.upper()), ("Type", kind)]
 
 
 async def upload_part(request: S3Request, stowage: Stowage) -> Response:
@@ -54,9 +71,20 @@ async def upload_part(request: S3Request, stowage: Stowage) -> Response:
         raise errors.not_implemented("UploadPartCopy (x-amz-copy-source on a part)")
     number = request.number("partNumber", 0, 100_000, longest=9)
     caller, upload = await _upload(request, stowage)
-    body = request.body()
-    part = await stowage.objects.put_part(caller, upload, number, body, request.declared_length())
-    return Response(status_code=200, headers={"ETag": f'"{part.md5}"'})
+    body = request.body(upload.checksum_algorithm)
+    sent = request.checksum_algorithm
+    if upload.checksum_algorithm not in (None, sent):
+        raise errors.invalid_request(
+            f"Checksum Type mismatch occurred, expected checksum Type: "
+            f"{upload.checksum_algorithm}, actual checksum Type: {sent}"
+        )
+    part = await stowage.objects.put_part(
+        caller, upload, number, body, request.declared_length(), request.checksum
+    )
+    headers = {"ETag": f'"{part.md5}"'}
+    if (checksum := request.checksum()) is not None:
+        headers[CHECKSUM_PREFIX + checksum.algorithm] = checksum.value
+    return Response(status_code=200, headers=headers)
 
 
 def _chosen_parts(data: bytes) -> list[tuple[int, str]]:
@@ -84,6 +112,7 @@ async def complete(request: S3Request, stowage: Stowage) -> Response:
             element("Bucket", request.bucket),
             element("Key", request.key),
             element("ETag", etag(obj)),
+            *checksum_elements(obj.checksum),
         ],
     )
 
@@ -108,6 +137,11 @@ async def list_parts(request: S3Request, stowage: Stowage) -> Response:
                 element("LastModified", timestamp(p.created_ms)),
                 element("ETag", f'"{p.md5}"'),
                 element("Size", p.size),
+                *(
+                    [checksum_element(upload.checksum_algorithm, p.checksum)]
+                    if upload.checksum_algorithm and p.checksum
+                    else []
+                ),
             ],
         )
         for p in shown
@@ -123,6 +157,7 @@ async def list_parts(request: S3Request, stowage: Stowage) -> Response:
             element("MaxParts", most),
             element("IsTruncated", truncated),
             element("StorageClass", "STANDARD"),
+            *[element(f"Checksum{name}", value) for name, value in _checksum_kind(upload)],
             *listed,
         ],
     )

@@ -4,21 +4,25 @@ key, so an object put here is the same object the Djinn and Runloop APIs show.""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...core.checksums import ALGORITHMS, b64
 from ...core.errors import FieldErrors, NotFound
-from ...core.models import StoredObject
+from ...core.models import Checksum, StoredObject
 from ...core.objects import KEYS, NEW_KEYS
 from ...service import Stowage
 from ..common.responses import blob_response, http_date_seconds
 from . import acl, errors
 from .buckets import resolve, signed
+from .checksums import named_algorithm
+from .headers import checksum_elements, checksum_headers, overrides, send, stored
 from .requests import S3Request
 from .responses import xml_response
+from .sigv4 import header_fields
 from .xml import element, parent, timestamp
 
 MAX_KEYS = 1000
@@ -55,12 +59,17 @@ async def put(request: S3Request, stowage: Stowage) -> Response:
             metadata=user_metadata(request),
             mime_type=request.headers.get("content-type") or DEFAULT_TYPE,
             if_match=if_match.strip().strip('"') if if_match is not None else None,
+            headers=stored(request),
+            checksum=request.checksum,
         )
     except FieldErrors as exc:
         if if_none_match is not None and any(p.code == "taken" for p in exc.problems):
             raise errors.precondition_failed("If-None-Match") from None
         raise
-    return Response(status_code=200, headers={"ETag": etag(obj)})
+    sent = {"ETag": etag(obj)}
+    if obj.checksum is not None:
+        sent.update(checksum_headers(obj.checksum))
+    return Response(status_code=200, headers=sent)
 
 
 def user_metadata(request: S3Request) -> dict[str, str] | None:
@@ -73,8 +82,8 @@ def user_metadata(request: S3Request) -> dict[str, str] | None:
 
 async def copy(request: S3Request, stowage: Stowage) -> Response:
     """CopyObject: the source's bytes under the target key, with the source's
-    Content-Type and metadata (``x-amz-metadata-directive: COPY``, the default) or the
-    request's own (``REPLACE``)."""
+    Content-Type, metadata and standard headers (``x-amz-metadata-directive: COPY``, the
+    default) or the request's own (``REPLACE``), and a checksum (``_copied_checksum``)."""
     caller = signed(request)
     bucket = await resolve(request, stowage, "write")
     acl.check_object_acl(request, bucket)
@@ -93,20 +102,56 @@ async def copy(request: S3Request, stowage: Stowage) -> Response:
     if directive == "COPY" and (source_namespace.id, source_key) == (bucket.id, request.key):
         raise errors.copy_onto_itself()
     if directive == "COPY":
-        metadata, mime = source.metadata, source.mime_type
+        metadata, mime, kept = source.metadata, source.mime_type, source.headers
     else:
         metadata = user_metadata(request)
         mime = request.headers.get("content-type") or DEFAULT_TYPE
+        kept = stored(request)
     size = source.size or 0
     body = await stowage.objects.read(source, 0, size) if size else _nothing()
+    body, checksum = _copied_checksum(request, source, body)
     copied = await stowage.objects.put(
-        caller, request.key, bucket, body, size, KEYS, metadata=metadata, mime_type=mime
+        caller,
+        request.key,
+        bucket,
+        body,
+        size,
+        KEYS,
+        metadata=metadata,
+        mime_type=mime,
+        headers=kept,
+        checksum=checksum,
     )
     result = [
         element("LastModified", timestamp(copied.create_time_ms)),
         element("ETag", etag(copied)),
+        *checksum_elements(copied.checksum),
     ]
     return xml_response("CopyObjectResult", result)
+
+
+def _copied_checksum(
+    request: S3Request, source: StoredObject, body: AsyncIterator[bytes]
+) -> tuple[AsyncIterator[bytes], Callable[[], Checksum | None]]:
+    """A copy has the same bytes, so the source's checksum of them holds for it too; one
+    of another algorithm (``x-amz-checksum-algorithm``), or of the bytes where the
+    source's was of its parts' checksums, is computed as they are copied."""
+    had = source.checksum
+    algorithm = named_algorithm(header_fields(request.scope["headers"]))
+    if algorithm is None and had is not None and had.composite:
+        algorithm = had.algorithm
+    if algorithm is None or (
+        had is not None and (had.algorithm, had.composite) == (algorithm, False)
+    ):
+        return body, lambda: had
+    hasher = ALGORITHMS[algorithm]()
+
+    async def hashed() -> AsyncIterator[bytes]:
+        async for chunk in body:
+            hasher.update(chunk)
+            yield chunk
+
+    return hashed(), lambda: Checksum(algorithm, b64(hasher.digest()))
 
 
 async def _nothing() -> AsyncIterator[bytes]:
@@ -151,7 +196,8 @@ def _check_copy_conditions(request: S3Request, source: StoredObject) -> None:
 
 async def get(request: S3Request, stowage: Stowage) -> Response:
     """GET and HEAD, with Range and the conditional headers (``blob_response``), whose
-    refusals S3 words as errors."""
+    refusals S3 words as errors, and the headers S3 sends with an object (``headers``)."""
+    chosen = overrides(request)
     bucket = await resolve(request, stowage, "read")
     obj = await stowage.objects.named(request.caller, bucket, request.key)
     response = await blob_response(
@@ -169,6 +215,7 @@ async def get(request: S3Request, stowage: Stowage) -> Response:
         response.headers["content-type"] = obj.mime_type or DEFAULT_TYPE
     for name, value in (obj.metadata or {}).items():
         response.headers[META + name] = value
+    send(response.headers, request, obj, chosen)
     return response
 
 

@@ -4,7 +4,7 @@ sub-resources, headers, and the caller that its signature proves."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
@@ -12,9 +12,11 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope
 
 from ...core.access import Principal
+from ...core.models import Checksum
 from ...numbers import MAX_INT64, parse_bounded_int
 from ..common.deps import request_body
 from . import errors
+from .checksums import DigestedBody
 from .chunked import request_body as signed_body
 from .sigv4 import Verified
 
@@ -31,6 +33,7 @@ class S3Request:
     hosted: bool = False  # virtual-hosted style: the bucket was named by the Host header
     caller: Principal | None = None
     verified: Verified | None = None  # None: an unsigned (anonymous) request
+    _checked: DigestedBody | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def of(cls, scope: Scope, receive: Receive, domain: str | None = None) -> S3Request:
@@ -56,14 +59,27 @@ class S3Request:
         """What S3 names in an error's ``Resource``."""
         return "/" + self.bucket + ("/" + self.key if self.key else "")
 
-    def body(self) -> AsyncIterator[bytes]:
+    def body(self, default_checksum: str | None = None) -> AsyncIterator[bytes]:
         """The payload as it arrives, under the body timeouts every upload has, checked as
         its signature mode and headers declare (``chunked.request_body``): the iteration
-        ends with an S3Error instead of finishing when a check fails."""
+        ends with an S3Error instead of finishing when a check fails. A body that names
+        no checksum gets one of ``default_checksum``'s algorithm, if given."""
         received = request_body(Request(self.scope, self.receive))
         if self.verified is None:
             return received
-        return aiter(signed_body(received, self.verified, self.scope["headers"]))
+        self._checked = signed_body(
+            received, self.verified, self.scope["headers"], default_checksum
+        )
+        return aiter(self._checked)
+
+    @property
+    def checksum_algorithm(self) -> str | None:
+        """The algorithm of the checksum the body will have, known before it is read."""
+        return self._checked.algorithm if self._checked is not None else None
+
+    def checksum(self) -> Checksum | None:
+        """The body's checksum, verified or computed, once it has been read."""
+        return self._checked.checksum if self._checked is not None else None
 
     def declared_length(self) -> int | None:
         raw = self.headers.get("x-amz-decoded-content-length") or self.headers.get("content-length")

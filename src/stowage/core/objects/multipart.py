@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from ..access import Principal
+from ..checksums import of_parts
 from ..errors import Invalid, NotFound, TooLarge
 from ..ids import new_blob_key, new_object_id
-from ..models import MultipartUpload, Namespace, NewObject, StoredObject, UploadedPart
+from ..models import (
+    Checksum,
+    MultipartUpload,
+    Namespace,
+    NewObject,
+    StoredObject,
+    UploadedPart,
+)
 from ..naming import content_kind, validate_metadata, validate_object_name
 from .base import ObjectsBase
 
@@ -46,6 +54,15 @@ def multipart_etag(md5s: Sequence[str]) -> str:
     return f"{hashlib.md5(joined).hexdigest()}-{len(md5s)}"
 
 
+def _checksum_of(upload: MultipartUpload, parts: Sequence[UploadedPart]) -> Checksum | None:
+    """The object's checksum, from its parts' when the upload has an algorithm and every
+    part has one (a part written some other way may not)."""
+    sums = [(p.checksum, p.size) for p in parts if p.checksum is not None]
+    if upload.checksum_algorithm is None or len(sums) < len(parts):
+        return None
+    return of_parts(upload.checksum_algorithm, sums, upload.composite)
+
+
 class Multipart(ObjectsBase):
     async def start_multipart(
         self,
@@ -54,7 +71,14 @@ class Multipart(ObjectsBase):
         name: str,
         metadata: Mapping[str, object] | None,
         mime_type: str | None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        checksum_algorithm: str | None = None,
+        composite: bool = True,
     ) -> MultipartUpload:
+        """``headers`` are the object's (``StoredObject``); with ``checksum_algorithm``,
+        each part keeps its checksum and the object gets one derived from theirs
+        (``MultipartUpload``)."""
         caller.require("object:write")
         validate_object_name(name, control_characters=True)  # an S3 key
         clean = validate_metadata(metadata)
@@ -73,6 +97,9 @@ class Multipart(ObjectsBase):
                 mime_type=mime_type,
                 created_ms=now,
                 deadline_ms=now + self.limits.upload_ttl_ms,
+                headers=dict(headers) if headers else None,
+                checksum_algorithm=checksum_algorithm,
+                composite=composite,
             )
         )
 
@@ -99,14 +126,20 @@ class Multipart(ObjectsBase):
         part_number: int,
         chunks: AsyncIterator[bytes],
         declared_size: int | None,
+        checksum: Callable[[], Checksum | None] | None = None,
     ) -> UploadedPart:
+        """``checksum``, asked once the body has been read (as ``WholePut.put``'s), is
+        kept when it is of the upload's algorithm."""
         caller.require("object:write")
         if not 1 <= part_number <= MAX_PARTS:
             raise Invalid(f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive")
         self._refuse_declared(declared_size)
         key = new_blob_key()
         written = await self._blobs.put(key, chunks, self.limits.max_upload_bytes)
-        part = UploadedPart(part_number, key, written.size, written.md5, self._clock.now_ms())
+        found = checksum() if checksum else None
+        kept = found.value if found and found.algorithm == upload.checksum_algorithm else None
+        now = self._clock.now_ms()
+        part = UploadedPart(part_number, key, written.size, written.md5, now, kept)
         try:
             recorded, replaced = await self._meta.put_part(upload, part)
         except BaseException:
@@ -174,6 +207,8 @@ class Multipart(ObjectsBase):
             creator_token_id=upload.creator_token_id,
             unique_name=True,
             etag=multipart_etag([p.md5 for p in kept]),
+            headers=upload.headers,
+            checksum=_checksum_of(upload, kept),
         )
         try:
             done = await self._meta.complete_multipart(upload, new, key, written, mime, now)

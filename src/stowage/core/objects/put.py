@@ -10,14 +10,14 @@ reported together.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from ..access import Principal
 from ..errors import FieldErrors, NamespaceGone, NameTaken, Problem
 from ..ids import new_blob_key, new_object_id
-from ..models import Namespace, NewObject, StoredObject
+from ..models import Checksum, Namespace, NewObject, StoredObject
 from ..namespaces import UploadTarget
 from ..naming import MAX_NAME_BYTES, content_kind, validate_metadata, validate_object_name
 from ..sniff import detect_content_type
@@ -93,6 +93,8 @@ class WholePut(ObjectsBase):
         metadata: Mapping[str, object] | None = None,
         mime_type: str | None = None,
         if_match: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        checksum: Callable[[], Checksum | None] | None = None,
     ) -> StoredObject:
         """Validate everything, then stream the body into a READ_ONLY object. ``where`` is
         a namespace reference (``path[@owner]``: the caller's missing ones are made), a
@@ -100,7 +102,10 @@ class WholePut(ObjectsBase):
         of it is read when its size was declared. ``mime_type`` is what the client says
         the bytes are; without one they are sniffed. ``if_match`` (REPLACE only): the
         etag, else md5, that the object replaced must have, or ``*`` for any; checked
-        when the new object takes its place (NotFound, ConditionFailed)."""
+        when the new object takes its place (NotFound, ConditionFailed). ``headers`` and
+        ``checksum`` are kept with the object (``StoredObject``); ``checksum`` is asked
+        once the body has been read, since a client may send it after the bytes (S3's
+        trailers)."""
         caller.require("object:write")
         clean_metadata = validate_metadata(metadata)
         self._refuse_declared(declared_size)
@@ -138,6 +143,8 @@ class WholePut(ObjectsBase):
             namespace_id=namespace.id if namespace else None,
             creator_token_id=caller.token_id,
             unique_name=policy.on_conflict is not OnConflict.KEEP_BOTH,
+            headers=dict(headers) if headers else None,
+            checksum=checksum() if checksum else None,
         )
         replaced = None
         try:
