@@ -78,6 +78,7 @@ namespaces = Table(
     Column("created_at_ms", BigInteger, nullable=False),
     UniqueConstraint("owner_id", "path", name="uq_namespaces_owner_path"),
     Index("ix_namespaces_root", "root_id"),
+    Index("ix_namespaces_name", "name"),  # S3 finds a bucket by name across owners
     sqlite_autoincrement=True,
 )
 
