@@ -24,10 +24,10 @@ from ...core.objects import UNIQUE_NAME_RULE, UNIQUE_NAMES
 from ...numbers import parse_bounded_int
 from ...service import Stowage
 from ..common.deps import CallerDep, OptionalCaller, StowageDep, declared_length, request_body
+from ..common.form_upload import FORM_OVERHEAD, FormUpload
 from ..common.responses import BLOB_RESPONSES, blob_response
 from .errors import DjinnJson, DjinnRoute
 from .fields import body_is_form
-from .form_upload import FORM_OVERHEAD, FormUpload
 from .ids import MAX_ID, existing_id
 from .models import DjinnObject, DjinnUser
 from .pages import LISTED, object_page, page_number, paginated

@@ -38,7 +38,10 @@ def requested(request: S3Request) -> str | None:
     """The canned ACL the request asks for, if any."""
     if any(name.startswith("x-amz-grant-") for name in request.headers):
         raise errors.not_implemented("x-amz-grant-* headers (only canned ACLs are served)")
-    canned = request.headers.get("x-amz-acl")
+    return _known(request.headers.get("x-amz-acl"))
+
+
+def _known(canned: str | None) -> str | None:
     if canned is not None and canned not in (*CANNED, *BUCKET_OWNERS, *UNSERVED):
         raise errors.invalid_argument("Invalid canned ACL", "x-amz-acl", canned)
     return canned
@@ -56,7 +59,12 @@ def bucket_visibility(request: S3Request) -> Visibility | None:
 
 def check_object_acl(request: S3Request, bucket: Namespace) -> None:
     """Accept an object's canned ACL that is true already, refuse one that is not."""
-    canned = requested(request)
+    check_object_canned(requested(request), bucket)
+
+
+def check_object_canned(canned: str | None, bucket: Namespace) -> None:
+    """The same, of a canned ACL given otherwise (a POST form's ``acl`` field)."""
+    canned = _known(canned)
     if canned is None or canned in BUCKET_OWNERS or CANNED.get(canned) is bucket.visibility:
         return
     raise errors.not_implemented(

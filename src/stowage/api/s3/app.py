@@ -29,7 +29,7 @@ from ...core.naming import MAX_NAME_BYTES
 from ...service import Stowage
 from ..common.admission import ClientCap, believe_proxy, trusted_proxies
 from ..common.middleware import DRAIN_BYTES, DRAIN_SECONDS, declared_body
-from . import batch, buckets, errors, multipart, objects, sigv2, sigv4
+from . import batch, buckets, errors, multipart, objects, post, sigv2, sigv4
 from .errors import S3Error
 from .errors_map import s3_error
 from .requests import S3Request
@@ -98,6 +98,8 @@ def operation(request: S3Request) -> tuple[str, Operation]:
             return "GetBucketLocation", buckets.location
         if method == "POST" and "delete" in query:
             return "DeleteObjects", batch.delete_objects
+        if method == "POST":
+            return "PostObject", post.post_object
         if method == "GET" and "uploads" in query:
             return "ListMultipartUploads", multipart.list_uploads
         found = {

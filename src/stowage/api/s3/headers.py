@@ -34,9 +34,10 @@ OVERRIDES = {
 TRANSFER_ENCODING = "aws-chunked"
 
 
-def stored(request: S3Request) -> dict[str, str] | None:
-    """The standard headers a write gives the object."""
-    found = {name: request.headers[name] for name in STORED if request.headers.get(name)}
+def stored(given: Mapping[str, str]) -> dict[str, str] | None:
+    """The standard headers a write gives the object: its request's headers, or the
+    fields of a POST form (lowercased names)."""
+    found = {name: given[name] for name in STORED if given.get(name)}
     encoding = found.pop("content-encoding", "")
     codings = [c.strip() for c in encoding.split(",")]
     kept = [c for c in codings if c and c.lower() != TRANSFER_ENCODING]

@@ -42,7 +42,7 @@ async def create(request: S3Request, stowage: Stowage) -> Response:
         request.key,
         user_metadata(request),
         request.headers.get("content-type") or DEFAULT_TYPE,
-        headers=stored(request),
+        headers=stored(request.headers),
         checksum_algorithm=algorithm,
         composite=composite,
     )

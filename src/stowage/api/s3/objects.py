@@ -59,7 +59,7 @@ async def put(request: S3Request, stowage: Stowage) -> Response:
             metadata=user_metadata(request),
             mime_type=request.headers.get("content-type") or DEFAULT_TYPE,
             if_match=if_match.strip().strip('"') if if_match is not None else None,
-            headers=stored(request),
+            headers=stored(request.headers),
             checksum=request.checksum,
         )
     except FieldErrors as exc:
@@ -106,7 +106,7 @@ async def copy(request: S3Request, stowage: Stowage) -> Response:
     else:
         metadata = user_metadata(request)
         mime = request.headers.get("content-type") or DEFAULT_TYPE
-        kept = stored(request)
+        kept = stored(request.headers)
     size = source.size or 0
     body = await stowage.objects.read(source, 0, size) if size else _nothing()
     body, checksum = _copied_checksum(request, source, body)

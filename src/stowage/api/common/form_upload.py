@@ -1,4 +1,5 @@
-"""Djinn's multipart uploads, streamed: the ``file`` part goes straight to the blob store.
+"""Form uploads (``multipart/form-data``), streamed: the ``file`` part goes straight to the
+blob store. Djinn's multipart uploads and S3's POST Object both come this way.
 
 Starlette's ``request.form()`` would spool the whole body to a temporary file first, with
 no size check and no body timeout. Here the body (``deps.request_body``: idle timeout and
@@ -8,8 +9,8 @@ the blob store like a raw body. Everything but the file's own bytes (fields, par
 boundaries) is capped at ``FORM_OVERHEAD`` bytes, which also lets a ``Content-Length``
 prove a file too large before any of it is read.
 
-Fields are read in order: ``name`` and ``namespace`` must come before the ``file`` part,
-as browsers, ``curl -F`` and httpx send them; fields after it are not read.
+Fields are read in order: those a route needs must come before the ``file`` part, as
+browsers, ``curl -F`` and httpx send them (and as S3 requires); fields after it are not read.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class _Events:
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self.disposition)
         self.found.append(("part", options.get(b"name", b"")))
+        if b"filename" in options:
+            self.found.append(("filename", options[b"filename"]))
 
 
 async def _parsed(boundary: bytes, body: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bytes]]:
@@ -76,7 +79,7 @@ async def _parsed(boundary: bytes, body: AsyncIterator[bytes]) -> AsyncIterator[
             for kind, value in events.found:
                 if kind == "part":
                     part, files = value, files + (value == FILE_FIELD.encode())
-                elif part == FILE_FIELD.encode() and files == 1:
+                elif kind == "data" and part == FILE_FIELD.encode() and files == 1:
                     overhead -= len(value)
                 yield kind, value
             events.found.clear()
@@ -108,6 +111,8 @@ class FormUpload:
         self._events = _parsed(boundary, body)
         self.fields: dict[str, str] = {}
         self.has_file = False
+        self.file_name: str | None = None  # as the client named the file, if it did
+        self._pending: tuple[str, bytes] | None = None  # an event read ahead of ``file``
 
     async def read_fields(self) -> None:
         """Read up to the ``file`` part (or the end), keeping the text fields."""
@@ -120,17 +125,32 @@ class FormUpload:
                 current, value = _text(data, "a part's name"), bytearray()
                 if current == FILE_FIELD:
                     self.has_file = True
+                    await self._file_name()
                     return
-            else:
+            elif kind == "data":
                 value += data
         if current is not None:
             self.fields[current] = _text(value, current)
 
+    async def _file_name(self) -> None:
+        """The file part's name, which the parser reports right after the part begins."""
+        self._pending = await anext(self._events, None)
+        if self._pending is not None and self._pending[0] == "filename":
+            self.file_name = _text(self._pending[1], "the file's name")
+            self._pending = None
+
     async def file(self) -> AsyncIterator[bytes]:
         """The ``file`` part's bytes; the rest of the body is read and left unused."""
         in_file = self.has_file
+        if self._pending is not None:
+            kind, data = self._pending
+            self._pending = None
+            if kind == "data":
+                yield data
+            else:
+                in_file = False
         async for kind, data in self._events:
             if kind == "part":
                 in_file = False
-            elif in_file:
+            elif kind == "data" and in_file:
                 yield data
