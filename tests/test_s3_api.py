@@ -263,12 +263,31 @@ def test_bad_credentials_get_s3_errors_and_write_nothing(
     assert "Contents" not in s3.list_objects_v2(Bucket="guarded")
 
 
-def test_unserved_operations_answer_not_implemented(s3: BaseClient) -> None:
+def test_unserved_operations_answer_not_implemented_and_unset_ones_read_as_unset(s3: BaseClient) -> None:
     s3.create_bucket(Bucket="plain")
     with pytest.raises(ClientError) as refused:
-        s3.get_bucket_versioning(Bucket="plain")
+        s3.put_bucket_versioning(Bucket="plain", VersioningConfiguration={"Status": "Enabled"})
     assert error_code(refused) == "NotImplemented"
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    # What was never set reads as S3 reads it on a bucket where it never was.
+    assert "Status" not in s3.get_bucket_versioning(Bucket="plain")
+    assert s3.get_bucket_request_payment(Bucket="plain")["Payer"] == "BucketOwner"
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="plain")
+    for read, code in (
+        (s3.get_bucket_policy, "NoSuchBucketPolicy"),
+        (s3.get_bucket_cors, "NoSuchCORSConfiguration"),
+        (s3.get_bucket_lifecycle_configuration, "NoSuchLifecycleConfiguration"),
+        (s3.get_bucket_encryption, "ServerSideEncryptionConfigurationNotFoundError"),
+        (s3.get_bucket_tagging, "NoSuchTagSet"),
+        (s3.get_object_lock_configuration, "ObjectLockConfigurationNotFoundError"),
+        (s3.get_public_access_block, "NoSuchPublicAccessBlockConfiguration"),
+    ):
+        with pytest.raises(ClientError) as none:
+            read(Bucket="plain")
+        assert error_code(none) == code
+    with pytest.raises(ClientError) as missing:
+        s3.get_bucket_versioning(Bucket="no-such-bucket")
+    assert error_code(missing) == "NoSuchBucket"
 
 
 @pytest.mark.parametrize("signature_version", [None, "s3v4"])

@@ -29,7 +29,7 @@ from ...core.naming import MAX_NAME_BYTES
 from ...service import Stowage
 from ..common.admission import ClientCap, believe_proxy, trusted_proxies
 from ..common.middleware import DRAIN_BYTES, DRAIN_SECONDS, declared_body
-from . import batch, buckets, errors, multipart, objects, post, sigv2, sigv4
+from . import batch, buckets, errors, multipart, objects, post, sigv2, sigv4, unset
 from .errors import S3Error
 from .errors_map import s3_error
 from .requests import S3Request
@@ -86,6 +86,10 @@ def operation(request: S3Request) -> tuple[str, Operation]:
             ("GET", True): ("GetObjectAcl", objects.get_acl),
             ("PUT", True): ("PutObjectAcl", objects.put_acl),
         }[method, on_key]
+    if request.bucket and not request.key and method == "GET":
+        configuration = unset.operation(query)
+        if configuration is not None:
+            return configuration
     unserved = next((q for q in UNSERVED if q in query), None)
     if unserved is not None:
         raise errors.not_implemented(f"?{unserved}")
