@@ -179,6 +179,17 @@ def test_listings_roll_up_common_prefixes_and_page_in_key_order(s3: BaseClient) 
         Bucket="listing", PaginationConfig={"PageSize": 3}
     )
     assert [o["Key"] for page in v1 for o in page.get("Contents", [])] == keys
+    for operation in ("list_objects", "list_objects_v2"):
+        # A page that ends on a CommonPrefix: the next starts after all of its keys.
+        one_by_one = s3.get_paginator(operation).paginate(
+            Bucket="listing", Delimiter="/", PaginationConfig={"PageSize": 1}
+        )
+        walked = [
+            o.get("Key") or o.get("Prefix")
+            for page in one_by_one
+            for o in page.get("Contents", []) + page.get("CommonPrefixes", [])
+        ]
+        assert walked == ["a/", "b", "c/", "d", "é"]
 
     with pytest.raises(ClientError) as full:
         s3.delete_bucket(Bucket="listing")
