@@ -512,6 +512,20 @@ def test_a_refusal_before_the_body_is_read_leaves_the_connection_usable(
         assert after.status_code == 403 and b"<Code>AccessDenied</Code>" in after.content
 
 
+def test_an_empty_put_that_expects_100_continue_closes_its_connection(s3: BaseClient) -> None:
+    """Granian answers it without a 100 Continue, which the botocore inside aws-cli v1
+    then misreads on the connection's next upload (app._continue_withheld)."""
+    s3.create_bucket(Bucket="expect")
+    url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": "expect", "Key": "k"}, ExpiresIn=60
+    )
+    expecting = {"Expect": "100-continue"}
+    empty = httpx.put(url, content=b"", headers=expecting)
+    assert (empty.status_code, empty.headers.get("connection")) == (200, "close")
+    full = httpx.put(url, content=b"x", headers=expecting)
+    assert (full.status_code, full.headers.get("connection")) == (200, None)
+
+
 def test_a_bad_signature_is_refused_before_an_unserved_operation_is(
     s3_server: S3Server, key: tuple[str, str], s3: BaseClient
 ) -> None:
