@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 QUICK ?=
 
-.PHONY: serve test browser fuzz bench cluster lint typecheck format clean
+.PHONY: serve test awscli browser fuzz bench cluster lint typecheck format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,16 @@ serve: $(VENV)/.installed-run
 	$(BIN)/stowage serve
 
 # Lint and type checks first: they take seconds, the suite minutes.
-test: $(VENV)/.installed-dev browser lint typecheck
+test: $(VENV)/.installed-dev awscli browser lint typecheck
 	$(BIN)/pytest
+
+# aws-cli pins its own botocore, which the project venv's boto3 cannot share: it gets a venv
+# of its own, where tests/s3_clients.py looks for it.
+AWSCLI := $(VENV)/awscli/bin/aws
+awscli: $(AWSCLI)
+$(AWSCLI): | $(BIN)/python
+	$(PYTHON) -m venv $(VENV)/awscli
+	$(VENV)/awscli/bin/pip install --quiet 'awscli>=1.36'
 
 # The console test drives Debian's chromium with Playwright (no browser download). Install it
 # when it is missing; if that cannot be done here, the browser test is skipped with the reason.

@@ -179,6 +179,17 @@ def test_listings_roll_up_common_prefixes_and_page_in_key_order(s3: BaseClient) 
         Bucket="listing", PaginationConfig={"PageSize": 3}
     )
     assert [o["Key"] for page in v1 for o in page.get("Contents", [])] == keys
+    for operation in ("list_objects", "list_objects_v2"):
+        # A page that ends on a CommonPrefix: the next starts after all of its keys.
+        one_by_one = s3.get_paginator(operation).paginate(
+            Bucket="listing", Delimiter="/", PaginationConfig={"PageSize": 1}
+        )
+        walked = [
+            o.get("Key") or o.get("Prefix")
+            for page in one_by_one
+            for o in page.get("Contents", []) + page.get("CommonPrefixes", [])
+        ]
+        assert walked == ["a/", "b", "c/", "d", "é"]
 
     with pytest.raises(ClientError) as full:
         s3.delete_bucket(Bucket="listing")
@@ -301,6 +312,7 @@ def test_presigned_urls_work_through_plain_http(
     params = {"Bucket": bucket, "Key": "dir/a b.txt"}
     put_url = client.generate_presigned_url("put_object", Params=params, ExpiresIn=60)
     assert httpx.put(put_url, content=b"through a link").status_code == 200
+    assert client.get_object(**params)["Body"].read() == b"through a link"
     get_url = client.generate_presigned_url("get_object", Params=params, ExpiresIn=60)
     assert httpx.get(get_url).content == b"through a link"
     tampered = get_url.replace("a%20b", "a%20c")
@@ -387,39 +399,6 @@ def test_an_if_match_put_replaces_only_the_object_it_names(s3: BaseClient) -> No
     s3.put_object(Bucket="swap", Key="state", Body=b"v5", IfMatch="*")
     assert s3.get_object(Bucket="swap", Key="state")["Body"].read() == b"v5"
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="swap")["Contents"]] == ["state"]
-
-
-def test_s5cmd_copies_two_thousand_small_objects_up_and_back(
-    s3_server: S3Server, key: tuple[str, str], s3: BaseClient, tmp_path: Path
-) -> None:
-    """s5cmd (Go, aws-sdk-go) with 32 workers: 2,000 × 4 KiB up, listed, and down."""
-    s3.create_bucket(Bucket="s5cmd")
-    source, back = tmp_path / "up", tmp_path / "down"
-    source.mkdir()
-    for i in range(2000):
-        (source / f"f{i:04d}.bin").write_bytes(os.urandom(4096))
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": key[0],
-        "AWS_SECRET_ACCESS_KEY": key[1],
-        "AWS_REGION": "us-east-1",
-    }
-    s5cmd = [str(Path(sys.executable).parent / "s5cmd"), "--endpoint-url", s3_server.endpoint]
-
-    def run(*args: str) -> str:
-        done = subprocess.run(
-            [*s5cmd, "--numworkers", "32", *args], env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout
-
-    run("cp", f"{source}/*", "s3://s5cmd/small/")
-    assert len(run("ls", "s3://s5cmd/small/*").splitlines()) == 2000
-    run("cp", "s3://s5cmd/small/*", f"{back}/")
-    for i in (0, 777, 1999):
-        name = f"f{i:04d}.bin"
-        assert (back / name).read_bytes() == (source / name).read_bytes()
-    assert len(list(back.iterdir())) == 2000
 
 
 MIB = 1024 * 1024
@@ -518,6 +497,20 @@ def test_a_refusal_before_the_body_is_read_leaves_the_connection_usable(
         assert big.status_code == 403 and big.headers["connection"] == "close"
         after = one_connection.get(f"{s3_server.endpoint}/")
         assert after.status_code == 403 and b"<Code>AccessDenied</Code>" in after.content
+
+
+def test_an_empty_put_that_expects_100_continue_closes_its_connection(s3: BaseClient) -> None:
+    """Granian answers it without a 100 Continue, which the botocore inside aws-cli v1
+    then misreads on the connection's next upload (app._continue_withheld)."""
+    s3.create_bucket(Bucket="expect")
+    url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": "expect", "Key": "k"}, ExpiresIn=60
+    )
+    expecting = {"Expect": "100-continue"}
+    empty = httpx.put(url, content=b"", headers=expecting)
+    assert (empty.status_code, empty.headers.get("connection")) == (200, "close")
+    full = httpx.put(url, content=b"x", headers=expecting)
+    assert (full.status_code, full.headers.get("connection")) == (200, None)
 
 
 def test_a_bad_signature_is_refused_before_an_unserved_operation_is(

@@ -169,6 +169,17 @@ class _BodyWatch:
         return self.done
 
 
+def _continue_withheld(headers: dict[bytes, bytes]) -> bool:
+    """Whether the request asked for ``100 Continue`` but has no body, so that Granian
+    sends the final response alone (as RFC 9110 allows). The botocore inside aws-cli v1
+    keeps that response's status line on the pooled connection and, on the connection's
+    next ``Expect`` request, reads it instead of the real one, which it then takes for a
+    header ('ETag' missing: an upload after an empty file fails). A connection closed
+    with this response is never asked again."""
+    expect = headers.get(b"expect", b"").lower() == b"100-continue"
+    return expect and declared_body(headers) == 0
+
+
 class S3App:
     def __init__(self, stowage: Stowage) -> None:
         self.stowage = stowage
@@ -218,9 +229,11 @@ class S3App:
             log.exception("unhandled error on S3 %s %s", request.method, request.resource)
             response = error_response(errors.internal_error(), request, request_id)
         response.headers["x-amz-request-id"] = request_id
-        if not await body.read_away(dict(scope["headers"])):
+        headers = dict(scope["headers"])
+        if not await body.read_away(headers) or _continue_withheld(headers):
             # Answered before its body was read (a refusal), and too much of it is left to
-            # read away: the connection cannot carry another request.
+            # read away; or answered where a client misreads what follows on the
+            # connection: it cannot carry another request.
             response.headers["connection"] = "close"
         sent = 0
 

@@ -262,6 +262,8 @@ async def list_objects(request: S3Request, stowage: Stowage) -> Response:
         after = _decode_token(token) if token is not None else query.get("start-after") or None
     else:
         after = query.get("marker") or None
+    if after and after.startswith(prefix) and _common_prefix(after, prefix, delimiter) == after:
+        after += BEYOND  # a page ended on this CommonPrefix: its keys went with it
 
     contents: list[StoredObject] = []
     prefixes: list[str] = []
