@@ -274,7 +274,9 @@ def test_bad_credentials_get_s3_errors_and_write_nothing(
     assert "Contents" not in s3.list_objects_v2(Bucket="guarded")
 
 
-def test_unserved_operations_answer_not_implemented_and_unset_ones_read_as_unset(s3: BaseClient) -> None:
+def test_unserved_operations_answer_not_implemented_and_unset_ones_read_as_unset(
+    s3: BaseClient,
+) -> None:
     s3.create_bucket(Bucket="plain")
     with pytest.raises(ClientError) as refused:
         s3.put_bucket_versioning(Bucket="plain", VersioningConfiguration={"Status": "Enabled"})
