@@ -524,3 +524,50 @@ def test_a_bad_signature_is_refused_before_an_unserved_operation_is(
     with pytest.raises(ClientError) as refused:
         forged.get_bucket_acl(Bucket="precedence")
     assert error_code(refused) == "SignatureDoesNotMatch"
+
+
+def test_object_tags_are_kept_replaced_copied_and_counted(s3: BaseClient) -> None:
+    s3.create_bucket(Bucket="tagged")
+    s3.put_object(Bucket="tagged", Key="build.tgz", Body=b"x", Tagging="stage=ci&keep")
+    tags = s3.get_object_tagging(Bucket="tagged", Key="build.tgz")["TagSet"]
+    assert tags == [{"Key": "keep", "Value": ""}, {"Key": "stage", "Value": "ci"}]
+    assert (
+        s3.head_object(Bucket="tagged", Key="build.tgz")["ResponseMetadata"]["HTTPHeaders"][
+            "x-amz-tagging-count"
+        ]
+        == "2"
+    )
+    s3.put_object_tagging(
+        Bucket="tagged",
+        Key="build.tgz",
+        Tagging={"TagSet": [{"Key": f"k{i}", "Value": "v" * 256} for i in range(10)]},
+    )
+    assert len(s3.get_object_tagging(Bucket="tagged", Key="build.tgz")["TagSet"]) == 10
+    # A copy keeps the source's tags unless told to replace them.
+    s3.copy_object(Bucket="tagged", Key="kept", CopySource="tagged/build.tgz")
+    assert len(s3.get_object_tagging(Bucket="tagged", Key="kept")["TagSet"]) == 10
+    s3.copy_object(
+        Bucket="tagged",
+        Key="new",
+        CopySource="tagged/build.tgz",
+        TaggingDirective="REPLACE",
+        Tagging="only=one",
+    )
+    assert s3.get_object_tagging(Bucket="tagged", Key="new")["TagSet"] == [
+        {"Key": "only", "Value": "one"}
+    ]
+    for tag_set in (
+        [{"Key": f"k{i}", "Value": "v"} for i in range(11)],
+        [{"Key": "k" * 129, "Value": "v"}],
+        [{"Key": "k", "Value": "v" * 257}],
+    ):
+        with pytest.raises(ClientError) as refused:
+            s3.put_object_tagging(Bucket="tagged", Key="new", Tagging={"TagSet": tag_set})
+        assert error_code(refused) == "InvalidTag"
+    s3.delete_object_tagging(Bucket="tagged", Key="build.tgz")
+    assert s3.get_object_tagging(Bucket="tagged", Key="build.tgz")["TagSet"] == []
+    assert (
+        "x-amz-tagging-count"
+        not in s3.head_object(Bucket="tagged", Key="build.tgz")["ResponseMetadata"]["HTTPHeaders"]
+    )
+    assert s3.get_object(Bucket="tagged", Key="build.tgz")["Body"].read() == b"x"

@@ -156,3 +156,15 @@ def test_the_policy_bounds_time_and_size(
     assert (unsigned.status_code, code(unsigned)) == (403, "AccessDenied")
     no_key = post(s3_server, {k: v for k, v in base.items() if k != "key"}, b"x")
     assert (no_key.status_code, code(no_key)) == (400, "InvalidArgument")
+
+
+def test_a_form_may_tag_its_object(
+    s3_server: S3Server, key: tuple[str, str], s3: BaseClient, bucket: str
+) -> None:
+    tagging = "<Tagging><TagSet><Tag><Key>from</Key><Value>form</Value></Tag></TagSet></Tagging>"
+    conditions = [*CONDITIONS, {"tagging": tagging}]
+    fields = {"key": "uploads/tagged.txt", **signed_v2(key, conditions), "acl": "private"}
+    fields |= {"Content-Type": "text/plain", "tagging": tagging}
+    assert post(s3_server, fields, b"t").status_code == 204
+    tags = s3.get_object_tagging(Bucket=bucket, Key="uploads/tagged.txt")["TagSet"]
+    assert tags == [{"Key": "from", "Value": "form"}]

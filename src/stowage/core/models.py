@@ -129,6 +129,7 @@ class NewObject:
     etag: str | None = None  # S3's ETag when it is not the md5 (assembled from parts)
     headers: dict[str, str] | None = None  # see StoredObject
     checksum: Checksum | None = None
+    tags: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,9 @@ class StoredObject:
     # Content-Disposition…), by lowercase HTTP name: kept as given, not interpreted.
     headers: dict[str, str] | None = None
     checksum: Checksum | None = None
+    # Labels its writers may change at any time, unlike its name, bytes and metadata
+    # (S3's object tags).
+    tags: dict[str, str] | None = None
 
     def expired(self, now_ms: int) -> bool:
         """Past its TTL, or an upload not completed by its deadline."""

@@ -100,6 +100,10 @@ class ObjectStore(Protocol):
         meanwhile."""
         ...
 
+    async def set_tags(self, object_id: int, tags: dict[str, str] | None) -> StoredObject | None:
+        """Replace a live object's tags; None when it is deleted."""
+        ...
+
     async def replace_stored_object(
         self,
         new: NewObject,

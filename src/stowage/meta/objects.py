@@ -72,7 +72,7 @@ def _new_row(new: NewObject, state: ObjectState) -> dict[str, Any]:
         "upload_deadline_ms": new.upload_deadline_ms,
         "unique_name": new.unique_name,
         "etag": new.etag,
-        "attributes_json": records.object_attributes_json(new.headers, new.checksum),
+        "attributes_json": records.object_attributes_json(new.headers, new.checksum, new.tags),
     }
 
 
@@ -394,6 +394,31 @@ class SqlObjects(SqlListing):
                 .returning(*objects.c)
             ).one()
             return records.stored_object(updated), row.blob_key
+
+        return await self._write(work)
+
+    async def set_tags(self, object_id: int, tags: dict[str, str] | None) -> StoredObject | None:
+        """Replace a live object's tags (None: remove them), leaving the rest of its
+        attributes as they are; None when the object is deleted."""
+        current = (
+            select(objects)
+            .where(objects.c.id == object_id, objects.c.state != ObjectState.DELETED.value)
+            .with_for_update()
+        )
+
+        def work(conn: Connection) -> StoredObject | None:
+            row = conn.execute(current).first()
+            if row is None:
+                return None
+            was = records.stored_object(row)
+            attributes = records.object_attributes_json(was.headers, was.checksum, tags)
+            updated = conn.execute(
+                update(objects)
+                .where(objects.c.id == object_id)
+                .values(attributes_json=attributes)
+                .returning(*objects.c)
+            ).one()
+            return records.stored_object(updated)
 
         return await self._write(work)
 

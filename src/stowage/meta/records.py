@@ -70,12 +70,16 @@ def _metadata(row: AnyRow) -> dict[str, str] | None:
     return orjson.loads(row.metadata_json) if row.metadata_json is not None else None
 
 
-def object_attributes_json(headers: dict[str, str] | None, checksum: Checksum | None) -> str | None:
-    """An object's headers and checksum as its ``attributes_json`` column holds them:
-    ``{"headers": {...}, "checksum": {"algorithm", "value", "composite"}}``, each key
-    present only when set (most objects have neither: then NULL)."""
+def object_attributes_json(
+    headers: dict[str, str] | None,
+    checksum: Checksum | None,
+    tags: dict[str, str] | None = None,
+) -> str | None:
+    """An object's headers, checksum and tags as its ``attributes_json`` column holds
+    them: ``{"headers": {...}, "checksum": {"algorithm", "value", "composite"},
+    "tags": {...}}``, each key present only when set (most objects have none: NULL)."""
     kept = None if checksum is None else dataclasses.asdict(checksum)
-    return _attributes_json(headers, kept)
+    return _attributes_json(headers, kept, tags)
 
 
 def upload_attributes_json(upload: MultipartUpload) -> str | None:
@@ -86,12 +90,18 @@ def upload_attributes_json(upload: MultipartUpload) -> str | None:
     return _attributes_json(upload.headers, kind)
 
 
-def _attributes_json(headers: dict[str, str] | None, checksum: dict[str, Any] | None) -> str | None:
+def _attributes_json(
+    headers: dict[str, str] | None,
+    checksum: dict[str, Any] | None,
+    tags: dict[str, str] | None = None,
+) -> str | None:
     attributes: dict[str, Any] = {}
     if headers:
         attributes["headers"] = headers
     if checksum is not None:
         attributes["checksum"] = checksum
+    if tags:
+        attributes["tags"] = tags
     return orjson.dumps(attributes).decode() if attributes else None
 
 
@@ -110,6 +120,7 @@ def stored_object(row: AnyRow) -> StoredObject:
         metadata=_metadata(row),
         headers=attributes.get("headers"),
         checksum=Checksum(**checksum) if checksum is not None else None,
+        tags=attributes.get("tags"),
     )
 
 

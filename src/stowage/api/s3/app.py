@@ -29,7 +29,18 @@ from ...core.naming import MAX_NAME_BYTES
 from ...service import Stowage
 from ..common.admission import ClientCap, believe_proxy, trusted_proxies
 from ..common.middleware import DRAIN_BYTES, DRAIN_SECONDS, declared_body
-from . import batch, buckets, errors, multipart, objects, post, sigv2, sigv4, unset
+from . import (
+    batch,
+    buckets,
+    errors,
+    multipart,
+    objects,
+    post,
+    sigv2,
+    sigv4,
+    tagging,
+    unset,
+)
 from .errors import S3Error
 from .errors_map import s3_error
 from .requests import S3Request
@@ -86,6 +97,15 @@ def operation(request: S3Request) -> tuple[str, Operation]:
             ("GET", True): ("GetObjectAcl", objects.get_acl),
             ("PUT", True): ("PutObjectAcl", objects.put_acl),
         }[method, on_key]
+    if "tagging" in query and request.key:
+        found = {
+            "GET": ("GetObjectTagging", tagging.get),
+            "PUT": ("PutObjectTagging", tagging.put),
+            "DELETE": ("DeleteObjectTagging", tagging.delete),
+        }.get(method)
+        if found is None:
+            raise errors.method_not_allowed(method)
+        return found
     if request.bucket and not request.key and method == "GET":
         configuration = unset.operation(query)
         if configuration is not None:

@@ -16,7 +16,7 @@ from ...core.models import Checksum, StoredObject
 from ...core.objects import KEYS, NEW_KEYS
 from ...service import Stowage
 from ..common.responses import blob_response, http_date_seconds
-from . import acl, errors
+from . import acl, errors, tagging
 from .buckets import resolve, signed
 from .checksums import named_algorithm
 from .headers import checksum_elements, checksum_headers, overrides, send, stored
@@ -61,6 +61,7 @@ async def put(request: S3Request, stowage: Stowage) -> Response:
             if_match=if_match.strip().strip('"') if if_match is not None else None,
             headers=stored(request.headers),
             checksum=request.checksum,
+            tags=tagging.from_header(request.headers.get("x-amz-tagging")),
         )
     except FieldErrors as exc:
         if if_none_match is not None and any(p.code == "taken" for p in exc.problems):
@@ -101,6 +102,14 @@ async def copy(request: S3Request, stowage: Stowage) -> Response:
         )
     if directive == "COPY" and (source_namespace.id, source_key) == (bucket.id, request.key):
         raise errors.copy_onto_itself()
+    tags = source.tags
+    tag_directive = request.headers.get("x-amz-tagging-directive", "COPY").upper()
+    if tag_directive == "REPLACE":
+        tags = tagging.from_header(request.headers.get("x-amz-tagging"))
+    elif tag_directive != "COPY":
+        raise errors.invalid_argument(
+            "Unknown tagging directive.", "x-amz-tagging-directive", tag_directive
+        )
     if directive == "COPY":
         metadata, mime, kept = source.metadata, source.mime_type, source.headers
     else:
@@ -121,6 +130,7 @@ async def copy(request: S3Request, stowage: Stowage) -> Response:
         mime_type=mime,
         headers=kept,
         checksum=checksum,
+        tags=tags,
     )
     result = [
         element("LastModified", timestamp(copied.create_time_ms)),
@@ -216,6 +226,8 @@ async def get(request: S3Request, stowage: Stowage) -> Response:
     for name, value in (obj.metadata or {}).items():
         response.headers[META + name] = value
     send(response.headers, request, obj, chosen)
+    if obj.tags:
+        response.headers[tagging.COUNT] = str(len(obj.tags))
     return response
 
 

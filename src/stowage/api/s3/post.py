@@ -30,7 +30,7 @@ from ...core.access import Principal
 from ...core.objects import KEYS
 from ...service import Stowage
 from ..common.form_upload import FormUpload
-from . import acl, errors
+from . import acl, errors, tagging
 from .buckets import resolve
 from .headers import stored
 from .objects import DEFAULT_TYPE, META, etag
@@ -227,6 +227,7 @@ async def post_object(request: S3Request, stowage: Stowage) -> Response:
         metadata={n[len(META) :]: v for n, v in fields.items() if n.startswith(META)} or None,
         mime_type=fields.get("content-type") or DEFAULT_TYPE,
         headers=stored(fields),
+        tags=tagging.from_xml(fields["tagging"].encode()) if "tagging" in fields else None,
     )
     host = request.headers.get("host", "")
     location = (

@@ -6,9 +6,10 @@ DELETED (a tombstone kept for ``deleted_retention`` so clients see why a downloa
 Expired objects disappear immediately and the reaper removes their rows and blobs.
 
 One module per use case (``reads``, ``lifecycle`` for the three steps, ``put`` for whole
-objects, ``multipart`` for uploads in parts, ``removal``), over ``base``; ``ObjectService``
-is all of them, the one object the adapters hold. Reads and changes follow one access
-policy (``access.may_read`` and ``access.may_modify``) whichever dialect asks.
+objects, ``multipart`` for uploads in parts, ``removal``, ``tags``), over ``base``;
+``ObjectService`` is all of them, the one object the adapters hold. Reads and changes
+follow one access policy (``access.may_read`` and ``access.may_modify``) whichever
+dialect asks.
 """
 
 from .base import Caller, Limits
@@ -26,9 +27,10 @@ from .put import (
 )
 from .reads import MAX_PAGE, Reads
 from .removal import Removal
+from .tags import Tagging
 
 
-class ObjectService(Reads, Lifecycle, WholePut, Multipart, Removal):
+class ObjectService(Reads, Lifecycle, WholePut, Multipart, Removal, Tagging):
     """Every object use case, over one set of backends."""
 
 

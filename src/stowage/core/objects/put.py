@@ -95,6 +95,7 @@ class WholePut(ObjectsBase):
         if_match: str | None = None,
         headers: Mapping[str, str] | None = None,
         checksum: Callable[[], Checksum | None] | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> StoredObject:
         """Validate everything, then stream the body into a READ_ONLY object. ``where`` is
         a namespace reference (``path[@owner]``: the caller's missing ones are made), a
@@ -145,6 +146,7 @@ class WholePut(ObjectsBase):
             unique_name=policy.on_conflict is not OnConflict.KEEP_BOTH,
             headers=dict(headers) if headers else None,
             checksum=checksum() if checksum else None,
+            tags=dict(tags) if tags else None,
         )
         replaced = None
         try:
