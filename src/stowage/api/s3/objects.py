@@ -10,8 +10,9 @@ from urllib.parse import parse_qsl, quote, unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...core.access import Principal
 from ...core.errors import FieldErrors, NotFound
-from ...core.models import StoredObject
+from ...core.models import Namespace, StoredObject
 from ...core.objects import KEYS, NEW_KEYS
 from ...service import Stowage
 from ..common.responses import blob_response, http_date_seconds
@@ -74,13 +75,7 @@ async def copy(request: S3Request, stowage: Stowage) -> Response:
     request's own (``REPLACE``)."""
     caller = signed(request)
     bucket = await resolve(request, stowage)
-    source_bucket, source_key = _copy_source(request.headers["x-amz-copy-source"])
-    source_namespace = await resolve(request, stowage, source_bucket)
-    try:
-        source = await stowage.objects.named(caller, source_namespace, source_key)
-    except NotFound:
-        raise errors.no_such_key(source_key) from None
-    _check_copy_conditions(request, source)
+    source_namespace, source_key, source = await copy_source(request, stowage, caller)
     directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise errors.invalid_argument(
@@ -103,6 +98,22 @@ async def copy(request: S3Request, stowage: Stowage) -> Response:
         element("ETag", etag(copied)),
     ]
     return xml_response("CopyObjectResult", result)
+
+
+async def copy_source(
+    request: S3Request, stowage: Stowage, caller: Principal
+) -> tuple[Namespace, str, StoredObject]:
+    """The bucket, key and object that ``x-amz-copy-source`` names (CopyObject and
+    UploadPartCopy), once the caller may read it and its ``x-amz-copy-source-if-*``
+    conditions hold."""
+    source_bucket, source_key = _copy_source(request.headers["x-amz-copy-source"])
+    source_namespace = await resolve(request, stowage, source_bucket)
+    try:
+        source = await stowage.objects.named(caller, source_namespace, source_key)
+    except NotFound:
+        raise errors.no_such_key(source_key) from None
+    _check_copy_conditions(request, source)
+    return source_namespace, source_key, source
 
 
 async def _nothing() -> AsyncIterator[bytes]:
