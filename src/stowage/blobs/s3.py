@@ -7,7 +7,8 @@ in this mode mostly go straight to the bucket (``python -m benchmarks.s3_clients
 Writes stream: request chunks gather into 1 MiB batches, a worker thread hashes each batch
 (md5, sha256) while obstore uploads earlier ones as multipart parts. A failed or oversized
 upload is aborted, so nothing appears under the key. Presigned URLs point at the store
-itself, so Runloop uploads and downloads never pass through stowage.
+itself, so Runloop uploads and downloads never pass through stowage. S3's multipart
+uploads go into the store's own (``parts``, ``s3_parts.py``) when its keys are set.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import obstore
 from obstore.store import S3Store
 
 from ..core.models import BlobWritten
+from .s3_parts import S3Parts
 from .s3_stream import Hasher, hashed, nothing, outage, reachable
 
 PART_BYTES = 8 * 1024 * 1024
@@ -58,6 +60,21 @@ class S3BlobStore:
             retry_config={"max_retries": 2, "retry_timeout": timedelta(seconds=10)},
         )
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-hash")
+        self.parts: S3Parts | None = None
+        if access_key_id and secret_access_key:
+            self.parts = S3Parts(
+                endpoint,
+                bucket,
+                region,
+                access_key_id,
+                secret_access_key,
+                path_style,
+                self.path,
+                self.digest,
+                self._pool,
+                self._prefix,
+                request_timeout_s,
+            )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

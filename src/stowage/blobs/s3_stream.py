@@ -41,8 +41,9 @@ class Hasher(Digest):
 async def hashed(
     chunks: AsyncIterator[bytes], hasher: Hasher, max_bytes: int | None, pool: Executor
 ) -> AsyncIterator[bytes]:
-    """The stream in batches of at least ``BATCH_BYTES``, each hashed on ``pool`` before it
-    goes on; TooLarge (as the hasher's failure) past ``max_bytes``."""
+    """The stream in batches of at least ``BATCH_BYTES``, each hashed on ``pool`` while the
+    consumer sends it on (one batch at a time, so the digests see them in order); TooLarge
+    (as the hasher's failure) past ``max_bytes``."""
     batch = bytearray()
     total = 0
     async for chunk in hasher.guard(chunks):
@@ -52,8 +53,9 @@ async def hashed(
             raise hasher.failure
         batch += chunk
         if len(batch) >= BATCH_BYTES:
-            await asyncio.wrap_future(pool.submit(hasher.update, batch))
+            hashing = pool.submit(hasher.update, batch)  # while the batch goes on its way
             yield bytes(batch)
+            await asyncio.wrap_future(hashing)
             batch = bytearray()
     if batch or total == 0:
         await asyncio.wrap_future(pool.submit(hasher.update, batch))

@@ -218,7 +218,11 @@ class KeptAnswer:
 
 @dataclass(frozen=True, slots=True)
 class MultipartUpload:
-    """An upload in parts to a name in a namespace, until it is completed or aborted."""
+    """An upload in parts to a name in a namespace, until it is completed or aborted.
+
+    On a blob store with multipart uploads of its own (``ports.BlobParts``) the parts go
+    into one of those, ``backing_id``, which completes into the blob ``blob_key``; else
+    both are None and each part is a blob of its own."""
 
     id: int
     upload_id: str
@@ -231,12 +235,14 @@ class MultipartUpload:
     mime_type: str | None
     created_ms: int
     deadline_ms: int
+    blob_key: str | None = None
+    backing_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class UploadedPart:
     part_number: int
-    blob_key: str
+    blob_key: str | None  # None: the part is in its upload's backing upload
     size: int
     md5: str
     created_ms: int
