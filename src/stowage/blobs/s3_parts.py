@@ -28,6 +28,9 @@ from ..core.models import BlobWritten
 from .s3_stream import Hasher, hashed, outage, reachable
 
 UNSIGNED = "UNSIGNED-PAYLOAD"
+# The store's refusals that the parts a client sent caused (a part replaced meanwhile,
+# one too large for the store): the client's to hear. Any other is the store failing us.
+CLIENT_FAULTS = {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "EntityTooLarge"}
 UNRESERVED = "-_.~"
 
 
@@ -65,8 +68,7 @@ class S3Parts:
         self._tls = ssl.create_default_context()  # made once: loading the CAs takes a while
 
     async def start(self, key: str) -> str:
-        found = await self._call("POST", key, {"uploads": ""})
-        return _text(ElementTree.fromstring(found.content), "UploadId")
+        return _text(_parsed(await self._call("POST", key, {"uploads": ""})), "UploadId")
 
     async def put(
         self, key: str, upload_id: str, number: int, chunks: AsyncIterator[bytes], size: int
@@ -92,9 +94,8 @@ class S3Parts:
             for n, md5 in parts
         )
         xml = f"<CompleteMultipartUpload>{listed}</CompleteMultipartUpload>".encode()
-        answer = await self._call("POST", key, {"uploadId": upload_id}, xml)
         # S3 may answer 200 and then an error, having kept the connection alive meanwhile.
-        _refused(ElementTree.fromstring(answer.content))
+        _refused(_parsed(await self._call("POST", key, {"uploadId": upload_id}, xml)))
         return await self._digest(key)
 
     async def abort(self, key: str, upload_id: str) -> None:
@@ -106,7 +107,7 @@ class S3Parts:
         marker = {"key-marker": "", "upload-id-marker": ""}
         while True:
             query = {"uploads": "", "prefix": f"{self._prefix}blobs/", **marker}
-            listed = ElementTree.fromstring((await self._call("GET", "", query)).content)
+            listed = _parsed(await self._call("GET", "", query))
             for upload in listed.iterfind("{*}Upload"):
                 started = datetime.fromisoformat(_text(upload, "Initiated").replace("Z", "+00:00"))
                 key = _text(upload, "Key").rsplit("/", 1)[-1]
@@ -126,8 +127,8 @@ class S3Parts:
         body: bytes | AsyncIterator[bytes] = b"",
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """One signed request; FileNotFoundError for NoSuchUpload, Invalid for the store's
-        other refusals, Unavailable when it cannot be reached or fails."""
+        """One signed request; FileNotFoundError for NoSuchUpload, Invalid for a refusal
+        the client's parts caused, Unavailable for any other failure."""
         path = f"{self._root}/{_encoded(self._path(key), UNRESERVED + '/') if key else ''}"
         canonical_query = "&".join(f"{_encoded(n)}={_encoded(v)}" for n, v in sorted(query.items()))
         signed = {**self._signature(method, path, canonical_query), **(headers or {})}
@@ -139,11 +140,9 @@ class S3Parts:
                 answer = await client.request(method, url, content=body, headers=signed)
         if answer.status_code < 300:
             return answer
-        if answer.status_code >= 500:
-            raise outage(RuntimeError(f"{answer.status_code} from the blob store"))
         with contextlib.suppress(ElementTree.ParseError):
             _refused(ElementTree.fromstring(answer.content))
-        raise Invalid(f"the blob store refused: {answer.status_code}")
+        raise outage(RuntimeError(f"{answer.status_code} from the blob store"))
 
     def _signature(self, method: str, path: str, canonical_query: str) -> dict[str, str]:
         now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -193,6 +192,13 @@ async def _exactly(chunks: AsyncIterator[bytes], size: int, hasher: Hasher) -> A
         raise hasher.failure
 
 
+def _parsed(answer: httpx.Response) -> ElementTree.Element:
+    try:
+        return ElementTree.fromstring(answer.content)
+    except ElementTree.ParseError as exc:
+        raise outage(exc) from exc
+
+
 def _text(element: ElementTree.Element, name: str) -> str:
     found = element.findtext(f"{{*}}{name}")
     if found is None:
@@ -201,13 +207,14 @@ def _text(element: ElementTree.Element, name: str) -> str:
 
 
 def _refused(answer: ElementTree.Element) -> None:
-    """Raise what an ``<Error>`` body says: a missing upload as FileNotFoundError, any other
-    refusal (a part that is not there with that ETag) as Invalid."""
+    """Raise what an ``<Error>`` body says: a missing upload as FileNotFoundError, a fault
+    of the parts the client sent as Invalid, anything else (a missing bucket, bad keys) as
+    the store failing us."""
     if answer.tag.rsplit("}", 1)[-1] != "Error":
         return
     code, message = answer.findtext("Code") or "", answer.findtext("Message") or ""
     if code == "NoSuchUpload":
         raise FileNotFoundError(message)
-    if code in ("InternalError", "SlowDown", "ServiceUnavailable"):
-        raise outage(RuntimeError(code))
-    raise Invalid(f"{code}: {message}")
+    if code in CLIENT_FAULTS:
+        raise Invalid(f"{code}: {message}")
+    raise outage(RuntimeError(code))
