@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from stowage.processes import free_port, wait_healthy
 
 from .backends import BACKENDS, backend_settings
+from .harness import create_s3_key
 
 ROUNDS = 3
 UPLOADS = 100
@@ -222,19 +222,12 @@ class MultipartLedger:
 
 
 def s3_client(node: Node) -> BaseClient:
-    printed = subprocess.run(
-        [*CLI, "keys", "create", "--user", "admin", "--scope", SCOPES],
-        env=node.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    exported = dict(re.findall(r"(?m)^export (AWS_[A-Z_]+)=(\S+)$", printed))
+    key_id, secret = create_s3_key(node.env, "admin", SCOPES)
     return boto3.client(
         "s3",
         endpoint_url=f"http://127.0.0.1:{node.env['STOWAGE_S3_API_PORT']}",
-        aws_access_key_id=exported["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=exported["AWS_SECRET_ACCESS_KEY"],
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
         region_name="us-east-1",
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from botocore.exceptions import ClientError
 from stowage.processes import free_port, start_serve
 
 from .backends import BACKENDS, backend_settings
+from .harness import create_s3_key
 
 SCOPES = "object:read,write,delete namespace:read,write,delete"
 
@@ -45,26 +45,7 @@ class S3Server:
         )
 
     def create_key(self, user: str = "admin", scopes: str = SCOPES) -> tuple[str, str]:
-        """``stowage keys create``, as an operator runs it: the id and the secret it prints."""
-        printed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "stowage.cli",
-                "keys",
-                "create",
-                "--user",
-                user,
-                "--scope",
-                scopes,
-            ],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        exported = dict(re.findall(r"(?m)^export (AWS_[A-Z_]+)=(\S+)$", printed))
-        return exported["AWS_ACCESS_KEY_ID"], exported["AWS_SECRET_ACCESS_KEY"]
+        return create_s3_key(self.env, user, scopes)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
