@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import obstore
 from aiobotocore.session import get_session
@@ -40,15 +41,19 @@ async def rate(count: int, op: Callable[[int], Awaitable[None]]) -> float:
     return count / (time.perf_counter() - start)
 
 
-async def aiobotocore_figures(s3: SeaweedFS, block: bytes, small: bytes) -> dict[str, float]:
-    session = get_session()
-    async with session.create_client(
+def aiobotocore_client(s3: SeaweedFS) -> Any:
+    """An aiobotocore S3 client of the SeaweedFS, to enter with ``async with``."""
+    return get_session().create_client(
         "s3",
         endpoint_url=s3.endpoint,
         aws_access_key_id=s3.access_key,
         aws_secret_access_key=s3.secret_key,
         region_name="us-east-1",
-    ) as c:
+    )
+
+
+async def aiobotocore_figures(s3: SeaweedFS, block: bytes, small: bytes) -> dict[str, float]:
+    async with aiobotocore_client(s3) as c:
         start = time.perf_counter()
         upload = await c.create_multipart_upload(Bucket=BUCKET, Key="big-boto")
         parts, buf = [], bytearray()

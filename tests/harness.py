@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -200,3 +201,16 @@ def run_thread_server_with(tmp_path: Path, extra: dict[str, str]) -> Iterator[Th
         loop.call_soon_threadsafe(granian.stop)
         thread.join(timeout=20)
         loop.close()
+
+
+def create_s3_key(env: dict[str, str], user: str, scopes: str) -> tuple[str, str]:
+    """``stowage keys create``, as an operator runs it: the id and the secret it prints."""
+    printed = subprocess.run(
+        [*ProcServer.cli_command(), "keys", "create", "--user", user, "--scope", scopes],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    exported = dict(re.findall(r"(?m)^export (AWS_[A-Z_]+)=(\S+)$", printed))
+    return exported["AWS_ACCESS_KEY_ID"], exported["AWS_SECRET_ACCESS_KEY"]

@@ -22,10 +22,10 @@ import pytest
 from stowage.blobs.local import LocalBlobStore
 from stowage.blobs.memory import MemoryBlobStore
 from stowage.blobs.s3 import S3BlobStore
-from stowage.core.errors import TooLarge
+from stowage.core.errors import Invalid, TooLarge
 from stowage.core.ids import new_blob_key
 from stowage.core.models import BlobWritten
-from stowage.core.ports import BlobStore
+from stowage.core.ports import BlobParts, BlobStore
 from stowage.core.sniff import SNIFF_LEN
 from stowage.seaweed import SeaweedFS
 
@@ -200,3 +200,53 @@ def test_blobs_written_together_each_land_whole(store: BlobStore) -> None:
 
 def test_a_usable_store_answers_ping(store: BlobStore) -> None:
     assert run(store.ping()) is None
+
+
+@pytest.fixture
+def parts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobParts]:
+    """The S3 store's own multipart uploads (``ports.BlobParts``)."""
+    made = make_store("s3", request, tmp_path)
+    try:
+        assert made.parts is not None  # the store has keys
+        yield made.parts
+    finally:
+        made.close()
+
+
+def test_own_parts_complete_into_one_blob_of_the_parts_chosen(parts: BlobParts) -> None:
+    key = new_blob_key()
+    first, second, unused = os.urandom(5 * MiB), os.urandom(1000), os.urandom(10)
+    upload_id = run(parts.start(key))
+
+    def put_part(number: int, data: bytes) -> str:
+        return run(parts.put(key, upload_id, number, chunks(data, 65536), len(data)))
+
+    put_part(1, os.urandom(5 * MiB))  # sent again below: the last one counts
+    assert [put_part(n, d) for n, d in ((2, second), (1, first), (3, unused))] == [
+        hashlib.md5(d).hexdigest() for d in (second, first, unused)
+    ]
+    listed = run(parts.in_progress())
+    assert listed[upload_id][0] == key
+    chosen = [(1, hashlib.md5(first).hexdigest()), (2, hashlib.md5(second).hexdigest())]
+    assert run(parts.complete(key, upload_id, chosen)) == written_for(first + second)
+    assert run(parts.complete(key, upload_id, chosen)) == written_for(first + second)
+    assert upload_id not in run(parts.in_progress())
+
+
+def test_own_parts_refuse_what_is_not_there_and_keep_nothing_aborted(parts: BlobParts) -> None:
+    key, data = new_blob_key(), os.urandom(1000)
+    upload_id = run(parts.start(key))
+    with pytest.raises(ConnectionResetError):  # the client's own error comes out
+        run(parts.put(key, upload_id, 1, chunks(os.urandom(BIG), 65536, 100_000), BIG))
+    with pytest.raises(TooLarge):
+        run(parts.put(key, upload_id, 1, chunks(data, 100), 999))
+    with pytest.raises(Invalid):
+        run(parts.put(key, upload_id, 1, chunks(data, 100), 1001))
+    run(parts.put(key, upload_id, 1, chunks(data, 100), 1000))
+    with pytest.raises(Invalid):  # not that part's md5
+        run(parts.complete(key, upload_id, [(1, hashlib.md5(b"other").hexdigest())]))
+    run(parts.abort(key, upload_id))
+    run(parts.abort(key, upload_id))  # aborting twice is fine
+    assert upload_id not in run(parts.in_progress())
+    with pytest.raises(FileNotFoundError):
+        run(parts.put(key, upload_id, 2, chunks(data, 100), 1000))

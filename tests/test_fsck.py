@@ -1,13 +1,20 @@
-"""stowage fsck: orphans, missing blobs and corrupt blobs, found and (orphans) fixed."""
+"""stowage fsck: orphans, missing blobs and corrupt blobs, found and (orphans) fixed; and
+the S3 blob store's own multipart uploads, which a crash may leave behind."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
+from stowage.core.access import Principal
 from stowage.core.fsck import check
 from stowage.core.ids import new_blob_key
+from stowage.core.models import MultipartUpload
+from stowage.core.objects.multipart import ORPHAN_MARGIN_MS
+from stowage.core.ports import BlobParts, DirectBlobStore
 
 from .harness import ThreadServer
 
@@ -70,3 +77,61 @@ def test_cli_exit_codes(server: ThreadServer) -> None:
     assert found.returncode == 1 and "1 orphan blobs" in found.stdout
     fixed = server.cli("fsck", "--grace", "0", "--fix")
     assert fixed.returncode == 0 and "fixed" in fixed.stdout
+
+
+def _start_upload(server: ThreadServer, bucket: str) -> tuple[Principal, MultipartUpload]:
+    s = server.stowage
+    admin = server.run(s.access.authenticate(server.token))
+    namespace = server.run(s.namespaces.create_root(admin, bucket))
+    return admin, server.run(s.objects.start_multipart(admin, namespace, "big", None, None))
+
+
+def _own_parts(server: ThreadServer) -> BlobParts:
+    blobs = server.stowage.blobs
+    if not isinstance(blobs, DirectBlobStore) or blobs.parts is None:
+        pytest.skip("only the S3 blob store has multipart uploads of its own")
+    return blobs.parts
+
+
+def test_the_stores_own_uploads_no_row_holds_are_orphans(server: ThreadServer) -> None:
+    """A crash between starting the store's upload and committing the row leaves one that
+    no inventory shows: fsck finds it, and --fix aborts it, but not one in progress."""
+    parts = _own_parts(server)
+    _, held = _start_upload(server, "fsck-parts")
+    orphan = server.run(parts.start(new_blob_key()))
+    assert fsck(server).clean  # within the grace period it may be an upload starting
+    server.clock.advance(10_000)
+    found = fsck(server, grace_s=0)
+    assert found.orphan_uploads == [orphan] and not found.clean
+    fixed = server.cli("fsck", "--grace", "0", "--fix")
+    assert fixed.returncode == 0 and "aborted 1 orphan multipart uploads" in fixed.stdout
+    assert set(server.run(parts.in_progress())) == {held.backing_id}
+
+
+def test_a_completion_cut_short_leaves_the_upload_to_retry_or_reap(server: ThreadServer) -> None:
+    """The store's upload completed but the row not committed (a crash between the two):
+    the blob is the upload's, not an orphan, a retried completion makes the object of it,
+    and an upload that is never retried goes with its blob when it is reaped."""
+    parts = _own_parts(server)
+    s = server.stowage
+    admin, upload = _start_upload(server, "cut-short")
+    data = b"whole object"
+    part = server.run(s.objects.put_part(admin, upload, 1, body(data), len(data)))
+    assert upload.blob_key is not None and upload.backing_id is not None
+    server.run(parts.complete(upload.blob_key, upload.backing_id, [(1, part.md5)]))
+    server.clock.advance(10_000)
+    assert fsck(server, grace_s=0).clean
+    done = server.run(s.objects.complete_multipart(admin, upload, [(1, part.md5)]))
+    assert (done.size, done.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    assert fsck(server, verify=True, grace_s=0).clean
+
+    admin, abandoned = _start_upload(server, "abandoned")
+    part = server.run(s.objects.put_part(admin, abandoned, 1, body(data), len(data)))
+    assert abandoned.blob_key is not None and abandoned.backing_id is not None
+    server.run(parts.complete(abandoned.blob_key, abandoned.backing_id, [(1, part.md5)]))
+    stray = server.run(parts.start(new_blob_key()))  # and one no row ever held
+    server.clock.advance(s.objects.limits.upload_ttl_ms + ORPHAN_MARGIN_MS)
+    server.run(s.reaper.run_once())
+    assert abandoned.blob_key not in server.stored_blobs()
+    assert stray not in server.run(parts.in_progress())
+    assert fsck(server, grace_s=0).clean

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ from botocore.handlers import set_list_objects_encoding_type_url
 from stowage.processes import free_port, start_serve
 
 from .backends import BACKENDS, backend_settings
+from .harness import create_s3_key
 
 SCOPES = "object:read,write,delete namespace:read,write,delete"
 S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -49,26 +47,7 @@ class S3Server:
         )
 
     def create_key(self, user: str = "admin", scopes: str = SCOPES) -> tuple[str, str]:
-        """``stowage keys create``, as an operator runs it: the id and the secret it prints."""
-        printed = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "stowage.cli",
-                "keys",
-                "create",
-                "--user",
-                user,
-                "--scope",
-                scopes,
-            ],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        exported = dict(re.findall(r"(?m)^export (AWS_[A-Z_]+)=(\S+)$", printed))
-        return exported["AWS_ACCESS_KEY_ID"], exported["AWS_SECRET_ACCESS_KEY"]
+        return create_s3_key(self.env, user, scopes)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -484,6 +463,81 @@ def test_boto3_upload_file_goes_multipart_and_back(s3: BaseClient, tmp_path: Pat
     back = tmp_path / "back.tgz"
     s3.download_file("transfer", "ci/artifact.tgz", str(back), Config=config)
     assert back.read_bytes() == source.read_bytes()
+
+
+def test_upload_part_copy_makes_parts_of_other_objects_bytes(
+    s3_server: S3Server, s3: BaseClient
+) -> None:
+    s3.create_bucket(Bucket="part-from")
+    s3.create_bucket(Bucket="part-to")
+    source = os.urandom(6 * MIB + 100)
+    s3.put_object(Bucket="part-from", Key="dir/src", Body=source)
+    started = s3.create_multipart_upload(Bucket="part-to", Key="joined")
+    upload = {"Bucket": "part-to", "Key": "joined", "UploadId": started["UploadId"]}
+    whole = s3.upload_part_copy(**upload, PartNumber=1, CopySource="part-from/dir/src")
+    ranged = s3.upload_part_copy(
+        **upload,
+        PartNumber=2,
+        CopySource={"Bucket": "part-from", "Key": "dir/src"},
+        CopySourceRange=f"bytes=100-{5 * MIB + 99}",
+        CopySourceIfMatch=f'"{hashlib.md5(source).hexdigest()}"',
+    )
+    tail = s3.upload_part(**upload, PartNumber=3, Body=b"tail")
+    expected = [source, source[100 : 5 * MIB + 100], b"tail"]
+    etags = [whole["CopyPartResult"]["ETag"], ranged["CopyPartResult"]["ETag"], tail["ETag"]]
+    assert etags == [f'"{hashlib.md5(p).hexdigest()}"' for p in expected]
+    assert [p["Size"] for p in s3.list_parts(**upload)["Parts"]] == [len(p) for p in expected]
+
+    for extra, code, status in (
+        ({"CopySourceRange": f"bytes=0-{len(source)}"}, "InvalidRange", 400),
+        ({"CopySourceRange": "bytes=0-"}, "InvalidArgument", 400),
+        ({"CopySourceRange": "bytes=9-1"}, "InvalidArgument", 400),
+        ({"CopySourceIfNoneMatch": etags[0]}, "PreconditionFailed", 412),
+        ({"CopySource": "part-from/absent"}, "NoSuchKey", 404),
+        ({"CopySource": "part-from/dir/src?versionId=v2"}, "NotImplemented", 501),
+    ):
+        asked = {"PartNumber": 4, "CopySource": "part-from/dir/src", **extra}
+        with pytest.raises(ClientError) as refused:
+            s3.upload_part_copy(**upload, **asked)
+        assert (error_code(refused), refused.value.response["Error"].get("Key", "")) == (
+            code,
+            "absent" if code == "NoSuchKey" else "",
+        )
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+    unreadable = s3_server.client(*s3_server.create_key(scopes="object:write namespace:read"))
+    own = unreadable.create_multipart_upload(Bucket="part-to", Key="other")
+    with pytest.raises(ClientError) as denied:
+        unreadable.upload_part_copy(
+            Bucket="part-to",
+            Key="other",
+            UploadId=own["UploadId"],
+            PartNumber=1,
+            CopySource="part-from/dir/src",
+        )
+    assert error_code(denied) == "AccessDenied"
+
+    chosen = [{"PartNumber": n, "ETag": etags[n - 1]} for n in (1, 2, 3)]
+    done = s3.complete_multipart_upload(**upload, MultipartUpload={"Parts": chosen})
+    md5s = b"".join(hashlib.md5(p).digest() for p in expected)
+    assert done["ETag"] == f'"{hashlib.md5(md5s).hexdigest()}-3"'
+    assert s3.get_object(Bucket="part-to", Key="joined")["Body"].read() == b"".join(expected)
+
+
+def test_a_managed_copy_of_a_large_object_goes_part_by_part(s3: BaseClient) -> None:
+    """boto3's ``copy`` copies an object past its multipart threshold with UploadPartCopy,
+    one range a part."""
+    from boto3.s3.transfer import TransferConfig
+
+    s3.create_bucket(Bucket="managed-copy")
+    source = os.urandom(12 * MIB + 123)
+    s3.put_object(Bucket="managed-copy", Key="src", Body=source)
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    s3.copy({"Bucket": "managed-copy", "Key": "src"}, "managed-copy", "dst", Config=config)
+    got = s3.get_object(Bucket="managed-copy", Key="dst")
+    parts = [source[i : i + 5 * MIB] for i in range(0, len(source), 5 * MIB)]
+    md5s = b"".join(hashlib.md5(p).digest() for p in parts)
+    assert got["ETag"] == f'"{hashlib.md5(md5s).hexdigest()}-3"'
+    assert got["Body"].read() == source
 
 
 def test_a_refusal_before_the_body_is_read_leaves_the_connection_usable(

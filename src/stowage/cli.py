@@ -141,7 +141,9 @@ def migrate_command() -> None:
 @app.command(rich_help_panel=ADMIN)
 def fsck(
     verify: Annotated[bool, typer.Option(help="Re-hash every blob against its sha256")] = False,
-    fix: Annotated[bool, typer.Option(help="Delete orphan blobs")] = False,
+    fix: Annotated[
+        bool, typer.Option(help="Delete orphan blobs, abort orphan multipart uploads")
+    ] = False,
     grace: Annotated[
         float, typer.Option(help="Ignore orphans younger than this many seconds")
     ] = 3600,
@@ -182,12 +184,16 @@ def fsck(
         ("orphan blobs", report.orphans),
         ("objects whose blob is missing", report.missing),
         ("objects whose bytes do not match their sha256", report.corrupt),
+        ("orphan multipart uploads in the blob store", report.orphan_uploads),
     ):
         if items:
             out.print(f"[yellow]{len(items)} {label}:[/yellow] {' '.join(items)}")
     if report.removed:
         out.print(f"removed {len(report.removed)} orphan blobs")
-    unresolved = report.missing or report.corrupt or (report.orphans and not fix)
+    if report.aborted:
+        out.print(f"aborted {len(report.aborted)} orphan multipart uploads")
+    orphaned = report.orphans or report.orphan_uploads
+    unresolved = report.missing or report.corrupt or (orphaned and not fix)
     if not unresolved:
         out.print("[green]clean[/green]" if report.clean else "[green]fixed[/green]")
     raise typer.Exit(1 if unresolved else 0)

@@ -67,6 +67,9 @@ class Reaper:
             total += len(reaped.object_ids)
         while await self._objects.reap_multipart():
             pass
+        orphans = await self._objects.reap_orphan_parts()
+        if orphans:
+            log.warning("reaper aborted %d orphan multipart uploads in the blob store", orphans)
         while await self._objects.forget_keys():
             pass
         self._metrics.reaper_runs.inc()

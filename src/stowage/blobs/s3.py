@@ -7,66 +7,27 @@ in this mode mostly go straight to the bucket (``python -m benchmarks.s3_clients
 Writes stream: request chunks gather into 1 MiB batches, a worker thread hashes each batch
 (md5, sha256) while obstore uploads earlier ones as multipart parts. A failed or oversized
 upload is aborted, so nothing appears under the key. Presigned URLs point at the store
-itself, so Runloop uploads and downloads never pass through stowage.
+itself, so Runloop uploads and downloads never pass through stowage. S3's multipart
+uploads go into the store's own (``parts``, ``s3_parts.py``) when its keys are set.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Literal
 
 import obstore
 from obstore.store import S3Store
 
-from ..core.errors import TooLarge, Unavailable
 from ..core.models import BlobWritten
-from .digest import Digest
+from .s3_parts import S3Parts
+from .s3_stream import Hasher, hashed, nothing, outage, reachable
 
-BATCH_BYTES = 1024 * 1024
 PART_BYTES = 8 * 1024 * 1024
 READ_BYTES = 1024 * 1024
-
-
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield
-
-
-class _Hasher(Digest):
-    """A Digest that also remembers a failure of the incoming stream (not of S3)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failure: BaseException | None = None  # raised by the incoming stream, not S3
-
-    async def guard(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in chunks:
-                yield chunk
-        except GeneratorExit:  # closed by the consumer: not a failure of the stream
-            raise
-        except BaseException as exc:
-            self.failure = self.failure or exc
-            raise
-
-
-def _outage(exc: Exception) -> Unavailable:
-    return Unavailable(f"the blob store is unavailable; retry shortly ({type(exc).__name__})")
-
-
-@contextmanager
-def _reachable() -> Iterator[None]:
-    """Anything but a missing key is the store failing us: report an outage (503)."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise _outage(exc) from exc
 
 
 class S3BlobStore:
@@ -99,6 +60,21 @@ class S3BlobStore:
             retry_config={"max_retries": 2, "retry_timeout": timedelta(seconds=10)},
         )
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-hash")
+        self.parts: S3Parts | None = None
+        if access_key_id and secret_access_key:
+            self.parts = S3Parts(
+                endpoint,
+                bucket,
+                region,
+                access_key_id,
+                secret_access_key,
+                path_style,
+                self.path,
+                self.digest,
+                self._pool,
+                self._prefix,
+                request_timeout_s,
+            )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -110,13 +86,13 @@ class S3BlobStore:
         return obstore.sign(self._store, method, self.path(key), timedelta(seconds=expires_s))
 
     async def copy(self, source: str, target: str) -> None:
-        with _reachable():
+        with reachable():
             await obstore.copy_async(self._store, self.path(source), self.path(target))
 
     async def digest(self, key: str) -> BlobWritten:
         """Hash a stored blob by reading it back: the cost of uploads that bypass stowage."""
-        hasher = _Hasher()
-        with _reachable():
+        hasher = Hasher()
+        with reachable():
             result = await obstore.get_async(self._store, self.path(key))
             async for chunk in result.stream(READ_BYTES):
                 await asyncio.wrap_future(self._pool.submit(hasher.update, bytes(chunk)))
@@ -125,54 +101,35 @@ class S3BlobStore:
     async def inventory(self) -> dict[str, float]:
         """Every blob key under this store's prefix, with its last-modified time."""
         found: dict[str, float] = {}
-        with _reachable():
+        with reachable():
             async for batch in obstore.list(self._store, f"{self._prefix}blobs/"):
                 for meta in batch:
                     found[meta["path"].rsplit("/", 1)[-1]] = meta["last_modified"].timestamp()
         return found
 
-    async def _hashed(
-        self, chunks: AsyncIterator[bytes], hasher: _Hasher, max_bytes: int | None
-    ) -> AsyncIterator[bytes]:
-        batch = bytearray()
-        total = 0
-        async for chunk in hasher.guard(chunks):
-            total += len(chunk)
-            if max_bytes is not None and total > max_bytes:
-                hasher.failure = TooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
-                raise hasher.failure
-            batch += chunk
-            if len(batch) >= BATCH_BYTES:
-                await asyncio.wrap_future(self._pool.submit(hasher.update, batch))
-                yield bytes(batch)
-                batch = bytearray()
-        if batch or total == 0:
-            await asyncio.wrap_future(self._pool.submit(hasher.update, batch))
-            yield bytes(batch)
-
     async def put(
         self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None
     ) -> BlobWritten:
-        hasher = _Hasher()
+        hasher = Hasher()
         try:
             await obstore.put_async(
                 self._store,
                 self.path(key),
-                self._hashed(chunks, hasher, max_bytes),
+                hashed(chunks, hasher, max_bytes, self._pool),
                 chunk_size=PART_BYTES,
                 max_concurrency=4,
             )
         except Exception as exc:
             if hasher.failure is not None:  # the client's stream broke or was too large
                 raise hasher.failure from None
-            raise _outage(exc) from exc
+            raise outage(exc) from exc
         return hasher.result()
 
     async def read(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
         """Open the range (so an outage fails before any response starts), then stream."""
         if length == 0:
-            return _nothing()
-        with _reachable():
+            return nothing()
+        with reachable():
             result = await obstore.get_async(
                 self._store, self.path(key), options={"range": (start, start + length)}
             )
@@ -186,14 +143,14 @@ class S3BlobStore:
     async def read_bytes(self, key: str, start: int, length: int) -> bytes:
         if length == 0:
             return b""
-        with _reachable():
+        with reachable():
             found = await obstore.get_range_async(
                 self._store, self.path(key), start=start, length=length
             )
         return bytes(found)
 
     async def delete(self, key: str) -> None:
-        with _reachable():
+        with reachable():
             await obstore.delete_async(self._store, self.path(key))
 
     async def ping(self) -> None:
@@ -202,7 +159,7 @@ class S3BlobStore:
 
     async def size(self, key: str) -> int | None:
         try:
-            with _reachable():
+            with reachable():
                 meta = await obstore.head_async(self._store, self.path(key))
         except FileNotFoundError:  # obstore maps 404 to the builtin
             return None

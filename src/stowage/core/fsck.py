@@ -5,6 +5,11 @@ pointing at nothing: rows are committed last). ``check`` finds orphans, rows who
 missing, and, with ``verify``, blobs whose sha256 no longer matches; ``fix`` removes the
 orphans. Blobs younger than ``grace_s`` are left alone: they may belong to an upload that
 has not committed its row yet.
+
+On a blob store with multipart uploads of its own (``ports.BlobParts``) a crash can also
+leave one of those that no upload row holds: its bytes are in no inventory, so they are
+checked apart (``orphan_uploads``, by the store's upload id), under the same grace, and
+``fix`` aborts them.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .clock import Clock
-from .ports import BlobStore, MetadataStore
+from .ports import BlobStore, DirectBlobStore, MetadataStore
 
 
 @dataclass
@@ -25,11 +30,13 @@ class FsckReport:
     missing: list[str] = field(default_factory=list)  # public ids
     corrupt: list[str] = field(default_factory=list)  # public ids
     removed: list[str] = field(default_factory=list)
+    orphan_uploads: list[str] = field(default_factory=list)  # the blob store's upload ids
+    aborted: list[str] = field(default_factory=list)
     verified: int = 0
 
     @property
     def clean(self) -> bool:
-        return not (self.orphans or self.missing or self.corrupt)
+        return not (self.orphans or self.missing or self.corrupt or self.orphan_uploads)
 
 
 async def check(
@@ -71,4 +78,16 @@ async def check(
         for key in report.orphans:
             await blobs.delete(key)
             report.removed.append(key)
+    parts = blobs.parts if isinstance(blobs, DirectBlobStore) else None
+    if parts is not None:
+        held = await meta.backing_ids()
+        orphan_uploads = {  # upload id → the blob key it would complete into
+            upload_id: key
+            for upload_id, (key, started) in (await parts.in_progress()).items()
+            if upload_id not in held and started <= settled_before
+        }
+        report.orphan_uploads = sorted(orphan_uploads)
+        for upload_id, key in orphan_uploads.items() if fix else ():
+            await parts.abort(key, upload_id)
+            report.aborted.append(upload_id)
     return report

@@ -241,7 +241,11 @@ class KeptAnswer:
 
 @dataclass(frozen=True, slots=True)
 class MultipartUpload:
-    """An upload in parts to a name in a namespace, until it is completed or aborted."""
+    """An upload in parts to a name in a namespace, until it is completed or aborted.
+
+    On a blob store with multipart uploads of its own (``ports.BlobParts``) the parts go
+    into one of those, ``backing_id``, which completes into the blob ``blob_key``; else
+    both are None and each part is a blob of its own."""
 
     id: int
     upload_id: str
@@ -259,12 +263,14 @@ class MultipartUpload:
     # (``checksums.of_parts``): a checksum of theirs, or (``composite`` false) of the bytes.
     checksum_algorithm: str | None = None
     composite: bool = True
+    blob_key: str | None = None
+    backing_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class UploadedPart:
     part_number: int
-    blob_key: str
+    blob_key: str | None  # None: the part is in its upload's backing upload
     size: int
     md5: str
     created_ms: int

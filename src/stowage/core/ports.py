@@ -8,7 +8,7 @@ the facade.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from .models import (
@@ -176,7 +176,8 @@ class ObjectStore(Protocol):
 
 
 class MultipartStore(Protocol):
-    """Uploads in parts: each part a blob of its own until the upload ends."""
+    """Uploads in parts: each part a blob of its own until the upload ends, or a part of
+    the blob store's own upload that the upload's row names (``MultipartUpload``)."""
 
     async def create_multipart(self, upload: MultipartUpload) -> MultipartUpload: ...
     async def get_multipart(self, upload_id: str) -> MultipartUpload | None: ...
@@ -194,7 +195,8 @@ class MultipartStore(Protocol):
         self, namespace_id: int, prefix: str, key_marker: str, id_marker: str, limit: int
     ) -> list[MultipartUpload]: ...
     async def end_multipart(self, upload: MultipartUpload) -> list[str] | None:
-        """Remove the upload; its parts' blob keys, or None if it had ended already."""
+        """Remove the upload; its parts' blob keys (those that have one), or None if it had
+        ended already."""
         ...
 
     async def complete_multipart(
@@ -210,7 +212,14 @@ class MultipartStore(Protocol):
         ...
 
     async def expired_multipart(self, now_ms: int, limit: int) -> list[MultipartUpload]: ...
-    async def part_keys(self) -> set[str]: ...
+    async def part_keys(self) -> set[str]:
+        """The blob keys of uploads in progress: their parts', and those their backing
+        uploads complete into."""
+        ...
+
+    async def backing_ids(self) -> set[str]:
+        """The ids of the blob store's own uploads that uploads in progress hold."""
+        ...
 
 
 class NamespaceStore(Protocol):
@@ -303,10 +312,45 @@ class BlobStore(Protocol):
         ...
 
 
+class BlobParts(Protocol):
+    """A blob store's own multipart uploads (S3's), so that an upload in parts lands in
+    one and completing it makes the blob without the bytes passing through stowage again.
+    Uploads are named by the blob key they complete into and the store's upload id."""
+
+    async def start(self, key: str) -> str:
+        """Start an upload that completes into ``key``; its id."""
+        ...
+
+    async def put(
+        self, key: str, upload_id: str, number: int, chunks: AsyncIterator[bytes], size: int
+    ) -> str:
+        """Store part ``number`` (in place of an earlier one), exactly ``size`` bytes, else
+        nothing; its md5."""
+        ...
+
+    async def complete(
+        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> BlobWritten:
+        """Make ``key`` of the parts (number and md5, ascending), and report the whole
+        blob. Completing a completed upload again is not an error."""
+        ...
+
+    async def abort(self, key: str, upload_id: str) -> None:
+        """Drop the upload and its parts; one already gone is not an error."""
+        ...
+
+    async def in_progress(self) -> dict[str, tuple[str, float]]:
+        """Every upload not completed or aborted: id → (key, start time in seconds)."""
+        ...
+
+
 @runtime_checkable
 class DirectBlobStore(BlobStore, Protocol):
     """A store clients can reach themselves (S3): presigned URLs point at it, and uploads
-    that bypass stowage are adopted at ``complete`` by copying and hashing them."""
+    that bypass stowage are adopted at ``complete`` by copying and hashing them. ``parts``
+    is its own multipart uploads, when it can drive them."""
+
+    parts: BlobParts | None
 
     def presign(self, method: Literal["GET", "PUT"], key: str, expires_s: int) -> str: ...
     async def size(self, key: str) -> int | None: ...

@@ -1,5 +1,6 @@
-"""Uploads in parts: the upload's row, one row per part (a blob of its own), and the
-completion that turns them into an object in one transaction."""
+"""Uploads in parts: the upload's row, one row per part (a blob of its own, or a part of
+the blob store's own upload that the upload's row names), and the completion that turns
+them into an object in one transaction."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ class SqlMultipart(SqlObjects):
             "created_ms": upload.created_ms,
             "deadline_ms": upload.deadline_ms,
             "attributes_json": records.upload_attributes_json(upload),
+            "blob_key": upload.blob_key,
+            "backing_id": upload.backing_id,
         }
         stmt = insert(multipart_uploads).values(values).returning(*multipart_uploads.c)
         return await self._write(lambda conn: records.multipart_upload(conn.execute(stmt).one()))
@@ -111,9 +114,8 @@ class SqlMultipart(SqlObjects):
 
     @staticmethod
     def _end(conn: Connection, upload: MultipartUpload) -> list[str] | None:
-        keys = list(
-            conn.execute(select(_PARTS.blob_key).where(_PARTS.upload_pk == upload.id)).scalars()
-        )
+        of_upload = (_PARTS.upload_pk == upload.id, _PARTS.blob_key.is_not(None))
+        keys = list(conn.execute(select(_PARTS.blob_key).where(*of_upload)).scalars())
         gone = conn.execute(delete(multipart_uploads).where(_UPLOADS.id == upload.id))
         if gone.rowcount == 0:
             return None
@@ -161,6 +163,14 @@ class SqlMultipart(SqlObjects):
         )
 
     async def part_keys(self) -> set[str]:
-        """Every part's blob key (fsck: bytes of uploads in progress, not orphans)."""
-        stmt = select(_PARTS.blob_key)
+        """Every part's blob key, and every blob key an upload's backing upload completes
+        into (fsck: bytes of uploads in progress, not orphans)."""
+        parts = select(_PARTS.blob_key).where(_PARTS.blob_key.is_not(None))
+        targets = select(_UPLOADS.blob_key).where(_UPLOADS.blob_key.is_not(None))
+        stmt = parts.union(targets)
+        return await self._read(lambda conn: set(conn.execute(stmt).scalars()))
+
+    async def backing_ids(self) -> set[str]:
+        """The ids of the blob store's own uploads that upload rows hold."""
+        stmt = select(_UPLOADS.backing_id).where(_UPLOADS.backing_id.is_not(None))
         return await self._read(lambda conn: set(conn.execute(stmt).scalars()))

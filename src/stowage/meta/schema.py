@@ -189,7 +189,9 @@ Index(
 
 # Uploads in parts (S3's multipart, migration 0009): each part is a blob of its own until
 # the upload is completed (its parts are copied into one new blob, in order) or aborted, or
-# it passes its deadline and the reaper removes it.
+# it passes its deadline and the reaper removes it. On a blob store with multipart uploads
+# of its own (migration 0012) the parts go into one of those instead, ``backing_id``, which
+# completes into the blob ``blob_key``, and parts have no blob key.
 multipart_uploads = Table(
     "multipart_uploads",
     metadata,
@@ -211,6 +213,8 @@ multipart_uploads = Table(
     Column("deadline_ms", BigInteger, nullable=False),
     # The object's headers and its checksum's algorithm (migration 0010), as JSON.
     Column("attributes_json", Text),
+    Column("blob_key", String(64)),
+    Column("backing_id", Text),
     Index("ix_multipart_uploads_namespace_name", "namespace_id", "name"),
     Index("ix_multipart_uploads_deadline", "deadline_ms"),
     sqlite_autoincrement=True,
@@ -227,7 +231,7 @@ multipart_parts = Table(
         autoincrement=False,
     ),
     Column("part_number", Integer, primary_key=True, autoincrement=False),
-    Column("blob_key", String(64), nullable=False),
+    Column("blob_key", String(64)),  # None: in the upload's backing upload
     Column("size", BigInteger, nullable=False),
     Column("md5", String(32), nullable=False),
     Column("created_ms", BigInteger, nullable=False),

@@ -134,6 +134,8 @@ def operation(request: S3Request) -> tuple[str, Operation]:
         }.get(method)
     else:
         if "uploadId" in query:
+            if method == "PUT" and "x-amz-copy-source" in request.headers:
+                return "UploadPartCopy", multipart.upload_part_copy
             found = {
                 "PUT": ("UploadPart", multipart.upload_part),
                 "POST": ("CompleteMultipartUpload", multipart.complete),

@@ -237,11 +237,13 @@ def precondition_failed(condition: str) -> S3Error:
     )
 
 
-def invalid_range(size: int) -> S3Error:
+def invalid_range(size: int, status: int = 416) -> S3Error:
+    """A Range beyond the object answers 416; a copy's source range beyond the source is
+    a fault of the request, and S3 answers it 400."""
     return S3Error(
         "InvalidRange",
         "The requested range is not satisfiable",
-        416,
+        status,
         {"ActualObjectSize": str(size)},
     )
 

@@ -1,8 +1,9 @@
-"""S3's multipart uploads: Create, UploadPart, Complete, Abort, ListParts and
-ListMultipartUploads, over the core's uploads in parts (``core/objects/multipart.py``)."""
+"""S3's multipart uploads: Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts
+and ListMultipartUploads, over the core's uploads in parts (``core/objects/multipart.py``)."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ElementTree
 
 from starlette.responses import Response
@@ -15,13 +16,15 @@ from .batch import children, read_small
 from .buckets import resolve, signed
 from .checksums import CHECKSUM_PREFIX, upload_checksum
 from .headers import checksum_element, checksum_elements, stored
-from .objects import DEFAULT_TYPE, etag, user_metadata
+from .objects import DEFAULT_TYPE, copy_source, etag, user_metadata
 from .requests import S3Request
 from .responses import xml_response
 from .sigv4 import header_fields
 from .xml import element, parent, timestamp
 
 MAX_LISTED = 1000
+COPY_RANGE_HEADER = "x-amz-copy-source-range"
+COPY_RANGE = re.compile(r"bytes=(\d{1,19})-(\d{1,19})")  # 19 digits: past any object size
 
 
 async def _upload(request: S3Request, stowage: Stowage) -> tuple[Principal, MultipartUpload]:
@@ -67,8 +70,6 @@ def _checksum_kind(upload: MultipartUpload) -> list[tuple[str, str]]:
 
 
 async def upload_part(request: S3Request, stowage: Stowage) -> Response:
-    if "x-amz-copy-source" in request.headers:
-        raise errors.not_implemented("UploadPartCopy (x-amz-copy-source on a part)")
     number = request.number("partNumber", 0, 100_000, longest=9)
     caller, upload = await _upload(request, stowage)
     body = request.body(upload.checksum_algorithm)
@@ -85,6 +86,41 @@ async def upload_part(request: S3Request, stowage: Stowage) -> Response:
     if (checksum := request.checksum()) is not None:
         headers[CHECKSUM_PREFIX + checksum.algorithm] = checksum.value
     return Response(status_code=200, headers=headers)
+
+
+async def upload_part_copy(request: S3Request, stowage: Stowage) -> Response:
+    """UploadPartCopy: a part made of an object's bytes, or of the range
+    ``x-amz-copy-source-range`` names, found and checked as CopyObject finds its source.
+    The part is then a part like any other (its ETag the md5 of its bytes)."""
+    number = request.number("partNumber", 0, 100_000, longest=9)
+    caller, upload = await _upload(request, stowage)
+    _, _, source = await copy_source(request, stowage, caller)
+    start, length = _copy_range(request.headers.get(COPY_RANGE_HEADER), source.size or 0)
+    body = await stowage.objects.read(source, start, length)
+    part = await stowage.objects.put_part(caller, upload, number, body, length)
+    return xml_response(
+        "CopyPartResult",
+        [element("LastModified", timestamp(part.created_ms)), element("ETag", f'"{part.md5}"')],
+    )
+
+
+def _copy_range(header: str | None, size: int) -> tuple[int, int]:
+    """``bytes=first-last`` (one range, both ends given) as start and length; the whole
+    source without the header."""
+    if header is None:
+        return 0, size
+    found = COPY_RANGE.fullmatch(header.strip())
+    if found is None or int(found[1]) > int(found[2]):
+        raise errors.invalid_argument(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where "
+            "first and last are the zero-based offsets of the first and last bytes to copy",
+            COPY_RANGE_HEADER,
+            header,
+        )
+    first, last = int(found[1]), int(found[2])
+    if last >= size:
+        raise errors.invalid_range(size, status=400)
+    return first, last - first + 1
 
 
 def _chosen_parts(data: bytes) -> list[tuple[int, str]]:

@@ -10,9 +10,10 @@ from urllib.parse import parse_qsl, quote, unquote
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ...core.access import Principal
 from ...core.checksums import ALGORITHMS, b64
 from ...core.errors import FieldErrors, NotFound
-from ...core.models import Checksum, StoredObject
+from ...core.models import Checksum, Namespace, StoredObject
 from ...core.objects import KEYS, NEW_KEYS
 from ...service import Stowage
 from ..common.responses import blob_response, http_date_seconds
@@ -88,13 +89,7 @@ async def copy(request: S3Request, stowage: Stowage) -> Response:
     caller = signed(request)
     bucket = await resolve(request, stowage, "write")
     acl.check_object_acl(request, bucket)
-    source_bucket, source_key = _copy_source(request.headers["x-amz-copy-source"])
-    source_namespace = await resolve(request, stowage, "read", source_bucket)
-    try:
-        source = await stowage.objects.named(caller, source_namespace, source_key)
-    except NotFound:
-        raise errors.no_such_key(source_key) from None
-    _check_copy_conditions(request, source)
+    source_namespace, source_key, source = await copy_source(request, stowage, caller)
     directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise errors.invalid_argument(
@@ -162,6 +157,22 @@ def _copied_checksum(
             yield chunk
 
     return hashed(), lambda: Checksum(algorithm, b64(hasher.digest()))
+
+
+async def copy_source(
+    request: S3Request, stowage: Stowage, caller: Principal
+) -> tuple[Namespace, str, StoredObject]:
+    """The bucket, key and object that ``x-amz-copy-source`` names (CopyObject and
+    UploadPartCopy), once the caller may read it and its ``x-amz-copy-source-if-*``
+    conditions hold."""
+    source_bucket, source_key = _copy_source(request.headers["x-amz-copy-source"])
+    source_namespace = await resolve(request, stowage, "read", source_bucket)
+    try:
+        source = await stowage.objects.named(caller, source_namespace, source_key)
+    except NotFound:
+        raise errors.no_such_key(source_key) from None
+    _check_copy_conditions(request, source)
+    return source_namespace, source_key, source
 
 
 async def _nothing() -> AsyncIterator[bytes]:

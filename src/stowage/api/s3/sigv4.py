@@ -24,15 +24,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from functools import lru_cache
 from urllib.parse import quote, unquote_to_bytes
 
+from ...aws_signing import SERVICE, TERMINATOR, sign, signing_key
 from . import errors
 from .errors import S3Error
 
 ALGORITHM = "AWS4-HMAC-SHA256"
-SERVICE = "s3"
-TERMINATOR = "aws4_request"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 # "X-Amz-Expires … Minimum value of 1. Maximum value of 604800 (seven days)."
 MAX_EXPIRES = 604800
@@ -103,27 +101,9 @@ class Verified:
         return self.signing.access_key_id
 
 
-@lru_cache(maxsize=1024)
-def signing_key(secret: str, date: str, region: str) -> bytes:
-    """``kSigning`` for a day and region: four chained HMACs, so cached (the key is valid
-    for one date and region anyway, and a busy client reuses it on every request)."""
-    key = _hmac(("AWS4" + secret).encode(), date)
-    for part in (region, SERVICE, TERMINATOR):
-        key = _hmac(key, part)
-    return key
-
-
-def sign(key: bytes, string_to_sign: str) -> str:
-    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-
-
 def signatures_equal(computed: str, given: str) -> bool:
     """Constant-time, so a forger learns nothing from how long a wrong guess took."""
     return hmac.compare_digest(computed.encode(), given.encode("utf-8", "replace"))
-
-
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
 
 
 def header_fields(headers: Headers) -> dict[str, bytes]:

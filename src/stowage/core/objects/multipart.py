@@ -2,11 +2,19 @@
 parts in any order and any number of times (the last put of a number wins), then complete
 it with the list of parts to keep, or abort it.
 
-Each part is a blob of its own. Completing copies the listed parts, in order, into one new
-blob through the blob store's usual write (so the object's size, md5 and sha256 are those
-of its bytes, as every dialect shows them), then ends the upload and puts the object in
-place of its name's in one transaction. The object also keeps S3's ETag for it: the md5 of
-the parts' md5s, and ``-N``. An upload not completed by its deadline is reaped.
+On a blob store with multipart uploads of its own (``ports.BlobParts``, S3's) the upload
+starts one, each part goes into it, and completing completes it into the object's blob and
+reads that back once for its md5 and sha256. Elsewhere each part is a blob of its own, and
+completing copies the listed parts, in order, into one new blob through the store's usual
+write. Either way the object's size, md5 and sha256 are those of its bytes, as every
+dialect shows them, and the upload ends and the object takes its name's place in one
+transaction. The object also keeps S3's ETag for it: the md5 of the parts' md5s, and
+``-N``. An upload not completed by its deadline is reaped, its bytes with it.
+
+The blob an upload completes into is its own until that transaction: a completion that
+fails leaves it to the upload (a retry completes it again; the reaper removes it), and
+whoever ends the upload otherwise (abort, the reaper) removes it, after aborting the
+store's upload so that no completion racing with them can make it appear later.
 """
 
 from __future__ import annotations
@@ -17,9 +25,10 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from ..access import Principal
 from ..checksums import of_parts
-from ..errors import Invalid, NotFound, TooLarge
+from ..errors import Invalid, NotFound, TooLarge, Unavailable
 from ..ids import new_blob_key, new_object_id
 from ..models import (
+    BlobWritten,
     Checksum,
     MultipartUpload,
     Namespace,
@@ -28,10 +37,18 @@ from ..models import (
     UploadedPart,
 )
 from ..naming import content_kind, validate_metadata, validate_object_name
+from ..ports import BlobParts
 from .base import ObjectsBase
 
 MAX_PARTS = 10_000
 MIN_PART_BYTES = 5 * 1024 * 1024  # every part but the last, as S3 requires
+# The store's own uploads with no row are orphans once older than any upload may live,
+# and this much more (a completion may still be reading its blob back).
+ORPHAN_MARGIN_MS = 3600 * 1000
+MISSING_PARTS = (
+    "One or more of the specified parts could not be found. The part may not have been "
+    "uploaded, or the specified entity tag may not match the part's entity tag."
+)
 
 
 class NoSuchUpload(NotFound):
@@ -64,6 +81,21 @@ def _checksum_of(upload: MultipartUpload, parts: Sequence[UploadedPart]) -> Chec
 
 
 class Multipart(ObjectsBase):
+    @property
+    def _own_parts(self) -> BlobParts | None:
+        direct = self._direct
+        return direct.parts if direct else None
+
+    def _backing(self, upload: MultipartUpload) -> tuple[BlobParts, str, str] | None:
+        """The store's own upload that holds this upload's parts: (its calls, the blob key
+        it completes into, its id); None when each part is a blob of its own."""
+        if upload.backing_id is None or upload.blob_key is None:
+            return None
+        parts = self._own_parts
+        if parts is None:  # started while the store had its keys, which it has no more
+            raise Unavailable("the blob store's own multipart uploads are not configured")
+        return parts, upload.blob_key, upload.backing_id
+
     async def start_multipart(
         self,
         caller: Principal,
@@ -83,25 +115,36 @@ class Multipart(ObjectsBase):
         validate_object_name(name, control_characters=True)  # an S3 key
         clean = validate_metadata(metadata)
         target = await self._namespaces.writable(caller, namespace)
+        own, key, backing_id = self._own_parts, None, None
+        if own is not None:
+            key = new_blob_key()
+            backing_id = await own.start(key)
         now = self._clock.now_ms()
-        return await self._meta.create_multipart(
-            MultipartUpload(
-                id=0,
-                upload_id=secrets.token_urlsafe(24),
-                namespace_id=namespace.id,
-                name=name,
-                owner_id=target.owner_id,
-                author_id=caller.user.id,
-                creator_token_id=caller.token_id,
-                metadata=clean,
-                mime_type=mime_type,
-                created_ms=now,
-                deadline_ms=now + self.limits.upload_ttl_ms,
-                headers=dict(headers) if headers else None,
-                checksum_algorithm=checksum_algorithm,
-                composite=composite,
+        try:
+            return await self._meta.create_multipart(
+                MultipartUpload(
+                    id=0,
+                    upload_id=secrets.token_urlsafe(24),
+                    namespace_id=namespace.id,
+                    name=name,
+                    owner_id=target.owner_id,
+                    author_id=caller.user.id,
+                    creator_token_id=caller.token_id,
+                    metadata=clean,
+                    mime_type=mime_type,
+                    created_ms=now,
+                    deadline_ms=now + self.limits.upload_ttl_ms,
+                    headers=dict(headers) if headers else None,
+                    checksum_algorithm=checksum_algorithm,
+                    composite=composite,
+                    blob_key=key,
+                    backing_id=backing_id,
+                )
             )
-        )
+        except BaseException:
+            if own is not None and key is not None and backing_id is not None:
+                await own.abort(key, backing_id)
+            raise
 
     async def multipart(
         self, caller: Principal, namespace: Namespace, name: str, upload_id: str
@@ -134,23 +177,39 @@ class Multipart(ObjectsBase):
         if not 1 <= part_number <= MAX_PARTS:
             raise Invalid(f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive")
         self._refuse_declared(declared_size)
-        key = new_blob_key()
-        written = await self._blobs.put(key, chunks, self.limits.max_upload_bytes)
+        backing = self._backing(upload)
+        key: str | None = None
+        if backing is None:
+            key = new_blob_key()
+            written = await self._blobs.put(key, chunks, self.limits.max_upload_bytes)
+            size, md5 = written.size, written.md5
+        elif declared_size is None:  # the store's own upload takes a part's size first
+            raise Invalid("A part's size must be declared (Content-Length)")
+        else:
+            parts, target, backing_id = backing
+            try:
+                md5 = await parts.put(target, backing_id, part_number, chunks, declared_size)
+            except FileNotFoundError:  # aborted or reaped meanwhile
+                raise NoSuchUpload("The specified upload does not exist") from None
+            size = declared_size
         found = checksum() if checksum else None
         kept = found.value if found and found.algorithm == upload.checksum_algorithm else None
-        now = self._clock.now_ms()
-        part = UploadedPart(part_number, key, written.size, written.md5, now, kept)
+        part = UploadedPart(part_number, key, size, md5, self._clock.now_ms(), kept)
         try:
             recorded, replaced = await self._meta.put_part(upload, part)
         except BaseException:
-            await self._blobs.delete(key)
+            await self._forget(key)
             raise
         if not recorded:
-            await self._blobs.delete(key)
+            await self._forget(key)
             raise NoSuchUpload("The specified upload does not exist")
-        if replaced:
-            await self._blobs.delete(replaced)
+        await self._forget(replaced)
         return part
+
+    async def _forget(self, key: str | None) -> None:
+        """Delete a part's blob, if it has one."""
+        if key is not None:
+            await self._blobs.delete(key)
 
     async def parts(
         self, caller: Principal, upload: MultipartUpload, after: int, limit: int
@@ -176,7 +235,17 @@ class Multipart(ObjectsBase):
         keys = await self._meta.end_multipart(upload)
         if keys is None:
             raise NoSuchUpload("The specified upload does not exist")
-        for key in keys:
+        await self._release(upload, keys)
+
+    async def _release(self, upload: MultipartUpload, part_keys: Sequence[str]) -> None:
+        """The bytes of an upload just ended (not completed): the store's own upload, then
+        the blob it may have completed into, or the parts' blobs."""
+        backing = self._backing(upload)
+        if backing is not None:
+            parts, target, backing_id = backing
+            await parts.abort(target, backing_id)
+            await self._blobs.delete(target)
+        for key in part_keys:
             await self._blobs.delete(key)
 
     async def complete_multipart(
@@ -190,8 +259,7 @@ class Multipart(ObjectsBase):
         if total > self.limits.max_object_bytes:
             limit = self.limits.max_object_bytes
             raise TooLarge(f"the object would exceed the limit of {limit} bytes")
-        key = new_blob_key()
-        written = await self._blobs.put(key, self._concatenated(kept), None)
+        key, written, ours = await self._assemble(upload, kept)
         now = self._clock.now_ms()
         mime = upload.mime_type or "binary/octet-stream"
         new = NewObject(
@@ -213,15 +281,38 @@ class Multipart(ObjectsBase):
         try:
             done = await self._meta.complete_multipart(upload, new, key, written, mime, now)
         except BaseException:
-            await self._blobs.delete(key)
+            await self._forget(ours)
             raise
         if done is None:
-            await self._blobs.delete(key)
+            await self._forget(ours)
             raise NoSuchUpload("The specified upload does not exist")
         stored, replaced, part_keys = done
         for old in (*part_keys, *([replaced] if replaced else [])):
             await self._blobs.delete(old)
         return stored
+
+    async def _assemble(
+        self, upload: MultipartUpload, kept: Sequence[UploadedPart]
+    ) -> tuple[str, BlobWritten, str | None]:
+        """The object's blob made of the parts kept: its key, what it holds, and the key
+        again if it is this completion's own to delete on failure (a blob the upload's
+        backing upload completed into is the upload's, see the module's docstring)."""
+        backing = self._backing(upload)
+        if backing is None:
+            key = new_blob_key()
+            return key, await self._blobs.put(key, self._concatenated(kept), None), key
+        parts, target, backing_id = backing
+        try:
+            written = await parts.complete(
+                target, backing_id, [(p.part_number, p.md5) for p in kept]
+            )
+        except FileNotFoundError:  # aborted or reaped meanwhile
+            raise NoSuchUpload("The specified upload does not exist") from None
+        except Invalid:  # a part sent again meanwhile, and the store kept the other one
+            raise PartProblem("missing", 0, MISSING_PARTS) from None
+        if written.size != sum(p.size for p in kept):  # completed before with other parts
+            raise PartProblem("missing", 0, MISSING_PARTS)
+        return target, written, None
 
     @staticmethod
     def _check_parts(
@@ -235,13 +326,7 @@ class Multipart(ObjectsBase):
                 raise PartProblem("order", number, "The list of parts was not in ascending order.")
             part = parts.get(number)
             if part is None or part.md5 != md5.strip('"').lower():
-                raise PartProblem(
-                    "missing",
-                    number,
-                    "One or more of the specified parts could not be found. The part may not "
-                    "have been uploaded, or the specified entity tag may not match the part's "
-                    "entity tag.",
-                )
+                raise PartProblem("missing", number, MISSING_PARTS)
             kept.append(part)
         for part in kept[:-1]:
             if part.size < MIN_PART_BYTES:
@@ -254,15 +339,33 @@ class Multipart(ObjectsBase):
 
     async def _concatenated(self, parts: Sequence[UploadedPart]) -> AsyncIterator[bytes]:
         for part in parts:
-            if part.size:
+            if part.size and part.blob_key is not None:
                 async for chunk in await self._blobs.read(part.blob_key, 0, part.size):
                     yield chunk
 
     async def reap_multipart(self, batch: int = 100) -> int:
-        """Remove uploads left unfinished past their deadline, and their parts' bytes."""
+        """Remove uploads left unfinished past their deadline, and their bytes."""
         expired = await self._meta.expired_multipart(self._clock.now_ms(), batch)
         for upload in expired:
             keys = await self._meta.end_multipart(upload)
-            for key in keys or ():
-                await self._blobs.delete(key)
+            if keys is not None:
+                await self._release(upload, keys)
         return len(expired)
+
+    async def reap_orphan_parts(self) -> int:
+        """Abort the store's own uploads that no upload row holds (a crash between starting
+        one and committing its row, a namespace deleted under its uploads) once older than
+        any upload may live: they take space and appear in no inventory."""
+        parts = self._own_parts
+        if parts is None:
+            return 0
+        before_s = (self._clock.now_ms() - self.limits.upload_ttl_ms - ORPHAN_MARGIN_MS) / 1000
+        held = await self._meta.backing_ids()
+        stale = [
+            (key, backing_id)
+            for backing_id, (key, started_s) in (await parts.in_progress()).items()
+            if started_s <= before_s and backing_id not in held
+        ]
+        for key, backing_id in stale:
+            await parts.abort(key, backing_id)
+        return len(stale)
