@@ -230,3 +230,10 @@ def test_buckets_are_reached_by_virtual_hosted_names_too(
     assert [o["Key"] for o in listed["Contents"]] == ["dir/a b.txt"]
     # Path-style requests name the bucket in the path, whatever the Host.
     assert "hosted.bucket" in [b["Name"] for b in hosted.list_buckets()["Buckets"]]
+
+
+def test_a_missing_bucket_is_named_before_access_is_refused(s3_server: S3Server) -> None:
+    """As S3 answers: whoever asks, a bucket that does not exist is NoSuchBucket."""
+    for method in ("PUT", "DELETE", "GET"):
+        reply = httpx.request(method, f"{s3_server.endpoint}/never-made/key", content=b"x")
+        assert reply.status_code == 404 and b"<Code>NoSuchBucket</Code>" in reply.content

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from ...core.errors import StowageError
 from ...service import Stowage
 from . import errors
-from .buckets import resolve, signed
+from .buckets import writable
 from .errors_map import s3_error
 from .requests import S3Request
 from .responses import xml_response
@@ -57,8 +57,7 @@ def parse_delete(data: bytes) -> tuple[list[str], bool]:
 async def delete_objects(request: S3Request, stowage: Stowage) -> Response:
     """Each key as DeleteObject would: deleted (or already absent), or an error of its
     own; one key's failure does not stop the others."""
-    caller = signed(request)
-    bucket = await resolve(request, stowage, "write")
+    caller, bucket = await writable(request, stowage)
     headers = request.headers
     if "content-md5" not in headers and not any(h.startswith("x-amz-checksum-") for h in headers):
         raise errors.missing_content_md5()

@@ -54,6 +54,16 @@ async def resolve(
     return namespace
 
 
+async def writable(
+    request: S3Request, stowage: Stowage, need: Need = "write"
+) -> tuple[Principal, Namespace]:
+    """The caller and the bucket of an operation that changes what the bucket holds (or,
+    ``own``, the bucket itself): NoSuchBucket before AccessDenied, as S3 answers, and
+    the anonymous refused either way."""
+    namespace = await resolve(request, stowage, need)
+    return signed(request), namespace
+
+
 async def list_buckets(request: S3Request, stowage: Stowage) -> Response:
     """The caller's own buckets, as S3 lists only those its caller owns."""
     caller = signed(request)
@@ -82,8 +92,8 @@ async def head(request: S3Request, stowage: Stowage) -> Response:
 
 
 async def delete(request: S3Request, stowage: Stowage) -> Response:
-    caller = signed(request)
-    await stowage.namespaces.delete_root(caller, await resolve(request, stowage, "own"))
+    caller, namespace = await writable(request, stowage, "own")
+    await stowage.namespaces.delete_root(caller, namespace)
     return Response(status_code=204)
 
 
@@ -101,8 +111,7 @@ async def get_acl(request: S3Request, stowage: Stowage) -> Response:
 
 async def put_acl(request: S3Request, stowage: Stowage) -> Response:
     """A canned ACL that a visibility can grant becomes the bucket's visibility."""
-    caller = signed(request)
-    namespace = await resolve(request, stowage, "own")
+    caller, namespace = await writable(request, stowage, "own")
     visibility = acl.bucket_visibility(request)
     if visibility is None:
         raise errors.not_implemented("an ACL other than a canned one (x-amz-acl)")

@@ -13,7 +13,7 @@ from ...core.models import MultipartUpload
 from ...service import Stowage
 from . import acl, errors
 from .batch import children, read_small
-from .buckets import resolve, signed
+from .buckets import writable
 from .checksums import CHECKSUM_PREFIX, upload_checksum
 from .headers import checksum_element, checksum_elements, stored
 from .objects import DEFAULT_TYPE, copy_source, etag, user_metadata
@@ -28,15 +28,13 @@ COPY_RANGE = re.compile(r"bytes=(\d{1,19})-(\d{1,19})")  # 19 digits: past any o
 
 
 async def _upload(request: S3Request, stowage: Stowage) -> tuple[Principal, MultipartUpload]:
-    caller = signed(request)
-    bucket = await resolve(request, stowage, "write")
+    caller, bucket = await writable(request, stowage)
     upload = await stowage.objects.multipart(caller, bucket, request.key, request.query["uploadId"])
     return caller, upload
 
 
 async def create(request: S3Request, stowage: Stowage) -> Response:
-    caller = signed(request)
-    bucket = await resolve(request, stowage, "write")
+    caller, bucket = await writable(request, stowage)
     acl.check_object_acl(request, bucket)
     algorithm, composite = upload_checksum(header_fields(request.scope["headers"]))
     upload = await stowage.objects.start_multipart(
@@ -200,8 +198,7 @@ async def list_parts(request: S3Request, stowage: Stowage) -> Response:
 
 
 async def list_uploads(request: S3Request, stowage: Stowage) -> Response:
-    caller = signed(request)
-    bucket = await resolve(request, stowage, "write")
+    caller, bucket = await writable(request, stowage)
     query = request.query
     prefix, key_marker = query.get("prefix", ""), query.get("key-marker", "")
     id_marker = query.get("upload-id-marker", "")

@@ -18,7 +18,7 @@ from ...core.objects import KEYS, NEW_KEYS
 from ...service import Stowage
 from ..common.responses import blob_response, http_date_seconds
 from . import acl, errors, tagging
-from .buckets import resolve, signed
+from .buckets import resolve, writable
 from .checksums import named_algorithm
 from .headers import checksum_elements, checksum_headers, overrides, send, stored
 from .requests import S3Request
@@ -39,8 +39,7 @@ def etag(obj: StoredObject) -> str:
 
 
 async def put(request: S3Request, stowage: Stowage) -> Response:
-    caller = signed(request)
-    bucket = await resolve(request, stowage, "write")
+    caller, bucket = await writable(request, stowage)
     acl.check_object_acl(request, bucket)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and if_none_match.strip() != "*":
@@ -86,8 +85,7 @@ async def copy(request: S3Request, stowage: Stowage) -> Response:
     """CopyObject: the source's bytes under the target key, with the source's
     Content-Type, metadata and standard headers (``x-amz-metadata-directive: COPY``, the
     default) or the request's own (``REPLACE``), and a checksum (``_copied_checksum``)."""
-    caller = signed(request)
-    bucket = await resolve(request, stowage, "write")
+    caller, bucket = await writable(request, stowage)
     acl.check_object_acl(request, bucket)
     source_namespace, source_key, source = await copy_source(request, stowage, caller)
     directive = request.headers.get("x-amz-metadata-directive", "COPY").upper()
@@ -251,8 +249,8 @@ async def get_acl(request: S3Request, stowage: Stowage) -> Response:
 
 async def put_acl(request: S3Request, stowage: Stowage) -> Response:
     """Accepted when the canned ACL is what the object has already (``acl.py``)."""
-    bucket = await resolve(request, stowage, "write")
-    await stowage.objects.named(signed(request), bucket, request.key)
+    caller, bucket = await writable(request, stowage)
+    await stowage.objects.named(caller, bucket, request.key)
     if "x-amz-acl" not in request.headers:
         raise errors.not_implemented("an ACL other than a canned one (x-amz-acl)")
     acl.check_object_acl(request, bucket)
@@ -261,8 +259,8 @@ async def put_acl(request: S3Request, stowage: Stowage) -> Response:
 
 async def delete(request: S3Request, stowage: Stowage) -> Response:
     """204 whether or not the key held an object, as S3 answers."""
-    bucket = await resolve(request, stowage, "write")
-    await stowage.objects.delete_named(signed(request), bucket, request.key)
+    caller, bucket = await writable(request, stowage)
+    await stowage.objects.delete_named(caller, bucket, request.key)
     return Response(status_code=204)
 
 

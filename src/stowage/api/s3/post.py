@@ -31,7 +31,7 @@ from ...core.objects import KEYS
 from ...service import Stowage
 from ..common.form_upload import FormUpload
 from . import acl, errors, tagging
-from .buckets import resolve
+from .buckets import writable
 from .headers import stored
 from .objects import DEFAULT_TYPE, META, etag
 from .requests import S3Request
@@ -212,9 +212,7 @@ async def post_object(request: S3Request, stowage: Stowage) -> Response:
         policy = Policy.decode(fields["policy"], now)
         policy.check({**fields, "bucket": request.bucket, "key": key})
     request.caller = caller
-    bucket = await resolve(request, stowage, "write")
-    if caller is None:  # the anonymous may write nowhere (resolve says so)
-        raise errors.access_denied()
+    caller, bucket = await writable(request, stowage)
     acl.check_object_canned(fields.get("acl"), bucket)
     body = policy.sized(form.file()) if policy else form.file()
     obj = await stowage.objects.put(

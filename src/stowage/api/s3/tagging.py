@@ -12,7 +12,7 @@ from starlette.responses import Response
 from ...service import Stowage
 from . import errors
 from .batch import children, read_small
-from .buckets import resolve, signed
+from .buckets import resolve, writable
 from .requests import S3Request
 from .responses import xml_response
 from .xml import element, parent
@@ -84,16 +84,14 @@ async def get(request: S3Request, stowage: Stowage) -> Response:
 
 
 async def put(request: S3Request, stowage: Stowage) -> Response:
-    caller = signed(request)
-    bucket = await resolve(request, stowage, "write")
+    caller, bucket = await writable(request, stowage)
     obj = await stowage.objects.named(caller, bucket, request.key)
     await stowage.objects.tag(caller, obj, from_xml(await read_small(request)))
     return Response(status_code=200)
 
 
 async def delete(request: S3Request, stowage: Stowage) -> Response:
-    caller = signed(request)
-    bucket = await resolve(request, stowage, "write")
+    caller, bucket = await writable(request, stowage)
     obj = await stowage.objects.named(caller, bucket, request.key)
     await stowage.objects.tag(caller, obj, None)
     return Response(status_code=204)
