@@ -618,6 +618,19 @@ def test_object_tags_are_kept_replaced_copied_and_counted(s3: BaseClient) -> Non
         with pytest.raises(ClientError) as refused:
             s3.put_object_tagging(Bucket="tagged", Key="new", Tagging={"TagSet": tag_set})
         assert error_code(refused) == "InvalidTag"
+    upload = s3.create_multipart_upload(Bucket="tagged", Key="parts", Tagging="from=parts")
+    part = s3.upload_part(
+        Bucket="tagged", Key="parts", UploadId=upload["UploadId"], PartNumber=1, Body=b"p"
+    )
+    s3.complete_multipart_upload(
+        Bucket="tagged",
+        Key="parts",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert s3.get_object_tagging(Bucket="tagged", Key="parts")["TagSet"] == [
+        {"Key": "from", "Value": "parts"}
+    ]
     s3.delete_object_tagging(Bucket="tagged", Key="build.tgz")
     assert s3.get_object_tagging(Bucket="tagged", Key="build.tgz")["TagSet"] == []
     assert (

@@ -265,6 +265,7 @@ class MultipartUpload:
     composite: bool = True
     blob_key: str | None = None
     backing_id: str | None = None
+    tags: dict[str, str] | None = None  # the object's, as StoredObject's
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,11 +83,11 @@ def object_attributes_json(
 
 
 def upload_attributes_json(upload: MultipartUpload) -> str | None:
-    """An upload's headers and checksum kind as its ``attributes_json`` column holds
-    them: ``{"headers": {...}, "checksum": {"algorithm", "composite"}}``."""
+    """An upload's headers, checksum kind and tags as its ``attributes_json`` column
+    holds them: ``{"headers": {...}, "checksum": {"algorithm", "composite"}, "tags"}``."""
     algorithm = upload.checksum_algorithm
     kind = None if algorithm is None else {"algorithm": algorithm, "composite": upload.composite}
-    return _attributes_json(upload.headers, kind)
+    return _attributes_json(upload.headers, kind, upload.tags)
 
 
 def _attributes_json(
@@ -134,6 +134,7 @@ def multipart_upload(row: AnyRow) -> MultipartUpload:
         headers=attributes.get("headers"),
         checksum_algorithm=checksum.get("algorithm"),
         composite=checksum.get("composite", True),
+        tags=attributes.get("tags"),
     )
 
 

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from ...core.access import Principal
 from ...core.models import MultipartUpload
 from ...service import Stowage
-from . import acl, errors
+from . import acl, errors, tagging
 from .batch import children, read_small
 from .buckets import writable
 from .checksums import CHECKSUM_PREFIX, upload_checksum
@@ -46,6 +46,7 @@ async def create(request: S3Request, stowage: Stowage) -> Response:
         headers=stored(request.headers),
         checksum_algorithm=algorithm,
         composite=composite,
+        tags=tagging.from_header(request.headers.get("x-amz-tagging")),
     )
     return xml_response(
         "InitiateMultipartUploadResult",

@@ -107,10 +107,11 @@ class Multipart(ObjectsBase):
         headers: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None,
         composite: bool = True,
+        tags: Mapping[str, str] | None = None,
     ) -> MultipartUpload:
-        """``headers`` are the object's (``StoredObject``); with ``checksum_algorithm``,
-        each part keeps its checksum and the object gets one derived from theirs
-        (``MultipartUpload``)."""
+        """``headers`` and ``tags`` are the object's (``StoredObject``); with
+        ``checksum_algorithm``, each part keeps its checksum and the object gets one
+        derived from theirs (``MultipartUpload``)."""
         caller.require("object:write")
         validate_object_name(name, control_characters=True)  # an S3 key
         clean = validate_metadata(metadata)
@@ -139,6 +140,7 @@ class Multipart(ObjectsBase):
                     composite=composite,
                     blob_key=key,
                     backing_id=backing_id,
+                    tags=dict(tags) if tags else None,
                 )
             )
         except BaseException:
@@ -277,6 +279,7 @@ class Multipart(ObjectsBase):
             etag=multipart_etag([p.md5 for p in kept]),
             headers=upload.headers,
             checksum=_checksum_of(upload, kept),
+            tags=upload.tags,
         )
         try:
             done = await self._meta.complete_multipart(upload, new, key, written, mime, now)
