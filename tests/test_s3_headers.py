@@ -350,3 +350,36 @@ def test_upload_file_goes_multipart_with_the_checksums_boto3_chooses(
     back = tmp_path / "back.bin"
     client.download_file(bucket, "artifact.bin", str(back), Config=config)
     assert back.read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("part", [False, True])
+def test_a_body_unlike_its_declared_digests_is_kept_by_no_one(
+    s3_server: S3Server, key: tuple[str, str], bucket: str, part: bool
+) -> None:
+    """The declared sha256 and md5 are checked on the digests the write computes: a body
+    that differs is refused and leaves the key (or the part) as it was."""
+    s3 = s3_server.client(*key)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"before")
+    path, query = f"/{bucket}/k", ""
+    if part:
+        upload = s3.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]
+        query = f"?partNumber=1&uploadId={upload}"
+    url = f"{s3_server.endpoint}{path}{query}"
+    signed = sign(
+        "PUT", url, {}, b"declared", now=datetime.now(UTC), access_key=key[0], secret=key[1]
+    )
+    headers = [(n.decode(), v.decode()) for n, v in signed.headers]
+    sha = httpx.put(url, headers=headers, content=b"received")  # same length, other bytes
+    assert sha.status_code == 400 and b"<Code>XAmzContentSHA256Mismatch</Code>" in sha.content
+    md5 = base64.b64encode(hashlib.md5(b"declared").digest()).decode()
+    signed = sign(
+        "PUT", url, {"Content-MD5": md5}, b"received", unsigned_payload=True,
+        now=datetime.now(UTC), access_key=key[0], secret=key[1],
+    )  # fmt: skip
+    headers = [(n.decode(), v.decode()) for n, v in signed.headers]
+    bad = httpx.put(url, headers=headers, content=b"received")
+    assert bad.status_code == 400 and b"<Code>BadDigest</Code>" in bad.content
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"before"
+    if part:
+        listed = s3.list_parts(Bucket=bucket, Key="k", UploadId=upload)
+        assert "Parts" not in listed or listed["Parts"] == []

@@ -92,6 +92,16 @@ class FieldErrors(Invalid):
         self.problems = problems
 
 
+class DigestMismatch(Invalid):
+    """The bytes stored do not have the digest their client declared (``Claimed``)."""
+
+    def __init__(self, digest: str, claimed: str, computed: str) -> None:
+        super().__init__(f"the body's {digest} is {computed}, not {claimed} as declared")
+        self.digest = digest  # "md5" or "sha256"
+        self.claimed = claimed
+        self.computed = computed
+
+
 class NameTaken(Conflict):
     """A uniquely named object with this name already exists in the same place."""
 

@@ -133,6 +133,16 @@ class NewObject:
 
 
 @dataclass(frozen=True, slots=True)
+class Claimed:
+    """Digests a client declared of the body it sends (hex; S3's ``Content-MD5`` and
+    ``x-amz-content-sha256``). They are checked against the digests every write computes
+    anyway, so the body is hashed once: a body without them is kept by no one."""
+
+    md5: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredObject:
     id: int
     public_id: str
@@ -266,6 +276,12 @@ class MultipartUpload:
     blob_key: str | None = None
     backing_id: str | None = None
     tags: dict[str, str] | None = None  # the object's, as StoredObject's
+
+    @property
+    def parts_are_blobs(self) -> bool:
+        """Each part a blob of its own, written with its md5 and sha256; else the parts
+        go into the blob store's own upload, which gives each its md5 only."""
+        return self.backing_id is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import AsyncIterator
 
 from ...core.checksums import ALGORITHMS, Hasher, b64, combinable
-from ...core.models import Checksum
+from ...core.models import Checksum, Claimed
 from . import errors
 from .sigv4 import Headers, Verified, header_fields
 
@@ -121,12 +121,20 @@ class Digests:
     """
 
     def __init__(
-        self, auth: Verified, fields: dict[str, bytes], default: str | None = None
+        self,
+        auth: Verified,
+        fields: dict[str, bytes],
+        default: str | None = None,
+        deferred: bool = False,
     ) -> None:
         self.checksum = header_checksum(fields)
         self._named = named_algorithm(fields)
-        self._md5 = content_md5(fields)
-        self._expected_sha256 = auth.payload_sha256
+        md5, sha256 = content_md5(fields), auth.payload_sha256
+        # Deferred: the md5 and sha256 are checked by whoever stores the body, on the
+        # digests its write computes anyway (``claimed``), so the body is hashed once.
+        self.claimed = Claimed(md5.hex() if md5 else None, sha256) if deferred else None
+        self._md5 = None if deferred else md5
+        self._expected_sha256 = None if deferred else sha256
         self._hashers: dict[str, Hasher] = {}
         if self._md5 is not None:
             self._hashers["md5"] = hashlib.md5()
@@ -185,6 +193,11 @@ class DigestedBody:
     def algorithm(self) -> str | None:
         return self._digests.algorithm
 
+    @property
+    def claimed(self) -> Claimed | None:
+        """The declared md5 and sha256 left for the store's write to check, if deferred."""
+        return self._digests.claimed
+
 
 class CheckedBody(DigestedBody):
     """A plain body streamed through its declared digests.
@@ -202,11 +215,12 @@ class CheckedBody(DigestedBody):
         auth: Verified,
         headers: Headers,
         default: str | None = None,
+        deferred: bool = False,
     ) -> None:
         if auth.payload.chunked:
             raise ValueError(f"{auth.payload} bodies are aws-chunked: use chunked.ChunkedBody")
         self._stream = stream
-        self._digests = Digests(auth, header_fields(headers), default)
+        self._digests = Digests(auth, header_fields(headers), default, deferred)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for data in self._stream:

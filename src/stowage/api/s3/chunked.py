@@ -151,6 +151,7 @@ class ChunkedBody(DigestedBody):
         auth: Verified,
         headers: Headers,
         default: str | None = None,
+        deferred: bool = False,
         *,
         max_size_line: int = MAX_SIZE_LINE,
         max_trailer: int = MAX_TRAILER,
@@ -159,7 +160,7 @@ class ChunkedBody(DigestedBody):
             raise ValueError(f"{auth.payload} bodies are not aws-chunked: use CheckedBody")
         self._reader = _Reader(stream)
         self._auth = auth
-        self._digests = Digests(auth, header_fields(headers), default)
+        self._digests = Digests(auth, header_fields(headers), default, deferred)
         algorithm = _trailer_algorithm(auth, self._digests.checksum)
         if algorithm is not None:
             self._digests.add(algorithm)
@@ -259,11 +260,16 @@ def _check(signing: Signing, string_to_sign: str, signature: str) -> None:
 
 
 def request_body(
-    stream: AsyncIterator[bytes], auth: Verified, headers: Headers, default: str | None = None
+    stream: AsyncIterator[bytes],
+    auth: Verified,
+    headers: Headers,
+    default: str | None = None,
+    deferred: bool = False,
 ) -> ChunkedBody | CheckedBody:
     """The payload of a verified request, whatever its payload mode, checked as it
     streams (see :class:`ChunkedBody` and :class:`~.checksums.CheckedBody`); one that
-    names no checksum gets one of ``default``, if given."""
+    names no checksum gets one of ``default``, if given. ``deferred``: its md5 and
+    sha256 are left to the write that stores it (``claimed``)."""
     if auth.payload.chunked:
-        return ChunkedBody(stream, auth, headers, default)
-    return CheckedBody(stream, auth, headers, default)
+        return ChunkedBody(stream, auth, headers, default, deferred)
+    return CheckedBody(stream, auth, headers, default, deferred)

@@ -20,6 +20,10 @@ def s3_error(exc: e.StowageError, request: S3Request) -> S3Error:
             "too_small": errors.entity_too_small,
         }.get(exc.code, errors.invalid_part)
         return worded(exc.message)
+    if isinstance(exc, e.DigestMismatch):
+        if exc.digest == "sha256":
+            return errors.content_sha256_mismatch(exc.claimed, exc.computed)
+        return errors.bad_digest("The Content-MD5 you specified did not match what we received.")
     if isinstance(exc, e.FieldErrors):
         if any(p.code == "dns_name" for p in exc.problems):
             return errors.invalid_bucket_name(request.bucket)

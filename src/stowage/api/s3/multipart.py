@@ -71,7 +71,7 @@ def _checksum_kind(upload: MultipartUpload) -> list[tuple[str, str]]:
 async def upload_part(request: S3Request, stowage: Stowage) -> Response:
     number = request.number("partNumber", 0, 100_000, longest=9)
     caller, upload = await _upload(request, stowage)
-    body = request.body(upload.checksum_algorithm)
+    body = request.body(upload.checksum_algorithm, stored_with_digests=upload.parts_are_blobs)
     sent = request.checksum_algorithm
     if upload.checksum_algorithm not in (None, sent):
         raise errors.invalid_request(
@@ -79,7 +79,13 @@ async def upload_part(request: S3Request, stowage: Stowage) -> Response:
             f"{upload.checksum_algorithm}, actual checksum Type: {sent}"
         )
     part = await stowage.objects.put_part(
-        caller, upload, number, body, request.declared_length(), request.checksum
+        caller,
+        upload,
+        number,
+        body,
+        request.declared_length(),
+        request.checksum,
+        claimed=request.claimed,
     )
     headers = {"ETag": f'"{part.md5}"'}
     if (checksum := request.checksum()) is not None:

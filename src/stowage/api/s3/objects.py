@@ -47,7 +47,7 @@ async def put(request: S3Request, stowage: Stowage) -> Response:
     if_match = request.headers.get("if-match")
     if if_match is not None and if_none_match is not None:
         raise errors.not_implemented("If-Match with If-None-Match on PutObject")
-    body = request.body()
+    body = request.body(stored_with_digests=True)
     try:
         obj = await stowage.objects.put(
             caller,
@@ -62,6 +62,7 @@ async def put(request: S3Request, stowage: Stowage) -> Response:
             headers=stored(request.headers),
             checksum=request.checksum,
             tags=tagging.from_header(request.headers.get("x-amz-tagging")),
+            claimed=request.claimed,
         )
     except FieldErrors as exc:
         if if_none_match is not None and any(p.code == "taken" for p in exc.problems):

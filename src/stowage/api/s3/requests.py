@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope
 
 from ...core.access import Principal
-from ...core.models import Checksum
+from ...core.models import Checksum, Claimed
 from ...numbers import MAX_INT64, parse_bounded_int
 from ..common.deps import request_body
 from . import errors
@@ -59,18 +59,27 @@ class S3Request:
         """What S3 names in an error's ``Resource``."""
         return "/" + self.bucket + ("/" + self.key if self.key else "")
 
-    def body(self, default_checksum: str | None = None) -> AsyncIterator[bytes]:
+    def body(
+        self, default_checksum: str | None = None, *, stored_with_digests: bool = False
+    ) -> AsyncIterator[bytes]:
         """The payload as it arrives, under the body timeouts every upload has, checked as
         its signature mode and headers declare (``chunked.request_body``): the iteration
         ends with an S3Error instead of finishing when a check fails. A body that names
-        no checksum gets one of ``default_checksum``'s algorithm, if given."""
+        no checksum gets one of ``default_checksum``'s algorithm, if given. A body
+        ``stored_with_digests`` (a write that computes its md5 and sha256) leaves those
+        two to the write: pass it ``claimed``."""
         received = request_body(Request(self.scope, self.receive))
         if self.verified is None:
             return received
         self._checked = signed_body(
-            received, self.verified, self.scope["headers"], default_checksum
+            received, self.verified, self.scope["headers"], default_checksum, stored_with_digests
         )
         return aiter(self._checked)
+
+    @property
+    def claimed(self) -> Claimed | None:
+        """The md5 and sha256 the client declared, for the write to check (see ``body``)."""
+        return self._checked.claimed if self._checked is not None else None
 
     @property
     def checksum_algorithm(self) -> str | None:

@@ -30,6 +30,7 @@ from ..ids import new_blob_key, new_object_id
 from ..models import (
     BlobWritten,
     Checksum,
+    Claimed,
     MultipartUpload,
     Namespace,
     NewObject,
@@ -172,9 +173,11 @@ class Multipart(ObjectsBase):
         chunks: AsyncIterator[bytes],
         declared_size: int | None,
         checksum: Callable[[], Checksum | None] | None = None,
+        claimed: Claimed | None = None,
     ) -> UploadedPart:
         """``checksum``, asked once the body has been read (as ``WholePut.put``'s), is
-        kept when it is of the upload's algorithm."""
+        kept when it is of the upload's algorithm. ``claimed`` digests are checked as
+        ``WholePut.put`` checks them, on an upload whose ``parts_are_blobs`` only."""
         caller.require("object:write")
         if not 1 <= part_number <= MAX_PARTS:
             raise Invalid(f"Part number must be an integer between 1 and {MAX_PARTS}, inclusive")
@@ -184,7 +187,10 @@ class Multipart(ObjectsBase):
         if backing is None:
             key = new_blob_key()
             written = await self._blobs.put(key, chunks, self.limits.max_upload_bytes)
+            await self._keep_if_claimed(key, claimed, written.md5, written.sha256)
             size, md5 = written.size, written.md5
+        elif claimed is not None:
+            raise ValueError("the store's own upload computes no sha256 of a part")
         elif declared_size is None:  # the store's own upload takes a part's size first
             raise Invalid("A part's size must be declared (Content-Length)")
         else:

@@ -17,7 +17,7 @@ from enum import StrEnum
 from ..access import Principal
 from ..errors import FieldErrors, NamespaceGone, NameTaken, Problem
 from ..ids import new_blob_key, new_object_id
-from ..models import Checksum, Namespace, NewObject, StoredObject
+from ..models import Checksum, Claimed, Namespace, NewObject, StoredObject
 from ..namespaces import UploadTarget
 from ..naming import MAX_NAME_BYTES, content_kind, validate_metadata, validate_object_name
 from ..sniff import detect_content_type
@@ -96,6 +96,7 @@ class WholePut(ObjectsBase):
         headers: Mapping[str, str] | None = None,
         checksum: Callable[[], Checksum | None] | None = None,
         tags: Mapping[str, str] | None = None,
+        claimed: Claimed | None = None,
     ) -> StoredObject:
         """Validate everything, then stream the body into a READ_ONLY object. ``where`` is
         a namespace reference (``path[@owner]``: the caller's missing ones are made), a
@@ -106,7 +107,7 @@ class WholePut(ObjectsBase):
         when the new object takes its place (NotFound, ConditionFailed). ``headers`` and
         ``checksum`` are kept with the object (``StoredObject``); ``checksum`` is asked
         once the body has been read, since a client may send it after the bytes (S3's
-        trailers)."""
+        trailers). ``claimed`` digests are checked before anything is kept."""
         caller.require("object:write")
         clean_metadata = validate_metadata(metadata)
         self._refuse_declared(declared_size)
@@ -130,6 +131,7 @@ class WholePut(ObjectsBase):
 
         key = new_blob_key()
         written = await self._blobs.put(key, body, self.limits.max_upload_bytes)
+        await self._keep_if_claimed(key, claimed, written.md5, written.sha256)
         mime = mime_type or detect_content_type(written.head)
         now = self._clock.now_ms()
         new = NewObject(
