@@ -173,6 +173,17 @@ class Database:
             self._inline_connections.append(raw)
         return raw
 
+    async def _all(
+        self, stmt: Prepared, mapper: Callable[[Any], R], params: dict[str, Any]
+    ) -> list[R]:
+        """Every row of a prepared ``stmt`` through ``mapper``, read as ``_first`` reads."""
+        dialect = self._reader.dialect
+        if self._pool is None:
+            with _reachable():
+                rows = stmt.rows(self._inline_connection().driver_connection, dialect, params)
+            return [mapper(row) for row in rows]
+        return await self._read(lambda conn: [mapper(r) for r in stmt.rows(conn, dialect, params)])
+
     async def _first(
         self, stmt: Any, mapper: Callable[[Any], R], params: dict[str, Any] | None = None
     ) -> R | None:

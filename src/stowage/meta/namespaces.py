@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..core.errors import TakenByAnother
@@ -13,6 +13,7 @@ from . import records
 from .constraints import raise_if_namespace_gone, violated
 from .database import Database
 from .listing import like_fragment, not_expired
+from .prepared import Prepared
 from .schema import namespace_collaborators, namespace_invites, namespaces, objects, users
 
 
@@ -127,11 +128,15 @@ class SqlNamespaces(Database):
         except IntegrityError:  # another replica created a segment first: it exists now
             return await self._write(work)
 
-    async def get_namespace_by_path(self, owner_id: int, path: str) -> Namespace | None:
-        stmt = select(namespaces).where(
-            namespaces.c.owner_id == owner_id, namespaces.c.path == path
+    _BY_PATH = Prepared(
+        select(namespaces).where(
+            namespaces.c.owner_id == bindparam("owner_id"), namespaces.c.path == bindparam("path")
         )
-        return await self._first(stmt, records.namespace)
+    )
+
+    async def get_namespace_by_path(self, owner_id: int, path: str) -> Namespace | None:
+        params = {"owner_id": owner_id, "path": path}
+        return await self._first(self._BY_PATH, records.namespace, params)
 
     async def get_namespaces(self, ids: set[int]) -> dict[int, Namespace]:
         if not ids:
@@ -152,15 +157,17 @@ class SqlNamespaces(Database):
         ]
         return await self._namespace_page(conds, search, offset, limit)
 
+    _ROOTS_NAMED = Prepared(
+        select(namespaces)
+        .where(namespaces.c.name == bindparam("name"), namespaces.c.parent_id.is_(None))
+        .order_by(namespaces.c.id)
+        .limit(bindparam("limit"))
+    )
+
     async def roots_named(self, name: str, limit: int) -> list[Namespace]:
         """Root namespaces of any owner called ``name``, oldest first."""
-        stmt = (
-            select(namespaces)
-            .where(namespaces.c.name == name, namespaces.c.parent_id.is_(None))
-            .order_by(namespaces.c.id)
-            .limit(limit)
-        )
-        return await self._read(lambda conn: [records.namespace(r) for r in conn.execute(stmt)])
+        params = {"name": name, "limit": limit}
+        return await self._all(self._ROOTS_NAMED, records.namespace, params)
 
     async def list_roots(self, owner_id: int) -> list[Namespace]:
         stmt = (
@@ -273,32 +280,34 @@ class SqlNamespaces(Database):
 
         await self._write(work)
 
+    # One statement, run prepared: an S3 request on a bucket asks it once or twice.
+    _ROOT_ACCESS = Prepared(
+        select(
+            namespaces,
+            exists()
+            .where(
+                namespace_collaborators.c.namespace_id == namespaces.c.id,
+                namespace_collaborators.c.user_id == bindparam("user_id"),
+            )
+            .label("collaborating"),
+        ).where(
+            namespaces.c.id
+            == select(namespaces.c.root_id)
+            .where(namespaces.c.id == bindparam("namespace_id"))
+            .scalar_subquery()
+        )
+    )
+
     async def namespace_access(
         self, namespace_id: int, user_id: int | None
     ) -> tuple[Namespace, bool] | None:
         """The root of the namespace, and whether ``user_id`` collaborates on it."""
-        root_of = select(namespaces.c.root_id).where(namespaces.c.id == namespace_id)
-
-        def work(conn: Connection) -> tuple[Namespace, bool] | None:
-            row = conn.execute(
-                select(namespaces).where(namespaces.c.id == root_of.scalar_subquery())
-            ).first()
-            if row is None:
-                return None
-            collaborating = False
-            if user_id is not None:
-                collaborating = (
-                    conn.execute(
-                        select(namespace_collaborators.c.user_id).where(
-                            namespace_collaborators.c.namespace_id == row.id,
-                            namespace_collaborators.c.user_id == user_id,
-                        )
-                    ).first()
-                    is not None
-                )
-            return records.namespace(row), collaborating
-
-        return await self._read(work)
+        params = {"namespace_id": namespace_id, "user_id": user_id}
+        return await self._first(
+            self._ROOT_ACCESS,
+            lambda row: (records.namespace(row), bool(row.collaborating)),
+            params,
+        )
 
     async def list_collaborators(self, root_id: int) -> list[Collaborator]:
         stmt = (
