@@ -192,10 +192,10 @@ class SqlObjects(SqlListing):
     ) -> tuple[StoredObject, str | None]:
         """Insert ``values`` in place of the object holding ``new``'s name in its
         namespace, which becomes a tombstone; the replaced blob key with the new row."""
-        holds_name = (
+        holds_name = (  # the partial unique index's own predicate, so that it is used
             objects.c.namespace_id == new.namespace_id,
             objects.c.name == new.name,
-            objects.c.unique_name.is_(True),
+            UNIQUE_NAMESPACED,
         )
         holder = conn.execute(
             select(
@@ -290,14 +290,20 @@ class SqlObjects(SqlListing):
         stmt = select(objects).where(*conds).order_by(ordered).limit(limit)
         return await self._read(lambda conn: [records.stored_object(r) for r in conn.execute(stmt)])
 
+    # The partial unique index's own predicate, so that SQLite uses it (``unique_name IS
+    # 1`` does not imply it, and the namespace's every object would be read instead).
+    _GET_NAMED = Prepared(
+        select(objects).where(
+            objects.c.namespace_id == bindparam("namespace_id"),
+            objects.c.name == bindparam("name"),
+            UNIQUE_NAMESPACED,
+        )
+    )
+
     async def get_named(self, namespace_id: int, name: str) -> StoredObject | None:
         """The object that holds ``name`` in the namespace (a uniquely named one)."""
-        stmt = select(objects).where(
-            objects.c.namespace_id == namespace_id,
-            objects.c.name == name,
-            objects.c.unique_name.is_(True),
-        )
-        return await self._first(stmt, records.stored_object)
+        params = {"namespace_id": namespace_id, "name": name}
+        return await self._first(self._GET_NAMED, records.stored_object, params)
 
     async def get_object(self, ref: str | int) -> StoredObject | None:
         """By public id (``obj_…``) or by integer id."""
