@@ -82,6 +82,13 @@ UNSERVED = (
 )
 
 
+def _by_method(method: str, table: dict[str, tuple[str, Operation]]) -> tuple[str, Operation]:
+    found = table.get(method)
+    if found is None:
+        raise errors.method_not_allowed(method)
+    return found
+
+
 def operation(request: S3Request) -> tuple[str, Operation]:
     """The operation a request asks for, by S3's rules, and its name for logs."""
     method, query = request.method, request.query
@@ -98,14 +105,14 @@ def operation(request: S3Request) -> tuple[str, Operation]:
             ("PUT", True): ("PutObjectAcl", objects.put_acl),
         }[method, on_key]
     if "tagging" in query and request.key:
-        found = {
-            "GET": ("GetObjectTagging", tagging.get),
-            "PUT": ("PutObjectTagging", tagging.put),
-            "DELETE": ("DeleteObjectTagging", tagging.delete),
-        }.get(method)
-        if found is None:
-            raise errors.method_not_allowed(method)
-        return found
+        return _by_method(
+            method,
+            {
+                "GET": ("GetObjectTagging", tagging.get),
+                "PUT": ("PutObjectTagging", tagging.put),
+                "DELETE": ("DeleteObjectTagging", tagging.delete),
+            },
+        )
     if request.bucket and not request.key and method == "GET":
         configuration = unset.operation(query)
         if configuration is not None:
@@ -126,38 +133,41 @@ def operation(request: S3Request) -> tuple[str, Operation]:
             return "PostObject", post.post_object
         if method == "GET" and "uploads" in query:
             return "ListMultipartUploads", multipart.list_uploads
-        found = {
-            "PUT": ("CreateBucket", buckets.create),
-            "HEAD": ("HeadBucket", buckets.head),
-            "DELETE": ("DeleteBucket", buckets.delete),
-            "GET": ("ListObjects", objects.list_objects),
-        }.get(method)
+        return _by_method(
+            method,
+            {
+                "PUT": ("CreateBucket", buckets.create),
+                "HEAD": ("HeadBucket", buckets.head),
+                "DELETE": ("DeleteBucket", buckets.delete),
+                "GET": ("ListObjects", objects.list_objects),
+            },
+        )
     else:
         if "uploadId" in query:
             if method == "PUT" and "x-amz-copy-source" in request.headers:
                 return "UploadPartCopy", multipart.upload_part_copy
-            found = {
-                "PUT": ("UploadPart", multipart.upload_part),
-                "POST": ("CompleteMultipartUpload", multipart.complete),
-                "DELETE": ("AbortMultipartUpload", multipart.abort),
-                "GET": ("ListParts", multipart.list_parts),
-            }.get(method)
-            if found is None:
-                raise errors.method_not_allowed(method)
-            return found
+            return _by_method(
+                method,
+                {
+                    "PUT": ("UploadPart", multipart.upload_part),
+                    "POST": ("CompleteMultipartUpload", multipart.complete),
+                    "DELETE": ("AbortMultipartUpload", multipart.abort),
+                    "GET": ("ListParts", multipart.list_parts),
+                },
+            )
         if method == "POST" and "uploads" in query:
             return "CreateMultipartUpload", multipart.create
         if method == "PUT" and "x-amz-copy-source" in request.headers:
             return "CopyObject", objects.copy
-        found = {
-            "PUT": ("PutObject", objects.put),
-            "GET": ("GetObject", objects.get),
-            "HEAD": ("HeadObject", objects.get),
-            "DELETE": ("DeleteObject", objects.delete),
-        }.get(method)
-    if found is None:
-        raise errors.method_not_allowed(method)
-    return found
+        return _by_method(
+            method,
+            {
+                "PUT": ("PutObject", objects.put),
+                "GET": ("GetObject", objects.get),
+                "HEAD": ("HeadObject", objects.get),
+                "DELETE": ("DeleteObject", objects.delete),
+            },
+        )
 
 
 class _BodyWatch:
