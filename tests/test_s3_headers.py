@@ -280,6 +280,17 @@ def test_a_multipart_upload_gets_a_composite_checksum_of_its_parts(
     assert [p["ChecksumSHA256"] for p in listed["Parts"]] == [b64(d) for d in digests]
     assert (listed["ChecksumAlgorithm"], listed["ChecksumType"]) == ("SHA256", "COMPOSITE")
 
+    # A completion naming checksums the parts were not sent with is refused, whole.
+    wrong = [{**sent[0], "ChecksumSHA256": b64(hashlib.sha256(b"other").digest())}, sent[1]]
+    with pytest.raises(ClientError) as refused:
+        client.complete_multipart_upload(**upload, MultipartUpload={"Parts": wrong})
+    assert error_code(refused) == "InvalidPart"
+    other = [
+        {k: v for k, v in sent[0].items() if k != "ChecksumSHA256"} | {"ChecksumCRC32": "AAAAAA=="}
+    ]
+    with pytest.raises(ClientError) as refused:
+        client.complete_multipart_upload(**upload, MultipartUpload={"Parts": other})
+    assert error_code(refused) == "InvalidRequest"
     done = client.complete_multipart_upload(**upload, MultipartUpload={"Parts": sent})
     composite = f"{b64(hashlib.sha256(b''.join(digests)).digest())}-2"
     assert (done["ChecksumSHA256"], done["ChecksumType"]) == (composite, "COMPOSITE")

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
 
 from starlette.responses import Response
 
 from ...core.access import Principal
+from ...core.checksums import ALGORITHMS
 from ...core.models import MultipartUpload
+from ...core.objects import MAX_PARTS
 from ...service import Stowage
 from . import acl, errors, tagging
 from .batch import children, read_small
@@ -128,24 +131,62 @@ def _copy_range(header: str | None, size: int) -> tuple[int, int]:
     return first, last - first + 1
 
 
-def _chosen_parts(data: bytes) -> list[tuple[int, str]]:
+@dataclass(frozen=True)
+class Chosen:
+    """The parts a CompleteMultipartUpload names: number and ETag, and the checksum it
+    says each has, by algorithm (``<ChecksumCRC32>``…), when it says one."""
+
+    parts: list[tuple[int, str]]
+    checksums: dict[int, tuple[str, str]]
+
+
+def _chosen_parts(data: bytes) -> Chosen:
     try:
         root = ElementTree.fromstring(data)
     except ElementTree.ParseError:
         raise errors.malformed_xml() from None
-    chosen = []
+    chosen = Chosen([], {})
     for part in children(root, "Part"):
         number, tag = children(part, "PartNumber"), children(part, "ETag")
         if len(number) != 1 or len(tag) != 1 or not (number[0].text or "").isdigit():
             raise errors.malformed_xml()
-        chosen.append((int(number[0].text or "0"), tag[0].text or ""))
+        n = int(number[0].text or "0")
+        chosen.parts.append((n, tag[0].text or ""))
+        for algorithm in ALGORITHMS:
+            given = children(part, "Checksum" + algorithm.upper())
+            if given:
+                chosen.checksums[n] = (algorithm, given[0].text or "")
     return chosen
+
+
+async def _check_checksums(
+    stowage: Stowage, caller: Principal, upload: MultipartUpload, chosen: Chosen
+) -> None:
+    """The checksums a completion names must be those its parts were sent with, as S3
+    checks them; a part's ETag alone is checked by the core."""
+    if not chosen.checksums:
+        return
+    sent_with = {
+        p.part_number: p for p in await stowage.objects.parts(caller, upload, 0, MAX_PARTS)
+    }
+    for number, (algorithm, value) in chosen.checksums.items():
+        if algorithm != upload.checksum_algorithm:
+            raise errors.invalid_request(
+                f"The upload was created using the {upload.checksum_algorithm or 'null'} "
+                f"checksum algorithm; part {number} names {algorithm}."
+            )
+        part = sent_with.get(number)
+        if part is not None and part.checksum != value:
+            raise errors.invalid_part(
+                f"The checksum of part {number} is not the {algorithm} it was uploaded with."
+            )
 
 
 async def complete(request: S3Request, stowage: Stowage) -> Response:
     caller, upload = await _upload(request, stowage)
     chosen = _chosen_parts(await read_small(request))
-    obj = await stowage.objects.complete_multipart(caller, upload, chosen)
+    await _check_checksums(stowage, caller, upload, chosen)
+    obj = await stowage.objects.complete_multipart(caller, upload, chosen.parts)
     return xml_response(
         "CompleteMultipartUploadResult",
         [
