@@ -73,6 +73,11 @@ def check_object_canned(canned: str | None, bucket: Namespace) -> None:
     )
 
 
+async def user_of(stowage: Stowage, request: S3Request, user_id: int) -> User:
+    """The user with this id as the caller may see them, to name as an ``<Owner>``."""
+    return (await stowage.namespaces.users_by_ids({user_id}, request.caller))[user_id]
+
+
 def owner(user: User) -> str:
     return parent("Owner", [element("ID", user.id), element("DisplayName", user.name)])
 
@@ -86,8 +91,7 @@ async def policy_response(
 ) -> Response:
     """The AccessControlPolicy that grants what ``visibility`` does: full control to the
     owner and, unless private, reading to a group."""
-    found = await stowage.namespaces.users_by_ids({owner_id}, request.caller)
-    user = found[owner_id]
+    user = await user_of(stowage, request, owner_id)
     owner_grantee = (
         f'<Grantee {XSI} xsi:type="CanonicalUser">{element("ID", user.id)}'
         f"{element('DisplayName', user.name)}</Grantee>"

@@ -292,5 +292,14 @@ def invalid_part_order(message: str) -> S3Error:
     return S3Error("InvalidPartOrder", message, 400)
 
 
-def entity_too_small(message: str) -> S3Error:
-    return S3Error("EntityTooSmall", message, 400)
+def entity_too_small(message: str, **extra: str) -> S3Error:
+    return S3Error("EntityTooSmall", message, 400, extra)
+
+
+def invalid_policy_document(message: str) -> S3Error:
+    """A POST form's policy that cannot be read as one."""
+    return S3Error("InvalidPolicyDocument", f"Invalid Policy: {message}", 400)
+
+
+def invalid_tag(message: str) -> S3Error:
+    return S3Error("InvalidTag", message, 400)

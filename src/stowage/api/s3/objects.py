@@ -335,8 +335,7 @@ async def list_objects(request: S3Request, stowage: Stowage) -> Response:
     children.append(element("IsTruncated", truncated))
     owner = ""  # V1 names each object's owner; V2 when asked to (fetch-owner)
     if contents and (not v2 or query.get("fetch-owner") == "true"):
-        found = await stowage.namespaces.users_by_ids({bucket.owner_id}, request.caller)
-        owner = acl.owner(found[bucket.owner_id])
+        owner = acl.owner(await acl.user_of(stowage, request, bucket.owner_id))
     for obj in contents:
         fields = [
             element("Key", key(obj.name)),

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +28,7 @@ from ...core.access import Principal
 from ...core.objects import KEYS
 from ...service import Stowage
 from ..common.form_upload import FormUpload
-from . import acl, errors, tagging
+from . import acl, errors, sigv2, tagging
 from .buckets import writable
 from .headers import stored
 from .objects import DEFAULT_TYPE, META, etag
@@ -45,10 +43,6 @@ UNCHECKED = frozenset(
 )
 ANSWERS = {"200": 200, "201": 201, "204": 204}  # anything else: 204, as S3 answers
 V4 = "AWS4-HMAC-SHA256"
-
-
-def _policy_error(message: str) -> errors.S3Error:
-    return errors.S3Error("InvalidPolicyDocument", f"Invalid Policy: {message}", 400)
 
 
 def _refused(message: str) -> errors.S3Error:
@@ -68,23 +62,25 @@ class Policy:
         try:
             document = orjson.loads(base64.b64decode(encoded, validate=True))
         except (binascii.Error, ValueError):
-            raise _policy_error("Invalid JSON.") from None
+            raise errors.invalid_policy_document("Invalid JSON.") from None
         if not isinstance(document, dict):
-            raise _policy_error("Invalid JSON.")
+            raise errors.invalid_policy_document("Invalid JSON.")
         expiration = document.get("expiration")
         if not isinstance(expiration, str):
-            raise _policy_error("Policy missing expiration.")
+            raise errors.invalid_policy_document("Policy missing expiration.")
         try:
             expires = datetime.fromisoformat(expiration.replace("Z", "+00:00"))
         except ValueError:
-            raise _policy_error(f"Invalid 'expiration' value: '{expiration}'") from None
+            raise errors.invalid_policy_document(
+                f"Invalid 'expiration' value: '{expiration}'"
+            ) from None
         if "T" not in expiration or expires.tzinfo is None:
-            raise _policy_error(f"Invalid 'expiration' value: '{expiration}'")
+            raise errors.invalid_policy_document(f"Invalid 'expiration' value: '{expiration}'")
         if expires <= now:
             raise _refused("Policy expired.")
         listed = document.get("conditions")
         if not isinstance(listed, list):
-            raise _policy_error("Policy missing conditions.")
+            raise errors.invalid_policy_document("Policy missing conditions.")
         policy = cls([], 0, None)
         for condition in listed:
             policy = policy._with(condition)
@@ -93,33 +89,39 @@ class Policy:
     def _with(self, condition: Any) -> Policy:
         if isinstance(condition, dict):
             if len(condition) != 1:
-                raise _policy_error(
+                raise errors.invalid_policy_document(
                     "Invalid Simple-Condition: Simple-Conditions must have exactly one "
                     "property specified."
                 )
             ((name, value),) = condition.items()
             return self._add("eq", f"${name}", value)
         if not isinstance(condition, list) or not condition or not isinstance(condition[0], str):
-            raise _policy_error(f"Invalid condition: {orjson.dumps(condition).decode()}")
+            raise errors.invalid_policy_document(
+                f"Invalid condition: {orjson.dumps(condition).decode()}"
+            )
         operator = condition[0].lower()
         if operator == "content-length-range":
             bounds = condition[1:]
             if len(bounds) != 2 or not all(type(b) is int and b >= 0 for b in bounds):
-                raise _policy_error(
+                raise errors.invalid_policy_document(
                     "Invalid content-length-range: expecting two positive integers."
                 )
             if bounds[0] > bounds[1]:
-                raise _policy_error(
+                raise errors.invalid_policy_document(
                     "Invalid content-length-range: the minimum exceeds the maximum."
                 )
             return Policy(self.conditions, bounds[0], bounds[1])
         if operator not in ("eq", "starts-with") or len(condition) != 3:
-            raise _policy_error(f"Invalid condition: {orjson.dumps(condition).decode()}")
+            raise errors.invalid_policy_document(
+                f"Invalid condition: {orjson.dumps(condition).decode()}"
+            )
         return self._add(operator, condition[1], condition[2])
 
     def _add(self, operator: str, name: Any, value: Any) -> Policy:
         if not isinstance(name, str) or not isinstance(value, str):
-            raise _policy_error("Invalid condition: names and values must be strings.")
+            raise errors.invalid_policy_document(
+                "Invalid condition: names and values must be strings."
+            )
         field = name.removeprefix("$").lower()
         return Policy([*self.conditions, (operator, field, value)], self.smallest, self.largest)
 
@@ -146,11 +148,10 @@ class Policy:
                 raise errors.entity_too_large(self.largest)
             yield chunk
         if size < self.smallest:
-            raise errors.S3Error(
-                "EntityTooSmall",
+            raise errors.entity_too_small(
                 "Your proposed upload is smaller than the minimum allowed size",
-                400,
-                {"MinSizeAllowed": str(self.smallest), "ProposedSize": str(size)},
+                MinSizeAllowed=str(self.smallest),
+                ProposedSize=str(size),
             )
 
 
@@ -175,8 +176,7 @@ async def _signer(fields: dict[str, str], stowage: Stowage) -> Principal | None:
     if fields.get("x-amz-algorithm") == V4:
         expected = sign(signing_key(secret, date, region), policy)
     else:
-        digest = hmac.new(secret.encode(), policy.encode(), hashlib.sha1).digest()
-        expected = base64.b64encode(digest).decode()
+        expected = sigv2.sign(secret, policy)
     if not signatures_equal(expected, signature):
         raise errors.signature_does_not_match(access_key_id, policy)
     return caller

@@ -125,7 +125,7 @@ async def verify(
     # even when its path-style URL says "/bucket": S3 takes either.
     paths = [raw_path, raw_path + b"/"] if raw_path.count(b"/") == 1 else [raw_path]
     strings = ["\n".join([*head, _resource(path, query)]) for path in paths]
-    if not any(signatures_equal(_sign(secret, text), signature) for text in strings):
+    if not any(signatures_equal(sign(secret, text), signature) for text in strings):
         raise errors.signature_does_not_match(access_key_id, strings[0])
     return Verified(
         signing=Signing(access_key_id, b"", stamp, "", signature),
@@ -138,7 +138,8 @@ async def verify(
     )
 
 
-def _sign(secret: str, string_to_sign: str) -> str:
+def sign(secret: str, string_to_sign: str) -> str:
+    """SigV2's signature: base64 of the HMAC-SHA1 (also of a POST form's policy)."""
     digest = hmac.new(secret.encode(), string_to_sign.encode("utf-8"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 

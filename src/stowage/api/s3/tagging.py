@@ -23,22 +23,20 @@ MAX_VALUE = 256
 COUNT = "x-amz-tagging-count"
 
 
-def _invalid(message: str) -> errors.S3Error:
-    return errors.S3Error("InvalidTag", message, 400)
-
-
 def checked(pairs: list[tuple[str, str]]) -> dict[str, str] | None:
     """Tags as S3 allows them; None for none."""
     if len(pairs) > MAX_TAGS:
-        raise _invalid(f"Object tags cannot be greater than {MAX_TAGS}")
+        raise errors.invalid_tag(f"Object tags cannot be greater than {MAX_TAGS}")
     tags: dict[str, str] = {}
     for key, value in pairs:
         if not key or len(key) > MAX_KEY:
-            raise _invalid(f"The TagKey you have provided is invalid (1 to {MAX_KEY} characters)")
+            raise errors.invalid_tag(
+                f"The TagKey you have provided is invalid (1 to {MAX_KEY} characters)"
+            )
         if len(value) > MAX_VALUE:
-            raise _invalid(f"The TagValue you have provided is too long, max {MAX_VALUE}")
+            raise errors.invalid_tag(f"The TagValue you have provided is too long, max {MAX_VALUE}")
         if key in tags:
-            raise _invalid("Cannot provide multiple Tags with the same key")
+            raise errors.invalid_tag("Cannot provide multiple Tags with the same key")
         tags[key] = value
     return tags or None
 
