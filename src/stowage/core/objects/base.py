@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..access import Principal, may_modify
 from ..clock import Clock
 from ..errors import DigestMismatch, NotFound, TooLarge
-from ..models import Claimed, Namespace, StoredObject
+from ..models import BlobWritten, Claimed, Namespace, StoredObject
 from ..namespaces import NamespaceService
 from ..ports import BlobStore, DirectBlobStore, MetadataStore
 
@@ -43,17 +43,18 @@ class ObjectsBase:
         return self._blobs if isinstance(self._blobs, DirectBlobStore) else None
 
     async def _keep_if_claimed(
-        self, key: str, claimed: Claimed | None, md5: str, sha256: str | None
+        self, key: str, claimed: Claimed | None, written: BlobWritten
     ) -> None:
         """Remove the blob just written at ``key`` and raise DigestMismatch when it lacks a
-        digest its client declared (``sha256`` None: not known, so not declarable)."""
+        digest its client declared."""
         if claimed is None:
             return
-        for digest, said, found in (("sha256", claimed.sha256, sha256), ("md5", claimed.md5, md5)):
+        for digest, said, found in (
+            ("sha256", claimed.sha256, written.sha256),
+            ("md5", claimed.md5, written.md5),
+        ):
             if said is not None and said != found:
                 await self._blobs.delete(key)
-                if found is None:
-                    raise ValueError(f"the {digest} of this write is not computed")
                 raise DigestMismatch(digest, said, found)
 
     async def _live(self, ref: str | int) -> StoredObject:

@@ -187,7 +187,7 @@ class Multipart(ObjectsBase):
         if backing is None:
             key = new_blob_key()
             written = await self._blobs.put(key, chunks, self.limits.max_upload_bytes)
-            await self._keep_if_claimed(key, claimed, written.md5, written.sha256)
+            await self._keep_if_claimed(key, claimed, written)
             size, md5 = written.size, written.md5
         elif claimed is not None:
             raise ValueError("the store's own upload computes no sha256 of a part")

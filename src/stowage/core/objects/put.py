@@ -131,7 +131,7 @@ class WholePut(ObjectsBase):
 
         key = new_blob_key()
         written = await self._blobs.put(key, body, self.limits.max_upload_bytes)
-        await self._keep_if_claimed(key, claimed, written.md5, written.sha256)
+        await self._keep_if_claimed(key, claimed, written)
         mime = mime_type or detect_content_type(written.head)
         now = self._clock.now_ms()
         new = NewObject(
