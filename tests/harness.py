@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,3 +215,16 @@ def create_s3_key(env: dict[str, str], user: str, scopes: str) -> tuple[str, str
     ).stdout
     exported = dict(re.findall(r"(?m)^export (AWS_[A-Z_]+)=(\S+)$", printed))
     return exported["AWS_ACCESS_KEY_ID"], exported["AWS_SECRET_ACCESS_KEY"]
+
+
+def listed_with_digests(api: httpx.Client, path: str, name: str) -> dict[str, Any]:
+    """The object ``name`` as the Djinn list at ``path`` shows it, once it has its md5 and
+    sha256: an object assembled from multipart parts gets them just after completion
+    (``core/objects/digests.py``)."""
+    deadline = time.monotonic() + 30
+    while True:
+        [shown] = [o for o in api.get(path).json() if o["name"] == name]
+        if shown["sha256"] is not None:
+            return shown
+        assert time.monotonic() < deadline, f"{name} has no digests after 30 s"
+        time.sleep(0.05)

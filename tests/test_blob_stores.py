@@ -25,7 +25,7 @@ from stowage.blobs.s3 import S3BlobStore
 from stowage.core.errors import Invalid, TooLarge
 from stowage.core.ids import new_blob_key
 from stowage.core.models import BlobWritten
-from stowage.core.ports import BlobParts, BlobStore
+from stowage.core.ports import BlobParts, BlobStore, JoiningBlobStore
 from stowage.core.sniff import SNIFF_LEN
 from stowage.seaweed import SeaweedFS
 
@@ -76,6 +76,11 @@ async def read_all(store: BlobStore, key: str, start: int, length: int) -> bytes
 
 def put(store: BlobStore, key: str, data: bytes) -> BlobWritten:
     return run(store.put(key, chunks(data, 65536), None))
+
+
+def put_key(store: BlobStore, key: str, data: bytes) -> str:
+    put(store, key, data)
+    return key
 
 
 def assert_absent(store: BlobStore, key: str) -> None:
@@ -202,18 +207,68 @@ def test_a_usable_store_answers_ping(store: BlobStore) -> None:
     assert run(store.ping()) is None
 
 
-@pytest.fixture
-def parts(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobParts]:
-    """The S3 store's own multipart uploads (``ports.BlobParts``)."""
-    made = make_store("s3", request, tmp_path)
+def test_digest_reads_a_stored_blob_for_what_its_write_reported(store: BlobStore) -> None:
+    data = os.urandom(BIG)
+    assert run(store.digest(put_key(store, new_blob_key(), data))) == written_for(data)
+    with pytest.raises(FileNotFoundError):
+        run(store.digest(new_blob_key()))
+
+
+@pytest.fixture(params=["memory", "local"])
+def joining(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JoiningBlobStore]:
+    """The stores that join blobs without copying them (``ports.JoiningBlobStore``)."""
+    made = make_store(request.param, request, tmp_path)
+    assert isinstance(made, JoiningBlobStore)
     try:
-        assert made.parts is not None  # the store has keys
-        yield made.parts
+        yield made
     finally:
         made.close()
 
 
-def test_own_parts_complete_into_one_blob_of_the_parts_chosen(parts: BlobParts) -> None:
+def test_a_joined_blob_reads_as_its_parts_end_to_end_and_outlives_them(
+    joining: JoiningBlobStore,
+) -> None:
+    pieces = [os.urandom(n) for n in (BIG, 0, 1000, MiB)]
+    keys = [put_key(joining, new_blob_key(), piece) for piece in pieces]
+    whole, key = b"".join(pieces), new_blob_key()
+    assert run(joining.join(key, keys)) == len(whole)
+    for key_of_part in keys:  # the parts' keys go; the joined blob keeps their bytes
+        run(joining.delete(key_of_part))
+    assert run(read_all(joining, key, 0, len(whole))) == whole
+    for start, length in ((0, 10), (BIG - 5, 10), (BIG + 500, 1000), (len(whole) - 3, 10)):
+        expected = whole[start : start + length]
+        assert run(read_all(joining, key, start, length)) == expected
+        assert run(joining.read_bytes(key, start, length)) == expected
+    assert run(joining.digest(key)) == written_for(whole)
+    assert key in run(joining.inventory())
+    run(joining.delete(key))
+    assert key not in run(joining.inventory())
+    with pytest.raises(FileNotFoundError):
+        run(joining.read(key, 0, 1))
+
+
+def test_a_join_of_a_missing_part_leaves_nothing(joining: JoiningBlobStore) -> None:
+    there = put_key(joining, new_blob_key(), b"there")
+    key = new_blob_key()
+    with pytest.raises(FileNotFoundError):
+        run(joining.join(key, [there, new_blob_key()]))
+    assert set(run(joining.inventory())) == {there}
+
+
+@pytest.fixture
+def s3(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[S3BlobStore]:
+    """The S3 store, whose own multipart uploads (``ports.BlobParts``) are tested here."""
+    made = make_store("s3", request, tmp_path)
+    assert isinstance(made, S3BlobStore) and made.parts is not None  # the store has keys
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def test_own_parts_complete_into_one_blob_of_the_parts_chosen(s3: S3BlobStore) -> None:
+    parts: BlobParts | None = s3.parts
+    assert parts is not None
     key = new_blob_key()
     first, second, unused = os.urandom(5 * MiB), os.urandom(1000), os.urandom(10)
     upload_id = run(parts.start(key))
@@ -228,12 +283,15 @@ def test_own_parts_complete_into_one_blob_of_the_parts_chosen(parts: BlobParts) 
     listed = run(parts.in_progress())
     assert listed[upload_id][0] == key
     chosen = [(1, hashlib.md5(first).hexdigest()), (2, hashlib.md5(second).hexdigest())]
-    assert run(parts.complete(key, upload_id, chosen)) == written_for(first + second)
-    assert run(parts.complete(key, upload_id, chosen)) == written_for(first + second)
+    assert run(parts.complete(key, upload_id, chosen)) == len(first + second)
+    assert run(parts.complete(key, upload_id, chosen)) == len(first + second)
     assert upload_id not in run(parts.in_progress())
+    assert run(s3.digest(key)) == written_for(first + second)
 
 
-def test_own_parts_refuse_what_is_not_there_and_keep_nothing_aborted(parts: BlobParts) -> None:
+def test_own_parts_refuse_what_is_not_there_and_keep_nothing_aborted(s3: S3BlobStore) -> None:
+    parts: BlobParts | None = s3.parts
+    assert parts is not None
     key, data = new_blob_key(), os.urandom(1000)
     upload_id = run(parts.start(key))
     with pytest.raises(ConnectionResetError):  # the client's own error comes out

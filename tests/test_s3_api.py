@@ -22,7 +22,7 @@ from botocore.handlers import set_list_objects_encoding_type_url
 from stowage.processes import free_port, start_serve
 
 from .backends import BACKENDS, backend_settings
-from .harness import create_s3_key
+from .harness import create_s3_key, listed_with_digests
 
 SCOPES = "object:read,write,delete namespace:read,write,delete"
 S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -423,9 +423,7 @@ def test_a_multipart_upload_assembles_its_parts_in_order(
 
     auth = {"Authorization": f"Bearer {s3_server.token}"}
     with httpx.Client(base_url=s3_server.base, headers=auth) as api:
-        [djinn] = [
-            o for o in api.get("/n/admin/multipart/-/objects").json() if o["name"] == "big.bin"
-        ]
+        djinn = listed_with_digests(api, "/n/admin/multipart/-/objects", "big.bin")
     assert (djinn["size"], djinn["sha256"]) == (len(whole), hashlib.sha256(whole).hexdigest())
 
 

@@ -22,6 +22,7 @@ import pytest
 from botocore.client import BaseClient
 from runloop_api_client import Runloop
 
+from .harness import listed_with_digests
 from .test_s3_api import S3Server, key, s3, s3_server
 
 __all__ = ["key", "s3", "s3_server"]  # the fixtures this module shares
@@ -380,7 +381,7 @@ def test_what_aws_cli_writes_djinn_and_the_runloop_sdk_read_and_back(
 
     auth = {"Authorization": f"Bearer {s3_server.token}"}
     with httpx.Client(base_url=s3_server.base, headers=auth) as djinn:
-        [shown] = djinn.get("/n/admin/crossing/-/objects").json()
+        shown = listed_with_digests(djinn, "/n/admin/crossing/-/objects", "ci/artifact.bin")
         assert (shown["name"], shown["size"], shown["md5"], shown["sha256"]) == (
             "ci/artifact.bin",
             len(body),

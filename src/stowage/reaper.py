@@ -72,6 +72,7 @@ class Reaper:
             log.warning("reaper aborted %d orphan multipart uploads in the blob store", orphans)
         while await self._objects.forget_keys():
             pass
+        await self._objects.fill_digests()
         self._metrics.reaper_runs.inc()
         self._metrics.reaped.inc(total)
         if total:

@@ -4,13 +4,19 @@ ground through both APIs; these say where a failure lies when the core is change
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import sqlite3
+import time
+from pathlib import Path
 
 import pytest
 
+from stowage.core.access import Principal
 from stowage.core.errors import FieldErrors, Forbidden, Gone, Invalid, NotFound, Problem
-from stowage.core.models import ContentType, ObjectState
+from stowage.core.models import ContentType, ObjectState, StoredObject
 from stowage.core.objects import ANY_NAMES, UNIQUE_NAMES
+from stowage.core.objects.digests import ORPHAN_AFTER_MS
 from stowage.core.presign import Grant, Presigner
 
 from ..aio import chunks, run
@@ -143,3 +149,45 @@ def test_a_multipart_upload_left_past_its_deadline_is_reaped_with_its_parts(core
     assert run(core.blobs.inventory()) == {}
     with pytest.raises(NotFound):  # NoSuchUpload
         run(core.objects.multipart(alice, bucket, "big.bin", upload.upload_id))
+
+
+async def assembled(core: Core, alice: Principal, name: str) -> tuple[StoredObject, bytes]:
+    """An object completed from a multipart upload (of one part: the others would need
+    5 MiB each, past these tests' upload limit); its bytes."""
+    bucket = await core.namespaces.create_root(alice, name)
+    upload = await core.objects.start_multipart(alice, bucket, f"{name}.bin", None, None)
+    part = await core.objects.put_part(alice, upload, 1, chunks(TEXT, 1000), None)
+    return await core.objects.complete_multipart(alice, upload, [(1, part.md5)]), TEXT
+
+
+def test_an_assembled_object_is_readable_at_once_and_gets_its_digests_just_after(
+    core: Core, tmp_path: Path
+) -> None:
+    async def flow() -> tuple[StoredObject, bytes]:
+        alice = await core.user("alice", "object:read,write,delete namespace:read,write")
+        obj, body = await assembled(core, alice, "builds")
+        assert (obj.size, obj.md5, obj.sha256) == (len(body), None, None)
+        read = b"".join([part async for part in await core.objects.read(obj, 0, len(body))])
+        assert read == body
+        deadline = time.monotonic() + 10
+        while (await core.objects.get(alice, obj.id)).sha256 is None:
+            assert time.monotonic() < deadline, "no digests after 10 s"
+            await asyncio.sleep(0.01)
+        shown = await core.objects.get(alice, obj.id)
+        assert (shown.md5, shown.sha256) == digests(body)
+        return obj, body
+
+    obj, body = run(flow())
+    # What a restart before the hashing ended leaves: the reaper makes them.
+    with sqlite3.connect(tmp_path / "stowage.db") as db:
+        db.execute("UPDATE objects SET md5 = NULL, sha256 = NULL WHERE id = ?", (obj.id,))
+    assert run(core.objects.fill_digests()) == 0  # its own process may still be at it
+    core.clock.advance(ORPHAN_AFTER_MS)
+    assert run(core.objects.fill_digests()) == 1
+    shown = run(core.meta.get_object(obj.id))
+    assert shown is not None and (shown.md5, shown.sha256) == digests(body)
+    assert run(core.objects.fill_digests()) == 0
+
+
+def digests(body: bytes) -> tuple[str, str]:
+    return hashlib.md5(body).hexdigest(), hashlib.sha256(body).hexdigest()

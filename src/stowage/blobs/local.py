@@ -11,6 +11,10 @@ about four batches per upload, whatever its size. A body smaller than one batch 
 and written by the event loop itself, and made durable together with the other small ones
 waiting (``publish.BatchPublisher``).
 
+A blob can also be a directory of hard links to other blobs' files, in order (``join``):
+an object assembled from multipart parts, made without copying a byte. Reads find out by
+the error a plain file's calls give on a directory, so plain blobs pay nothing for it.
+
 Reads go out in 2 MiB preads: fewer thread hops and ASGI messages per GiB than 1 MiB (about
 2.0 → 2.4 GB/s on a cached file, near aiohttp's sendfile) while a download still holds only
 a few MiB (4 MiB chunks were no faster and doubled that).
@@ -23,7 +27,8 @@ import collections
 import contextlib
 import errno
 import os
-from collections.abc import AsyncIterator, Callable
+import stat
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,8 +104,54 @@ def _read_range(path: str, start: int, length: int) -> bytes:
     fd = os.open(path, os.O_RDONLY)
     try:
         return os.pread(fd, length, start)
+    except IsADirectoryError:  # a joined blob
+        return b"".join(_read_pieces(_pieces(path), start, length))
     finally:
         os.close(fd)
+
+
+def _pieces(path: str) -> list[tuple[str, int]]:
+    """A joined blob's files in order, with their sizes."""
+    names = sorted(os.listdir(path))
+    return [(f"{path}/{name}", os.stat(f"{path}/{name}").st_size) for name in names]
+
+
+def _spans(
+    pieces: Sequence[tuple[str, int]], start: int, length: int
+) -> list[tuple[str, int, int]]:
+    """The (file, offset, length) reads that make ``length`` bytes from ``start``."""
+    spans, end, offset = [], start + length, 0
+    for path, size in pieces:
+        low, high = max(start, offset), min(end, offset + size)
+        if low < high:
+            spans.append((path, low - offset, high - low))
+        offset += size
+    return spans
+
+
+def _read_pieces(pieces: Sequence[tuple[str, int]], start: int, length: int) -> list[bytes]:
+    return [_read_range(path, at, n) for path, at, n in _spans(pieces, start, length)]
+
+
+def _open(path: str) -> tuple[int, list[tuple[str, int]] | None]:
+    """An open plain blob, or a joined one's pieces (FileNotFoundError when there is
+    neither), in one trip to a thread."""
+    fd = os.open(path, os.O_RDONLY)
+    if not stat.S_ISDIR(os.fstat(fd).st_mode):
+        return fd, None
+    os.close(fd)
+    return -1, _pieces(path)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:  # a joined blob: its links, then itself
+        for name in os.listdir(path):
+            os.unlink(f"{path}/{name}")
+        os.rmdir(path)
 
 
 class _Lanes:
@@ -203,21 +254,65 @@ class LocalBlobStore:
 
     async def read(self, key: str, start: int, length: int) -> AsyncIterator[bytes]:
         """Open the file now (a missing blob fails before a response starts), then stream."""
-        fd = await self._run(os.open, self.path(key), os.O_RDONLY)
+        fd, pieces = await self._run(_open, self._file(key))
+        if pieces is not None:
+            return self._stream_pieces(_spans(pieces, start, length))
+        return self._stream(fd, start, length)
 
-        async def stream() -> AsyncIterator[bytes]:
-            try:
-                offset, end = start, start + length
-                while offset < end:
-                    data = await self._run(os.pread, fd, min(READ_BYTES, end - offset), offset)
-                    if not data:
-                        break
-                    offset += len(data)
-                    yield data
-            finally:
-                os.close(fd)
+    async def _stream(self, fd: int, start: int, length: int) -> AsyncIterator[bytes]:
+        """``length`` bytes of an open file from ``start``; the file is closed after."""
+        try:
+            offset, end = start, start + length
+            while offset < end:
+                data = await self._run(os.pread, fd, min(READ_BYTES, end - offset), offset)
+                if not data:
+                    break
+                offset += len(data)
+                yield data
+        finally:
+            os.close(fd)
 
-        return stream()
+    async def _stream_pieces(self, spans: Sequence[tuple[str, int, int]]) -> AsyncIterator[bytes]:
+        for path, start, length in spans:
+            fd = await self._run(os.open, path, os.O_RDONLY)
+            async for data in self._stream(fd, start, length):
+                yield data
+
+    async def digest(self, key: str) -> BlobWritten:
+        """Read the blob once: the md5 on one thread while the sha256 runs on another."""
+        digest = Digest()
+        async for data in await self.read(key, 0, 1 << 62):
+            await asyncio.gather(
+                self._run(digest.md5.update, data), self._run(digest.update_but_md5, data)
+            )
+        return digest.result()
+
+    async def join(self, key: str, parts: Sequence[str]) -> int:
+        """Make ``key`` the blobs ``parts`` end to end, as hard links in a directory: no
+        byte is copied, and each part's own key may be deleted after. The directory is
+        filled under a temporary name and renamed into place, so ``key`` holds all the
+        parts or nothing. Returns its size."""
+        return await self._run(self._join, key, parts)
+
+    def _join(self, key: str, parts: Sequence[str]) -> int:
+        final = self.path(key)
+        building = final.parent / f".{key}.join"
+        final.parent.mkdir(exist_ok=True)
+        _remove(str(building))  # what a failed attempt left
+        building.mkdir()
+        try:
+            size = 0
+            for index, part in enumerate(parts):
+                source = self._file(part)
+                os.link(source, building / f"{index:05d}")
+                size += os.stat(source).st_size
+            fsync_dir(building)
+            os.rename(building, final)
+        except BaseException:
+            _remove(str(building))
+            raise
+        fsync_dir(final.parent)
+        return size
 
     async def read_bytes(self, key: str, start: int, length: int) -> bytes:
         """Open, read and close in one trip to the thread pool, not one per step; or, up to
@@ -230,7 +325,7 @@ class LocalBlobStore:
         return await self._run(_read_range, path, start, length)
 
     async def delete(self, key: str) -> None:
-        await self._run(self.path(key).unlink, True)
+        await self._run(_remove, self._file(key))
 
     async def ping(self) -> None:
         """Raise unless blobs can be written here."""

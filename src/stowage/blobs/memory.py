@@ -13,7 +13,7 @@ replaces its blob, as on local disk (rename) and S3 (PUT).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from ..core.errors import TooLarge
 from ..core.models import BlobWritten
@@ -61,6 +61,17 @@ class MemoryBlobStore:
 
     async def read_bytes(self, key: str, start: int, length: int) -> bytes:
         return self._blob(key)[start : start + length]
+
+    async def digest(self, key: str) -> BlobWritten:
+        digest = Digest()
+        digest.update(self._blob(key))
+        return digest.result()
+
+    async def join(self, key: str, parts: Sequence[str]) -> int:
+        """The parts end to end under ``key``, as ``LocalBlobStore.join``."""
+        body = b"".join(self._blob(part) for part in parts)
+        self._blobs[key] = (body, time.time())
+        return len(body)
 
     async def delete(self, key: str) -> None:
         self._blobs.pop(key, None)

@@ -70,7 +70,7 @@ class S3BlobStore:
                 secret_access_key,
                 path_style,
                 self.path,
-                self.digest,
+                self.size,
                 self._pool,
                 self._prefix,
                 request_timeout_s,

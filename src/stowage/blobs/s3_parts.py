@@ -24,7 +24,6 @@ import httpx
 
 from ..aws_signing import SERVICE, TERMINATOR, sign, signing_key
 from ..core.errors import Invalid
-from ..core.models import BlobWritten
 from .s3_stream import Hasher, hashed, outage, reachable
 
 UNSIGNED = "UNSIGNED-PAYLOAD"
@@ -48,7 +47,7 @@ class S3Parts:
         secret_access_key: str,
         path_style: bool,
         path: Callable[[str], str],
-        digest: Callable[[str], Awaitable[BlobWritten]],
+        size: Callable[[str], Awaitable[int | None]],
         pool: Executor,
         prefix: str,
         request_timeout_s: float,
@@ -61,7 +60,7 @@ class S3Parts:
         self._key_id = access_key_id
         self._secret = secret_access_key
         self._path = path
-        self._digest = digest
+        self._size = size
         self._pool = pool
         self._prefix = prefix
         self._timeout = httpx.Timeout(request_timeout_s, connect=5)
@@ -84,11 +83,8 @@ class S3Parts:
             raise
         return hasher.md5.hexdigest()
 
-    async def complete(
-        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
-    ) -> BlobWritten:
-        """Complete, then read the blob back once for its md5 and sha256: those of the
-        whole object cannot be made from its parts'."""
+    async def complete(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> int:
+        """Complete, then ask the blob's size (S3's answer does not say it)."""
         listed = "".join(
             f'<Part><PartNumber>{n}</PartNumber><ETag>"{escape(md5)}"</ETag></Part>'
             for n, md5 in parts
@@ -96,7 +92,10 @@ class S3Parts:
         xml = f"<CompleteMultipartUpload>{listed}</CompleteMultipartUpload>".encode()
         # S3 may answer 200 and then an error, having kept the connection alive meanwhile.
         _refused(_parsed(await self._call("POST", key, {"uploadId": upload_id}, xml)))
-        return await self._digest(key)
+        size = await self._size(key)
+        if size is None:
+            raise FileNotFoundError(key)  # completed, then deleted by whoever ended the upload
+        return size
 
     async def abort(self, key: str, upload_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):  # gone already

@@ -185,12 +185,18 @@ class StoredObject:
 
 @dataclass(frozen=True, slots=True)
 class BlobWritten:
-    """What a blob store reports after a durable write: the facts clients verify against."""
+    """What a blob store reports after a durable write: the facts clients verify against.
+    A blob made of others (multipart parts) has no digests until it is read once
+    (``ObjectService.fill_digests``): None, as for ``unhashed``."""
 
     size: int
-    md5: str
-    sha256: str
+    md5: str | None
+    sha256: str | None
     head: bytes  # the first bytes (up to 512), for content sniffing
+
+    @classmethod
+    def unhashed(cls, size: int) -> BlobWritten:
+        return cls(size, None, None, b"")
 
 
 @dataclass(frozen=True, slots=True)

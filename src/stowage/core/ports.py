@@ -141,6 +141,14 @@ class ObjectStore(Protocol):
         None (nothing changed) when the object was not in that state or the key is known."""
         ...
 
+    async def set_digests(self, object_id: int, blob_key: str, md5: str, sha256: str) -> bool:
+        """Fill in a live object's digests while it holds ``blob_key`` and has none."""
+        ...
+
+    async def undigested(self, created_by_ms: int, limit: int) -> list[tuple[int, str]]:
+        """Live objects with bytes but no digests, created by then: (id, blob key)."""
+        ...
+
     async def kept_answer(self, keyed: KeyedRequest) -> KeptAnswer | None:
         """What the key of ``keyed`` was first used for, if it is recorded."""
         ...
@@ -161,7 +169,7 @@ class ObjectStore(Protocol):
         """Completed, unexpired objects and their bytes."""
         ...
 
-    async def blob_references(self) -> dict[str, tuple[str, int, str]]:
+    async def blob_references(self) -> dict[str, tuple[str, int, str | None]]:
         """blob key → (public id, size, sha256) for every row that points at a blob."""
         ...
 
@@ -299,6 +307,11 @@ class BlobStore(Protocol):
         ...
 
     async def delete(self, key: str) -> None: ...
+    async def digest(self, key: str) -> BlobWritten:
+        """Read a stored blob once for its size, md5 and sha256 (FileNotFoundError when
+        there is none)."""
+        ...
+
     async def inventory(self) -> dict[str, float]:
         """Every stored blob key, with its modification time (seconds since the epoch)."""
         ...
@@ -309,6 +322,17 @@ class BlobStore(Protocol):
 
     def close(self) -> None:
         """Finish the store's work in flight and stop its threads."""
+        ...
+
+
+@runtime_checkable
+class JoiningBlobStore(BlobStore, Protocol):
+    """A store that can make a blob of others without copying their bytes (local disk's
+    hard links): an object assembled from multipart parts costs no second write."""
+
+    async def join(self, key: str, parts: Sequence[str]) -> int:
+        """Make ``key`` the blobs ``parts`` end to end, all of them or nothing; its size.
+        The parts' own keys stay, and may be deleted without touching ``key``."""
         ...
 
 
@@ -328,11 +352,9 @@ class BlobParts(Protocol):
         nothing; its md5."""
         ...
 
-    async def complete(
-        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
-    ) -> BlobWritten:
-        """Make ``key`` of the parts (number and md5, ascending), and report the whole
-        blob. Completing a completed upload again is not an error."""
+    async def complete(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> int:
+        """Make ``key`` of the parts (number and md5, ascending); its size. Completing a
+        completed upload again is not an error."""
         ...
 
     async def abort(self, key: str, upload_id: str) -> None:
@@ -355,4 +377,3 @@ class DirectBlobStore(BlobStore, Protocol):
     def presign(self, method: Literal["GET", "PUT"], key: str, expires_s: int) -> str: ...
     async def size(self, key: str) -> int | None: ...
     async def copy(self, source: str, target: str) -> None: ...
-    async def digest(self, key: str) -> BlobWritten: ...

@@ -37,7 +37,14 @@ from .constraints import raise_if_namespace_gone, violated
 from .database import T
 from .listing import SqlListing, not_expired
 from .prepared import Prepared
-from .schema import UNIQUE_NAMESPACED, UNIQUE_TOP_LEVEL, idempotency_keys, object_metadata, objects
+from .schema import (
+    UNDIGESTED,
+    UNIQUE_NAMESPACED,
+    UNIQUE_TOP_LEVEL,
+    idempotency_keys,
+    object_metadata,
+    objects,
+)
 
 REPLACE_ATTEMPTS = 3
 
@@ -428,6 +435,32 @@ class SqlObjects(SqlListing):
 
         return await self._write(work)
 
+    async def set_digests(self, object_id: int, blob_key: str, md5: str, sha256: str) -> bool:
+        stmt = (
+            update(objects)
+            .where(
+                objects.c.id == object_id,
+                objects.c.blob_key == blob_key,
+                objects.c.sha256.is_(None),
+            )
+            .values(md5=md5, sha256=sha256)
+        )
+        return await self._write(lambda conn: conn.execute(stmt).rowcount == 1)
+
+    async def undigested(self, created_by_ms: int, limit: int) -> list[tuple[int, str]]:
+        # The partial index's predicate as written (migration 0016), so that it is used.
+        stmt = (
+            select(objects.c.id, objects.c.blob_key)
+            .where(
+                UNDIGESTED,
+                objects.c.state == ObjectState.READ_ONLY.value,
+                objects.c.create_time_ms <= created_by_ms,
+            )
+            .order_by(objects.c.id)
+            .limit(limit)
+        )
+        return await self._read(lambda conn: [(r.id, r.blob_key) for r in conn.execute(stmt)])
+
     def _metadata_column(self, column: Any, owner_id: int, now_ms: int, *where: Any) -> Any:
         return (
             select(column)
@@ -464,7 +497,7 @@ class SqlObjects(SqlListing):
 
         return await self._read(work)
 
-    async def blob_references(self) -> dict[str, tuple[str, int, str]]:
+    async def blob_references(self) -> dict[str, tuple[str, int, str | None]]:
         stmt = select(
             objects.c.blob_key, objects.c.public_id, objects.c.size, objects.c.sha256
         ).where(objects.c.blob_key.is_not(None))

@@ -186,9 +186,17 @@ Index(
     sqlite_where=UNIQUE_NAMESPACED,
     postgresql_where=UNIQUE_NAMESPACED,
 )
+# Objects whose digests are still to be computed (migration 0016; core/objects/digests.py).
+UNDIGESTED = text("sha256 IS NULL AND blob_key IS NOT NULL")
+Index(
+    "ix_objects_undigested",
+    objects.c.id,
+    sqlite_where=UNDIGESTED,
+    postgresql_where=UNDIGESTED,
+)
 
 # Uploads in parts (S3's multipart, migration 0009): each part is a blob of its own until
-# the upload is completed (its parts are copied into one new blob, in order) or aborted, or
+# the upload is completed (its parts are joined into one new blob, in order) or aborted, or
 # it passes its deadline and the reaper removes it. On a blob store with multipart uploads
 # of its own (migration 0012) the parts go into one of those instead, ``backing_id``, which
 # completes into the blob ``blob_key``, and parts have no blob key.

@@ -3,6 +3,7 @@ way to find a live object and the namespace root that governs access to it."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from ..access import Principal, may_modify
@@ -37,6 +38,7 @@ class ObjectsBase:
         self._namespaces = namespaces
         self._clock = clock
         self.limits = limits
+        self._hashing: set[asyncio.Task[bool]] = set()  # digests.py, in the background
 
     @property
     def _direct(self) -> DirectBlobStore | None:
@@ -55,7 +57,7 @@ class ObjectsBase:
         ):
             if said is not None and said != found:
                 await self._blobs.delete(key)
-                raise DigestMismatch(digest, said, found)
+                raise DigestMismatch(digest, said, found or "")
 
     async def _live(self, ref: str | int) -> StoredObject:
         obj = await self._meta.get_object(ref)

@@ -3,13 +3,14 @@ parts in any order and any number of times (the last put of a number wins), then
 it with the list of parts to keep, or abort it.
 
 On a blob store with multipart uploads of its own (``ports.BlobParts``, S3's) the upload
-starts one, each part goes into it, and completing completes it into the object's blob and
-reads that back once for its md5 and sha256. Elsewhere each part is a blob of its own, and
-completing copies the listed parts, in order, into one new blob through the store's usual
-write. Either way the object's size, md5 and sha256 are those of its bytes, as every
-dialect shows them, and the upload ends and the object takes its name's place in one
-transaction. The object also keeps S3's ETag for it: the md5 of the parts' md5s, and
-``-N``. An upload not completed by its deadline is reaped, its bytes with it.
+starts one, each part goes into it, and completing completes it into the object's blob.
+Elsewhere each part is a blob of its own, and completing joins the listed parts, in order,
+into one new blob: without copying a byte where the store can (``ports.JoiningBlobStore``,
+local disk), else by copying them through the store's usual write. Either way the upload
+ends and the object takes its name's place in one transaction. The object also keeps S3's
+ETag for it: the md5 of the parts' md5s, and ``-N``. Its own md5 and sha256 cannot be made
+from the parts': unless the copy computed them, they follow in the background
+(``digests.py``). An upload not completed by its deadline is reaped, its bytes with it.
 
 The blob an upload completes into is its own until that transaction: a completion that
 fails leaves it to the upload (a retry completes it again; the reaper removes it), and
@@ -38,8 +39,8 @@ from ..models import (
     UploadedPart,
 )
 from ..naming import content_kind, validate_metadata, validate_object_name
-from ..ports import BlobParts
-from .base import ObjectsBase
+from ..ports import BlobParts, JoiningBlobStore
+from .digests import Digests
 
 MAX_PARTS = 10_000
 MIN_PART_BYTES = 5 * 1024 * 1024  # every part but the last, as S3 requires
@@ -81,7 +82,7 @@ def _checksum_of(upload: MultipartUpload, parts: Sequence[UploadedPart]) -> Chec
     return of_parts(upload.checksum_algorithm, sums, upload.composite)
 
 
-class Multipart(ObjectsBase):
+class Multipart(Digests):
     @property
     def _own_parts(self) -> BlobParts | None:
         direct = self._direct
@@ -188,6 +189,7 @@ class Multipart(ObjectsBase):
             key = new_blob_key()
             written = await self._blobs.put(key, chunks, self.limits.max_upload_bytes)
             await self._keep_if_claimed(key, claimed, written)
+            assert written.md5 is not None  # a put hashes what it writes
             size, md5 = written.size, written.md5
         elif claimed is not None:
             raise ValueError("the store's own upload computes no sha256 of a part")
@@ -298,6 +300,8 @@ class Multipart(ObjectsBase):
         stored, replaced, part_keys = done
         for old in (*part_keys, *([replaced] if replaced else [])):
             await self._blobs.delete(old)
+        if stored.sha256 is None:
+            self._digest_soon(stored)
         return stored
 
     async def _assemble(
@@ -309,19 +313,20 @@ class Multipart(ObjectsBase):
         backing = self._backing(upload)
         if backing is None:
             key = new_blob_key()
+            if isinstance(self._blobs, JoiningBlobStore):
+                keys = [p.blob_key for p in kept if p.blob_key is not None]
+                return key, BlobWritten.unhashed(await self._blobs.join(key, keys)), key
             return key, await self._blobs.put(key, self._concatenated(kept), None), key
         parts, target, backing_id = backing
         try:
-            written = await parts.complete(
-                target, backing_id, [(p.part_number, p.md5) for p in kept]
-            )
+            size = await parts.complete(target, backing_id, [(p.part_number, p.md5) for p in kept])
         except FileNotFoundError:  # aborted or reaped meanwhile
             raise NoSuchUpload("The specified upload does not exist") from None
         except Invalid:  # a part sent again meanwhile, and the store kept the other one
             raise PartProblem("missing", 0, MISSING_PARTS) from None
-        if written.size != sum(p.size for p in kept):  # completed before with other parts
+        if size != sum(p.size for p in kept):  # completed before with other parts
             raise PartProblem("missing", 0, MISSING_PARTS)
-        return target, written, None
+        return target, BlobWritten.unhashed(size), None
 
     @staticmethod
     def _check_parts(
