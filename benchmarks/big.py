@@ -13,6 +13,7 @@ import os
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,10 +74,12 @@ class Transfer:
 
 @dataclass
 class PutGet:
-    """MiB/s of a store measured by whole-object PUT and GET only."""
+    """MiB/s of a store measured by whole-object PUT and GET only; ``settled_s``, the
+    seconds after the PUT until the object's digests were shown (stowage's multipart)."""
 
     put: float
     get: float
+    settled_s: float = 0.0
 
 
 def whole_and_ranges(url: str, size: int, headers: list[str]) -> tuple[float, float]:
@@ -132,11 +135,48 @@ def sendfile_get(base: str, source: Path) -> tuple[float, float]:
     return whole_and_ranges(f"{base}/files/{source.name}", source.stat().st_size, [])
 
 
-def s5cmd_round(s3: S3Endpoint, bucket: str, source: Path) -> PutGet:
-    """s5cmd PUT (its multipart, in parallel), then GET streamed to /dev/null."""
+def digests_shown(server: StowageServer) -> Callable[[str], float]:
+    """Seconds until Djinn shows the sha256 of the object named ``key`` (an object
+    assembled from multipart parts gets its digests after Complete has answered)."""
+
+    def wait(key: str) -> float:
+        start = time.perf_counter()
+        with httpx.Client(base_url=server.base, headers=server.headers) as djinn:
+            while True:
+                found = djinn.get("/objects", params={"search": key}).json()
+                if any(o["name"] == key and o["sha256"] for o in found):
+                    return time.perf_counter() - start
+                if time.perf_counter() - start > 600:
+                    raise TimeoutError(f"{key} has no digests after 600 s")
+                time.sleep(0.02)
+
+    return wait
+
+
+def s5cmd_rounds(
+    s3: S3Endpoint,
+    bucket: str,
+    source: Path,
+    rounds: int,
+    settled: Callable[[str], float] = lambda key: 0.0,
+) -> PutGet:
+    """The median of ``rounds`` of: s5cmd PUT (its multipart, 5 parts at once), the wait
+    for ``settled(key)``, then GET with s5cmd's parallel ranged download into a file (a
+    pipe, as ``s5cmd cat`` writes, is read in order and was the ceiling of both stores)."""
     size_mib = source.stat().st_size / MIB
-    key = f"s3://{bucket}/big-direct"
-    put = size_mib / s5cmd_seconds(s3, "cp", str(source), key)
-    get = size_mib / s5cmd_seconds(s3, "cat", key)
-    s5cmd_seconds(s3, "rm", key)
-    return PutGet(put, get)
+    found = []
+    for index in range(rounds):
+        key = f"big-direct-{index}"
+        url = f"s3://{bucket}/{key}"
+        put = size_mib / s5cmd_seconds(s3, "cp", str(source), url)
+        waited = settled(key)
+        target = source.with_name(f"{source.name}.got")
+        get = size_mib / s5cmd_seconds(s3, "cp", url, str(target))
+        target.unlink()
+        s5cmd_seconds(s3, "rm", url)
+        found.append(PutGet(put, get, waited))
+    return PutGet(
+        statistics.median(f.put for f in found),
+        statistics.median(f.get for f in found),
+        statistics.median(f.settled_s for f in found),
+    )
