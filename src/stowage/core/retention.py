@@ -34,10 +34,10 @@ def parse_duration(text: str) -> int:
 
 def format_duration(ms: int) -> str:
     """The largest unit that says ``ms`` exactly (``parse_duration``'s inverse)."""
-    for unit in ("d", "h", "m", "s"):
+    for unit in ("d", "h", "m"):
         if ms % UNIT_MS[unit] == 0:
             return f"{ms // UNIT_MS[unit]}{unit}"
-    return f"{ms}ms"
+    return f"{ms / 1000:g}s"
 
 
 @dataclass(frozen=True, slots=True)

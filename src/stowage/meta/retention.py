@@ -10,7 +10,10 @@ take different rows; on SQLite each batch is a write transaction, which writers 
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, func, or_, select, update
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, or_, select, update
 
 from ..core.models import Expired, Namespace, ObjectState, Retention
 from . import records
@@ -62,20 +65,25 @@ class SqlRetention(Database):
         """Set the expiry of up to ``limit`` objects that reach their namespace's max_age
         by ``horizon_ms`` to that moment, unless their own TTL ends sooner; the read filter
         then hides each exactly at its age."""
-        due = (_OBJ.create_time_ms + _NS.retention_max_age_ms).label("due")
-        pick = (
-            select(_OBJ.id, _OBJ.size, due)
-            .join_from(namespaces, objects, _OBJ.namespace_id == _NS.id)
-            .where(
-                _NS.retention_max_age_ms.is_not(None),
-                _OBJ.create_time_ms <= horizon_ms - _NS.retention_max_age_ms,
-                _OBJ.state != ObjectState.DELETED.value,
-                or_(_OBJ.delete_after_time_ms.is_(None), _OBJ.delete_after_time_ms > due),
-            )
-            .limit(limit)
+        ruled = select(_NS.id, _NS.retention_max_age_ms).where(
+            _NS.retention_max_age_ms.is_not(None)
         )
-        if not self._sqlite:
-            pick = pick.with_for_update(skip_locked=True, of=objects)
+
+        def aged(namespace_id: int, max_age_ms: int, room: int) -> Any:
+            """A range of ``ix_objects_namespace_created``."""
+            due = _OBJ.create_time_ms + max_age_ms
+            pick = (
+                select(_OBJ.id, _OBJ.size, due.label("due"))
+                .where(
+                    _OBJ.namespace_id == namespace_id,
+                    _OBJ.create_time_ms <= horizon_ms - max_age_ms,
+                    _OBJ.state != ObjectState.DELETED.value,
+                    or_(_OBJ.delete_after_time_ms.is_(None), _OBJ.delete_after_time_ms > due),
+                )
+                .limit(room)
+            )
+            return pick if self._sqlite else pick.with_for_update(skip_locked=True)
+
         stamp = (
             update(objects)
             .where(_OBJ.id == bindparam("b_id"))
@@ -83,7 +91,7 @@ class SqlRetention(Database):
         )
 
         def work(conn: Connection) -> Expired:
-            rows = conn.execute(pick).all()
+            rows = self._per_namespace(conn, ruled, limit, aged)
             if rows:
                 conn.execute(stamp, [{"b_id": r.id, "b_due": r.due} for r in rows])
             return Expired(len(rows), sum(r.size or 0 for r in rows))
@@ -93,31 +101,30 @@ class SqlRetention(Database):
     async def expire_surplus(self, now_ms: int, limit: int) -> Expired:
         """Expire now up to ``limit`` completed objects that are not among the newest
         ``keep_newest`` (by id, which follows creation) live ones of their namespace."""
-        read_only = ObjectState.READ_ONLY
-        rank = func.row_number().over(partition_by=_OBJ.namespace_id, order_by=_OBJ.id.desc())
-        ranked = (
-            select(_OBJ.id, rank.label("rank"), _NS.retention_keep_newest.label("keep"))
-            .join_from(namespaces, objects, _OBJ.namespace_id == _NS.id)
-            .where(
-                _NS.retention_keep_newest.is_not(None),
-                _OBJ.state == read_only.value,
-                not_expired(now_ms, state=read_only),
+        ruled = select(_NS.id, _NS.retention_keep_newest).where(
+            _NS.retention_keep_newest.is_not(None)
+        )
+        live = (
+            _OBJ.state == ObjectState.READ_ONLY.value,
+            not_expired(now_ms, state=ObjectState.READ_ONLY),
+        )
+
+        def surplus(namespace_id: int, keep: int, room: int) -> Any:
+            """Past the newest ``keep`` on ``ix_objects_namespace_id``, read without locks
+            (a row locked among the newest must not shift the count), then locked and
+            checked again: a reaper of another replica may have expired some since."""
+            past = (
+                select(_OBJ.id)
+                .where(_OBJ.namespace_id == namespace_id, *live)
+                .order_by(_OBJ.id.desc())
+                .offset(keep)
+                .limit(room)
             )
-            .subquery()
-        )
-        surplus = select(ranked.c.id).where(ranked.c.rank > ranked.c.keep).limit(limit)
-        # Checked again on the rows themselves: a reaper of another replica may have
-        # expired some of them since (and holds their locks until it commits).
-        pick = select(_OBJ.id, _OBJ.size).where(
-            _OBJ.id.in_(surplus),
-            _OBJ.state == read_only.value,
-            not_expired(now_ms, state=read_only),
-        )
-        if not self._sqlite:
-            pick = pick.with_for_update(skip_locked=True)
+            pick = select(_OBJ.id, _OBJ.size).where(_OBJ.id.in_(past), *live)
+            return pick if self._sqlite else pick.with_for_update(skip_locked=True)
 
         def work(conn: Connection) -> Expired:
-            rows = conn.execute(pick).all()
+            rows = self._per_namespace(conn, ruled, limit, surplus)
             if rows:
                 conn.execute(
                     update(objects)
@@ -127,3 +134,17 @@ class SqlRetention(Database):
             return Expired(len(rows), sum(r.size or 0 for r in rows))
 
         return await self._write(work)
+
+    @staticmethod
+    def _per_namespace(
+        conn: Connection, ruled: Any, limit: int, pick: Callable[[int, int, int], Any]
+    ) -> list[Any]:
+        """Up to ``limit`` rows of ``pick(namespace id, its limit, room left)`` over the
+        namespaces ``ruled`` lists. One query per namespace, each on an index that starts
+        with ``namespace_id``: as one join, SQLite's planner scanned every object instead."""
+        rows: list[Any] = []
+        for namespace_id, rule_limit in conn.execute(ruled).all():
+            if len(rows) >= limit:
+                break
+            rows.extend(conn.execute(pick(namespace_id, rule_limit, limit - len(rows))).all())
+        return rows
