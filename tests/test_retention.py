@@ -41,12 +41,13 @@ def retention_metrics(server: ThreadServer) -> dict[tuple[str, str], float]:
     return {(what, rule): float(value) for what, rule, value in found}
 
 
-def console_page(server: ThreadServer, path: str) -> str:
-    """The console's view of a namespace, as a browser signed in with the token sees it."""
+def console_page(server: ThreadServer, path: str | None) -> str:
+    """The console's view of a namespace (None: of one's objects), as a browser signed in
+    with the token sees it."""
     with httpx.Client(base_url=server.base_url) as browser:
         signed_in = browser.post("/console/login", data={"token": server.token})
         assert signed_in.status_code == 303, signed_in.text
-        shown = browser.get(f"/console/n/admin/{path}")
+        shown = browser.get(f"/console/n/admin/{path}" if path else "/console")
         shown.raise_for_status()
         return " ".join(shown.text.split())
 
@@ -78,6 +79,7 @@ def test_the_cli_sets_lists_and_clears_rules_on_roots_only(server: ThreadServer)
         assert c.get("/n/admin/other").json()["retention"] is None
         assert "only the newest 20 objects stay" in console_page(server, "ci/late")
         assert "Retention" not in console_page(server, "other")
+        assert "Retention" not in console_page(server, None)
         namespaces = {n["path"]: n["retention"] for n in c.get("/namespaces").json()}
         assert namespaces["ci/late"] == rule and namespaces["other"] is None
 
