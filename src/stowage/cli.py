@@ -1,5 +1,5 @@
-"""The ``stowage`` command: run the server, administer users, tokens and S3 access keys,
-and (in ``client.commands``) use a server over HTTP.
+"""The ``stowage`` command: run the server, administer users, tokens, S3 access keys and
+retention rules, and (in ``client.commands``) use a server over HTTP.
 
 Admin commands talk to the metadata database directly (same ``STOWAGE_*`` settings as the
 server), so they work whether or not a server is running. The S3 key commands derive
@@ -30,6 +30,8 @@ from .core.clock import SystemClock
 from .core.errors import StowageError
 from .core.fsck import FsckReport
 from .core.models import AccessKey, Token, User
+from .core.ports import MetadataStore
+from .core.retention import RetentionService, RuledRoot, format_duration, parse_duration
 
 app = typer.Typer(
     help="stowage: a self-hosted object store.",
@@ -40,9 +42,14 @@ ADMIN = "Server (runs on the server's machine, with its STOWAGE_* settings)"
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage S3 access keys.", no_args_is_help=True)
+retention_app = typer.Typer(
+    help="Retention rules of root namespaces (their children inherit them).",
+    no_args_is_help=True,
+)
 app.add_typer(users_app, name="users", rich_help_panel=ADMIN)
 app.add_typer(tokens_app, name="tokens", rich_help_panel=ADMIN)
 app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
+app.add_typer(retention_app, name="retention", rich_help_panel=ADMIN)
 register_client_commands(app)
 
 out = Console(soft_wrap=True)
@@ -56,13 +63,23 @@ ScopeOption = Annotated[
 
 def _with_access(action: Callable[[AccessService], Awaitable[T]]) -> T:
     """Migrate, then run one admin action; domain errors become a message and exit 1."""
+    return _admin(lambda meta, secret: action(AccessService(meta, SystemClock(), secret)))
+
+
+def _with_retention(action: Callable[[RetentionService], Awaitable[T]]) -> T:
+    return _admin(lambda meta, _secret: action(RetentionService(meta)))
+
+
+def _admin(action: Callable[[MetadataStore, bytes], Awaitable[T]]) -> T:
+    """Migrate, then run ``action`` on the metadata store and the presign secret; domain
+    errors become a message and exit 1."""
     settings = Settings()
     secret = migrate_for_admin(settings)
 
     async def run() -> T:
         meta = open_metadata(settings)
         try:
-            return await action(AccessService(meta, SystemClock(), secret))
+            return await action(meta, secret)
         finally:
             await meta.close()
 
@@ -211,9 +228,13 @@ def users_create(
 
 
 def _scopes(text: str) -> frozenset[str]:
-    """``parse_scopes``, with a bad scope a message and exit 1 like every domain error."""
+    return _parsed(parse_scopes, text)
+
+
+def _parsed(parse: Callable[[str], T], text: str) -> T:
+    """An option parsed, with bad input a message and exit 1 like every domain error."""
     try:
-        return parse_scopes(text)
+        return parse(text)
     except StowageError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from None
@@ -315,6 +336,55 @@ def keys_rotate(access_key_id: str) -> None:
     second."""
     issued = _with_access(lambda a: a.rotate_key(access_key_id))
     _print_key(issued, "has a new secret")
+
+
+def _rule_words(ruled: RuledRoot) -> tuple[str, str, str]:
+    """The namespace as ``PATH@OWNER`` and its two limits ("" where there is none)."""
+    rule = ruled.namespace.retention
+    max_age = rule.max_age_ms if rule else None
+    keep = rule.keep_newest if rule else None
+    return (
+        f"{ruled.namespace.path}@{ruled.owner.name}",
+        format_duration(max_age) if max_age is not None else "",
+        str(keep) if keep is not None else "",
+    )
+
+
+@retention_app.command("set")
+def retention_set(
+    namespace: Annotated[str, typer.Argument(help="A root namespace, as PATH@OWNER")],
+    max_age: Annotated[
+        str | None, typer.Option(help="Objects older than this expire: 30d, 12h, 90m, 45s")
+    ] = None,
+    keep_newest: Annotated[
+        int | None, typer.Option(help="Only the newest N completed objects of each namespace stay")
+    ] = None,
+) -> None:
+    """Set a root namespace's retention rule, replacing the one it had (a limit not given
+    is lifted). The reaper enforces it; an object's own TTL still ends it if earlier."""
+    age_ms = _parsed(parse_duration, max_age) if max_age is not None else None
+    ruled = _with_retention(lambda r: r.set(namespace, age_ms, keep_newest))
+    path, age, keep = _rule_words(ruled)
+    limits = [f"max age {age}" if age else "", f"keep newest {keep}" if keep else ""]
+    out.print(f"retention of {path}: {', '.join(w for w in limits if w)}")
+
+
+@retention_app.command("clear")
+def retention_clear(
+    namespace: Annotated[str, typer.Argument(help="A root namespace, as PATH@OWNER")],
+) -> None:
+    """Remove a root namespace's retention rule; its objects stay until their own TTL."""
+    ruled = _with_retention(lambda r: r.clear(namespace))
+    out.print(f"retention of {_rule_words(ruled)[0]}: none")
+
+
+@retention_app.command("list")
+def retention_list() -> None:
+    """List the root namespaces that have a retention rule."""
+    table = Table("namespace", "max age", "keep newest")
+    for ruled in _with_retention(lambda r: r.rules()):
+        table.add_row(*_rule_words(ruled))
+    out.print(table)
 
 
 if __name__ == "__main__":

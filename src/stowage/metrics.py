@@ -1,7 +1,8 @@
 """Prometheus metrics: what an operator graphs and alerts on.
 
 One registry per app (tests run several apps in one process). Request metrics are
-recorded by the ASGI middleware, the reaper counts its sweeps; store-wide figures are read
+recorded by the ASGI middleware, the reaper counts its sweeps and what retention rules
+expired; store-wide figures are read
 from the database at scrape time.
 
 A request is tallied in a plain dict and the tallies reach prometheus_client at most a
@@ -83,6 +84,20 @@ class Metrics:
         )
         self.reaped = Counter(
             "stowage_reaped_objects", "Objects removed by the reaper", registry=self.registry
+        )
+        # By rule ("max_age", "keep_newest"), counted when the rule expires the object
+        # (the reaper frees its bytes in the same sweep, or once a max_age is reached).
+        self.retention_objects = Counter(
+            "stowage_retention_expired_objects",
+            "Objects expired by a namespace's retention rule",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.retention_bytes = Counter(
+            "stowage_retention_expired_bytes",
+            "Bytes of the objects expired by a namespace's retention rule",
+            ["rule"],
+            registry=self.registry,
         )
         self.store = _StoreFigures()
         self._tallies: dict[tuple[str, str, int], _Tally] = {}

@@ -1,5 +1,6 @@
-"""The TTL reaper: a background task that removes expired objects, old tombstones and
-idempotency keys past their lifetime, each in bounded batches.
+"""The TTL reaper: a background task that enforces namespaces' retention rules and removes
+expired objects, old tombstones and idempotency keys past their lifetime, each in bounded
+batches.
 
 Every worker process of a server has one, but only one of them sweeps: the first to take
 an ``flock`` on ``<data>/reaper.lock`` keeps it for its life, and the others try again
@@ -23,6 +24,10 @@ from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 LOCK_FILE = "reaper.lock"
+# How far ahead a max_age rule sets expiries, at least: an object then vanishes at its age
+# even when the next sweep comes after it (see core/retention.py).
+MIN_LOOKAHEAD_S = 60
+RULES = ("max_age", "keep_newest")
 
 
 class SweepTurn:
@@ -62,6 +67,7 @@ class Reaper:
 
     async def run_once(self) -> int:
         """Sweep until nothing is due; return how many objects were removed."""
+        await self._enforce_retention()
         total = 0
         while (reaped := await self._objects.reap()).object_ids or reaped.swept:
             total += len(reaped.object_ids)
@@ -78,6 +84,20 @@ class Reaper:
         if total:
             log.info("reaper removed %d expired or deleted objects", total)
         return total
+
+    async def _enforce_retention(self) -> None:
+        """Expire what the retention rules no longer keep, batch by batch; the sweep that
+        follows removes it."""
+        lookahead_ms = int(max(2 * self._interval, MIN_LOOKAHEAD_S) * 1000)
+        while True:
+            batches = await self._objects.enforce_retention(lookahead_ms)
+            if not any(expired.objects for expired in batches):
+                return
+            for rule, expired in zip(RULES, batches, strict=True):
+                if expired.objects:
+                    self._metrics.retention_objects.labels(rule).inc(expired.objects)
+                    self._metrics.retention_bytes.labels(rule).inc(expired.bytes)
+                    log.info("retention rule %s expired %d objects", rule, expired.objects)
 
     async def _loop(self) -> None:
         while True:

@@ -27,6 +27,7 @@ from ..core.errors import StowageError, Unauthenticated
 from ..core.limits import token_caller
 from ..core.models import ObjectQuery, ObjectState, StoredObject
 from ..core.objects import ANY_NAMES
+from ..core.retention import format_duration
 from ..display import size_text, utc_minute
 from ..numbers import page_number
 from ..service import Stowage
@@ -102,6 +103,7 @@ def base_context(request: Request, caller: Principal, token: str) -> dict[str, A
 
 templates.env.filters["size"] = partial(size_text, missing="–")
 templates.env.filters["utc"] = partial(utc_minute, missing="–")
+templates.env.filters["duration"] = format_duration
 
 
 @router.get("/login")
@@ -207,6 +209,7 @@ async def namespace_objects(
         "pages": _pages(request, number, found.has_more),
         "title": f"{username}/{path}",
         "in_namespace": True,
+        "retention": namespace.retention,
     }
     return page(request, "objects.html", context)
 

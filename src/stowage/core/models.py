@@ -66,9 +66,20 @@ class AccessKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Retention:
+    """A root namespace's retention rule (``core/retention.py``): objects older than
+    ``max_age_ms`` expire, and of each namespace's completed objects only the newest
+    ``keep_newest`` stay. Either may be None (no such limit), not both."""
+
+    max_age_ms: int | None
+    keep_newest: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Namespace:
-    """A folder of objects owned by one user. Visibility and collaborators live on the root
-    (``root_id``); every descendant carries a copy of the root's visibility."""
+    """A folder of objects owned by one user. Visibility, retention and collaborators live
+    on the root (``root_id``); every descendant carries a copy of the root's visibility
+    and retention."""
 
     id: int
     owner_id: int
@@ -80,6 +91,7 @@ class Namespace:
     description: str
     visibility: Visibility
     created_at_ms: int
+    retention: Retention | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +246,15 @@ class Reaped:
     # upload URL can no longer be used (bytes PUT after complete or delete land there).
     staging_keys: list[str] = field(default_factory=list)
     swept: int = 0  # finished objects whose staging key was released
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """Objects a retention rule expired in one batch, and their bytes (freed once the
+    reaper removes them)."""
+
+    objects: int = 0
+    bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from .models import (
     AccessKey,
     BlobWritten,
     Collaborator,
+    Expired,
     Invite,
     KeptAnswer,
     KeyedRequest,
@@ -24,6 +25,7 @@ from .models import (
     ObjectQuery,
     Page,
     Reaped,
+    Retention,
     StoredObject,
     Token,
     UploadedPart,
@@ -281,7 +283,29 @@ class NamespaceStore(Protocol):
     async def delete_invite(self, invite_id: int) -> bool: ...
 
 
-class MetadataStore(AccountStore, ObjectStore, MultipartStore, NamespaceStore, Protocol):
+class RetentionStore(Protocol):
+    """Root namespaces' retention rules, and the reaper's passes that enforce them by
+    lowering objects' expiry (the reaper's ``reap`` then removes them as any expired one)."""
+
+    async def set_retention(self, root: Namespace, rule: Retention | None) -> Namespace | None:
+        """Give the root and its tree ``rule`` (None clears it); None if the root is gone."""
+        ...
+
+    async def retained_roots(self) -> list[Namespace]: ...
+    async def expire_aged(self, horizon_ms: int, limit: int) -> Expired:
+        """Expire, at their age, up to ``limit`` objects that reach their namespace's
+        max_age by ``horizon_ms`` (an object's own earlier TTL stands)."""
+        ...
+
+    async def expire_surplus(self, now_ms: int, limit: int) -> Expired:
+        """Expire now up to ``limit`` completed objects beyond their namespace's newest
+        keep_newest."""
+        ...
+
+
+class MetadataStore(
+    AccountStore, ObjectStore, MultipartStore, NamespaceStore, RetentionStore, Protocol
+):
     """All the metadata, on one database: what the process opens and closes."""
 
     async def close(self) -> None: ...

@@ -14,6 +14,7 @@ from .constraints import raise_if_namespace_gone, violated
 from .database import Database
 from .listing import like_fragment, not_expired
 from .prepared import Prepared
+from .retention import retention_columns
 from .schema import namespace_collaborators, namespace_invites, namespaces, objects, users
 
 
@@ -42,6 +43,7 @@ class SqlNamespaces(Database):
                 description=description,
                 visibility=(parent.visibility if parent else visibility).value,
                 created_at_ms=now_ms,
+                **retention_columns(parent.retention if parent else None),
             )
             .returning(*namespaces.c)
         ).one()

@@ -16,6 +16,7 @@ from ..core.models import (
     MultipartUpload,
     Namespace,
     ObjectState,
+    Retention,
     StoredObject,
     Token,
     User,
@@ -139,7 +140,9 @@ def multipart_upload(row: AnyRow) -> MultipartUpload:
 
 
 def namespace(row: AnyRow) -> Namespace:
-    return record(Namespace, row, visibility=Visibility(row.visibility))
+    max_age, keep = row.retention_max_age_ms, row.retention_keep_newest
+    rule = None if max_age is None and keep is None else Retention(max_age, keep)
+    return record(Namespace, row, visibility=Visibility(row.visibility), retention=rule)
 
 
 def invite(row: AnyRow) -> Invite:

@@ -76,6 +76,9 @@ namespaces = Table(
     Column("description", String(255), nullable=False),
     Column("visibility", String(16), nullable=False),
     Column("created_at_ms", BigInteger, nullable=False),
+    # The root's retention rule (migration 0014), copied down the tree like visibility.
+    Column("retention_max_age_ms", BigInteger),
+    Column("retention_keep_newest", Integer),
     UniqueConstraint("owner_id", "path", name="uq_namespaces_owner_path"),
     Index("ix_namespaces_root", "root_id"),
     Index("ix_namespaces_name", "name"),  # S3 finds a bucket by name across owners
@@ -159,6 +162,8 @@ objects = Table(
     Index("ix_objects_owner_state", "owner_id", "state", "public_id", "delete_after_time_ms"),
     Index("ix_objects_owner_id", "owner_id", "id"),
     Index("ix_objects_namespace_id", "namespace_id", "id"),
+    # A namespace's objects by age, for its max_age rule (migration 0014).
+    Index("ix_objects_namespace_created", "namespace_id", "create_time_ms"),
     Index("ix_objects_delete_after", "delete_after_time_ms"),
     Index("ix_objects_deleted_time", "deleted_time_ms"),
     Index("ix_objects_upload_deadline", "upload_deadline_ms"),

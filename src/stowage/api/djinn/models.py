@@ -22,6 +22,13 @@ class DjinnUser(BaseModel):
     created_at: str
 
 
+class DjinnRetention(BaseModel):
+    max_age_seconds: int | None = Field(description="Objects older than this expire")
+    keep_newest: int | None = Field(
+        description="Only the newest N completed objects of each namespace stay"
+    )
+
+
 class _NamespaceFields(BaseModel):
     id: int
     user_id: int
@@ -36,6 +43,9 @@ class _NamespaceFields(BaseModel):
     user: DjinnUser | None
     build: None
     parent: None
+    retention: DjinnRetention | None = Field(
+        description="stowage's own: the root's retention rule, which children inherit"
+    )
 
 
 class DjinnNamespace(_NamespaceFields):

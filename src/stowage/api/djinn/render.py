@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Request
 
 from ...core.access import Principal
-from ...core.models import Invite, Namespace, StoredObject, User
+from ...core.models import Invite, Namespace, Retention, StoredObject, User
 from ...service import Stowage
 from ..common.links import public_base
 
@@ -79,8 +79,24 @@ def namespace_json(base: str, namespace: Namespace | None, users: dict[int, User
     }
     for resource in NAMESPACE_RESOURCES:
         view[f"{resource}_url"] = f"{url}/-/{resource}"
-    view.update({"user": user_json(owner), "build": None, "parent": None})
+    view.update(
+        {
+            "user": user_json(owner),
+            "build": None,
+            "parent": None,
+            "retention": retention_json(namespace.retention),
+        }
+    )
     return view
+
+
+def retention_json(rule: Retention | None) -> dict[str, int | None] | None:
+    """stowage's own field (Djinn has none; its clients ignore fields they do not know):
+    the root's rule, which a child inherits, or null."""
+    if rule is None:
+        return None
+    max_age = rule.max_age_ms // 1000 if rule.max_age_ms is not None else None
+    return {"max_age_seconds": max_age, "keep_newest": rule.keep_newest}
 
 
 def object_json(

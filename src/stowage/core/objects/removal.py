@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..access import Principal
 from ..errors import NotFound
-from ..models import Namespace, ObjectState, Reaped, StoredObject
+from ..models import Expired, Namespace, ObjectState, Reaped, StoredObject
 from .base import ObjectsBase
 
 
@@ -45,3 +45,15 @@ class Removal(ObjectsBase):
         for key in (*reaped.blob_keys, *reaped.staging_keys):
             await self._blobs.delete(key)
         return reaped
+
+    async def enforce_retention(
+        self, lookahead_ms: int, batch: int = 500
+    ) -> tuple[Expired, Expired]:
+        """One batch of each retention rule (``core/retention.py``): objects reaching their
+        namespace's max_age within ``lookahead_ms`` get that moment as their expiry, and
+        completed objects beyond its keep_newest expire now. What they expire, by max_age
+        and by keep_newest, goes with the rows ``reap`` removes next, bytes and all."""
+        now = self._clock.now_ms()
+        aged = await self._meta.expire_aged(now + lookahead_ms, batch)
+        surplus = await self._meta.expire_surplus(now, batch)
+        return aged, surplus
