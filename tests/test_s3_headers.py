@@ -394,3 +394,36 @@ def test_a_body_unlike_its_declared_digests_is_kept_by_no_one(
     if part:
         listed = s3.list_parts(Bucket=bucket, Key="k", UploadId=upload)
         assert "Parts" not in listed or listed["Parts"] == []
+
+
+@pytest.mark.parametrize("part", [False, True])
+def test_a_body_without_content_length_is_411_and_writes_nothing(
+    s3_server: S3Server, key: tuple[str, str], bucket: str, part: bool
+) -> None:
+    """S3 needs an object's or a part's length before its body: a chunked PUT without
+    Content-Length (or x-amz-decoded-content-length) is 411 MissingContentLength, as on AWS."""
+    s3 = s3_server.client(*key)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"before")
+    query = ""
+    if part:
+        upload = s3.create_multipart_upload(Bucket=bucket, Key="k")["UploadId"]
+        query = f"?partNumber=1&uploadId={upload}"
+    url = f"{s3_server.endpoint}/{bucket}/k{query}"
+    signed = sign(
+        "PUT", url, {}, b"chunked", unsigned_payload=True,
+        now=datetime.now(UTC), access_key=key[0], secret=key[1],
+    )  # fmt: skip
+    headers = [
+        (n.decode(), v.decode()) for n, v in signed.headers if n.lower() != b"content-length"
+    ]
+
+    def chunked() -> Iterator[bytes]:
+        yield b"chunked"
+
+    refused = httpx.put(url, headers=headers, content=chunked())
+    assert refused.status_code == 411, refused.text
+    assert b"<Code>MissingContentLength</Code>" in refused.content
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"before"
+    if part:
+        listed = s3.list_parts(Bucket=bucket, Key="k", UploadId=upload)
+        assert "Parts" not in listed or listed["Parts"] == []

@@ -119,6 +119,10 @@ def incomplete_body(
     return S3Error("IncompleteBody", message, 400)
 
 
+def missing_content_length() -> S3Error:
+    return S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.", 411)
+
+
 def malformed_trailer() -> S3Error:
     return S3Error(
         "MalformedTrailerError",

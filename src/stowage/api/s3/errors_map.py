@@ -45,7 +45,7 @@ def s3_error(exc: e.StowageError, request: S3Request) -> S3Error:
     if isinstance(exc, e.Unauthenticated | e.Forbidden | e.BadSignature):
         return errors.access_denied()
     if isinstance(exc, e.TooLarge):
-        return errors.entity_too_large(request.declared_length() or 0)
+        return errors.entity_too_large(request.announced_length() or 0)
     if isinstance(exc, e.BodyTimeout):
         return errors.request_timeout(exc.message)
     if isinstance(exc, e.TooBusy):

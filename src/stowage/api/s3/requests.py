@@ -90,9 +90,18 @@ class S3Request:
         """The body's checksum, verified or computed, once it has been read."""
         return self._checked.checksum if self._checked is not None else None
 
-    def declared_length(self) -> int | None:
+    def announced_length(self) -> int | None:
+        """The body's length as the client gives it, if it does."""
         raw = self.headers.get("x-amz-decoded-content-length") or self.headers.get("content-length")
         return parse_bounded_int(raw)
+
+    def declared_length(self) -> int:
+        """The body's length, which S3 requires of an object or a part: a body without it
+        (chunked) is refused, as AWS refuses it, before any of it is read."""
+        length = self.announced_length()
+        if length is None:
+            raise errors.missing_content_length()
+        return length
 
     def number(self, name: str, default: int, most: int, longest: int | None = None) -> int:
         """Query parameter ``name`` as a count, at most ``most``; InvalidArgument when it
