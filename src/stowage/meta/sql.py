@@ -8,7 +8,8 @@ from __future__ import annotations
 from .accounts import SqlAccounts
 from .multipart import SqlMultipart
 from .namespaces import SqlNamespaces
+from .quotas import SqlQuotas
 
 
-class SqlMetadataStore(SqlAccounts, SqlMultipart, SqlNamespaces):
+class SqlMetadataStore(SqlAccounts, SqlMultipart, SqlNamespaces, SqlQuotas):
     """``core.ports.MetadataStore``: every part on one database handle."""
