@@ -94,7 +94,7 @@ def test_users_and_tokens_lifecycle(proc_server: ProcServer) -> None:
 def test_quotas_and_usage(proc_server: ProcServer) -> None:
     proc_server.cli("users", "create", "quinn")
     token = proc_server.cli(
-        "tokens", "create", "--user", "quinn", "--scope", "object:write namespace:write"
+        "tokens", "create", "--user", "quinn", "--scope", "object:write namespace:write,delete"
     ).stdout.strip()
     auth = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=proc_server.base_url, headers=auth) as c:
@@ -131,7 +131,8 @@ def test_quotas_and_usage(proc_server: ProcServer) -> None:
         assert message in refused.stderr, (args, refused.stderr)
 
     assert "cleared" in proc_server.cli("quotas", "clear", "--user", "quinn").stdout
-    proc_server.cli("quotas", "clear", "--namespace", "builds@quinn")
+    with httpx.Client(base_url=proc_server.base_url, headers=auth) as c:
+        assert c.delete("/n/quinn/builds").status_code == 204  # its quota goes with it
     again = proc_server.cli("quotas", "clear", "--user", "quinn", check=False)
     assert again.returncode == 1 and "has no quota" in again.stderr
     assert "quinn" not in proc_server.cli("quotas", "list").stdout
