@@ -340,7 +340,8 @@ ExactOption = Annotated[bool, typer.Option("--bytes", help="Sizes in bytes, not 
 
 def _print_usage(reports: list[UsageReport], exact: bool) -> None:
     """One row per user or namespace: what it holds against its limits. Sizes are logical
-    bytes (as uploaded), which quotas count."""
+    bytes (as uploaded), which quotas count; what the store keeps of them (stored bytes,
+    bytes saved by sharing equal content) would be columns beside them."""
 
     def size(n: int | None) -> str:
         return "" if n is None else str(n) if exact else size_text(n, "")
@@ -349,7 +350,7 @@ def _print_usage(reports: list[UsageReport], exact: bool) -> None:
         "user or namespace",
         Column("objects", justify="right"),
         Column("max objects", justify="right"),
-        Column("bytes", justify="right"),
+        Column("logical bytes", justify="right"),
         Column("max bytes", justify="right"),
     )
     for r in reports:
