@@ -182,6 +182,45 @@ def test_s3_answers_quota_exceeded_and_a_bucket_quota_covers_its_children(
     assert re.search(rf"{re.escape(bucket)}@{name}\s*│\s*1\s*│\s*│\s*900\s*│\s*1000", listed)
 
 
+def test_s3_multipart_parts_count_while_they_arrive(served: ProcServer) -> None:
+    name, token = new_user(served)
+    s3 = s3_client(served, name)
+    bucket = f"m-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    set_quota(served, "--user", name, "--max-bytes", "11MiB")
+    mib = 1024 * 1024
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="big")["UploadId"]
+
+    def part(number: int, size: int, upload_id: str = upload, key: str = "big") -> str:
+        body = bytes([number]) * size
+        answer = s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+        )
+        return str(answer["ETag"])
+
+    etags = [part(1, 5 * mib), part(2, 5 * mib)]
+    with client(served, token) as c:
+        assert held(c)[0] == {"objects": 0, "bytes": 10 * mib}
+        with pytest.raises(ClientError) as raised:
+            part(3, 2 * mib)
+        assert raised.value.response["Error"]["Code"] == "QuotaExceeded"
+        assert held(c)[0] == {"objects": 0, "bytes": 10 * mib}
+        s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="big",
+            UploadId=upload,
+            MultipartUpload={
+                "Parts": [{"PartNumber": i + 1, "ETag": e} for i, e in enumerate(etags)]
+            },
+        )
+        assert held(c)[0] == {"objects": 1, "bytes": 10 * mib}
+        another = s3.create_multipart_upload(Bucket=bucket, Key="more")["UploadId"]
+        part(1, mib, another, "more")
+        assert held(c)[0] == {"objects": 1, "bytes": 11 * mib}
+        s3.abort_multipart_upload(Bucket=bucket, Key="more", UploadId=another)
+        assert held(c)[0] == {"objects": 1, "bytes": 10 * mib}  # an abort gives back at once
+
+
 def test_concurrent_uploads_never_pass_the_quota_together(served: ProcServer) -> None:
     """20 at once across the server's workers, room for 7: exactly 7 are stored."""
     name, token = new_user(served)

@@ -26,7 +26,7 @@ from .database import Database
 from .listing import _expired
 from .prepared import Prepared
 from .prepared import Row as PreparedRow
-from .schema import namespaces, object_counts, objects, quotas
+from .schema import multipart_parts, multipart_uploads, namespaces, object_counts, objects, quotas
 
 # The states whose rows hold quota: an unfinished upload's bytes are stored already.
 COUNTED = (ObjectState.UPLOADING.value, ObjectState.READ_ONLY.value)
@@ -78,8 +78,15 @@ def usage_in(conn: Connection, quota: Quota, now_ms: int) -> Usage:
         .where(e.c.state.in_(COUNTED), _in_scope(e.c, quota))
         .subquery()
     )
-    both = select(stored.c.n - unreaped.c.n, stored.c.b - unreaped.c.b).select_from(
-        stored.join(unreaped, true())
+    u = multipart_uploads.c
+    in_parts = (
+        select(func.coalesce(func.sum(multipart_parts.c.size), 0).label("b"))
+        .select_from(multipart_parts.join(multipart_uploads))
+        .where(u.deadline_ms > now_ms, _in_scope(u, quota))
+        .subquery()
+    )
+    both = select(stored.c.n - unreaped.c.n, stored.c.b - unreaped.c.b + in_parts.c.b).select_from(
+        stored.join(unreaped, true()).join(in_parts, true())
     )
     count, size = conn.execute(both).one()
     return Usage(objects=int(count), bytes=int(size))
@@ -202,12 +209,22 @@ class SqlQuotas(Database):
             .group_by(o.owner_id)
         )
 
+        u = multipart_uploads.c
+        in_parts = (
+            select(u.owner_id, func.sum(multipart_parts.c.size))
+            .select_from(multipart_parts.join(multipart_uploads))
+            .where(u.deadline_ms > now_ms)
+            .group_by(u.owner_id)
+        )
+
         def work(conn: Connection) -> dict[int, Usage]:
             gone = {owner: (n, b) for owner, n, b in conn.execute(unreaped)}
+            parts = {owner: b for owner, b in conn.execute(in_parts)}
             found = {}
             for owner, n, b in conn.execute(stored):
                 less_n, less_b = gone.get(owner, (0, 0))
-                found[owner] = Usage(objects=int(n - less_n), bytes=int(b - less_b))
+                more_b = parts.get(owner, 0)
+                found[owner] = Usage(objects=int(n - less_n), bytes=int(b - less_b + more_b))
             return found
 
         return await self._read(work)
