@@ -3,7 +3,8 @@ adds objects or bytes makes in its own transaction.
 
 Usage is read from ``object_counts`` (``n`` and ``bytes``, kept by triggers in the
 transaction of every write to ``objects``) less the expired rows the reaper has not removed
-yet, so deletes and expiry release quota at once. The check is exact under concurrency
+yet, so deletes and expiry release quota at once, plus the parts of multipart uploads in
+progress (bytes a completion turns into an object's). The check is exact under concurrency
 because a write under a quota first locks the quota's row (``FOR UPDATE``) and reads the
 usage only after its own write: on PostgreSQL the next writer under that quota waits for
 the lock until the first commits, and its next statement (READ COMMITTED: a new snapshot)
@@ -48,7 +49,7 @@ _OVER = Prepared(
 
 
 def _in_scope(columns: Any, quota: Quota) -> Any:
-    """The rows (of ``objects``, or their counters) a quota counts."""
+    """The rows (of ``objects``, their counters, or multipart uploads) a quota counts."""
     if quota.user_id is not None:
         return columns.owner_id == quota.user_id
     tree = select(namespaces.c.id).where(namespaces.c.root_id == quota.namespace_id)
