@@ -17,6 +17,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Column, Table
 from sqlalchemy.engine import make_url
 
@@ -363,7 +364,10 @@ def _print_usage(reports: list[UsageReport], exact: bool) -> None:
             size(r.usage.bytes),
             size(quota.max_bytes if quota else None),
         )
-    out.print(table)
+    # A row per line even past the terminal's width (80 columns when piped): scripts and
+    # people grep these, and rich would fold a long PATH@OWNER over two lines.
+    needed = Measurement.get(out, out.options.update_width(10_000), table).maximum
+    Console(soft_wrap=True, width=max(out.width, needed)).print(table)
 
 
 @quotas_app.command("set")
