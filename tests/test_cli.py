@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import time
@@ -88,6 +89,53 @@ def test_users_and_tokens_lifecycle(proc_server: ProcServer) -> None:
             connection.__exit__()
     again = proc_server.cli("tokens", "revoke", token_id, check=False)
     assert again.returncode == 1
+
+
+def test_quotas_and_usage(proc_server: ProcServer) -> None:
+    proc_server.cli("users", "create", "quinn")
+    token = proc_server.cli(
+        "tokens", "create", "--user", "quinn", "--scope", "object:write namespace:write,delete"
+    ).stdout.strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=proc_server.base_url, headers=auth) as c:
+        assert c.post("/namespaces", json={"name": "builds"}).status_code == 201
+        assert (
+            c.post("/namespaces", json={"name": "nightly", "parent": "builds"}).status_code == 201
+        )
+        params = {"name": "a.bin", "namespace": "builds/nightly"}
+        assert c.post("/objects", params=params, content=b"a" * 1536).status_code == 201
+
+    table = proc_server.cli("quotas", "set", "--user", "quinn", "--max-bytes", "10GiB").stdout
+    assert re.search(r"quinn\s*│\s*1\s*│\s*│\s*1.5 KiB\s*│\s*10.0 GiB", table)
+    proc_server.cli("quotas", "set", "--user", "quinn", "--max-objects", "100")  # bytes stay
+    proc_server.cli("quotas", "set", "--namespace", "builds@quinn", "--max-bytes", "500MB")
+    listed = proc_server.cli("quotas", "list", "--bytes").stdout
+    assert re.search(r"quinn\s*│\s*1\s*│\s*100\s*│\s*1536\s*│\s*10737418240", listed)
+    assert re.search(r"builds@quinn\s*│\s*1\s*│\s*│\s*1536\s*│\s*500000000", listed)
+    usage = proc_server.cli("usage", "--user", "quinn", "--bytes").stdout
+    assert re.search(r"quinn\s*│\s*1\s*│\s*100\s*│\s*1536\s*│\s*10737418240", usage)
+    everyone = proc_server.cli("usage").stdout
+    assert "quinn" in everyone and "builds@quinn" in everyone
+
+    for args, message in [
+        (["set", "--user", "quinn", "--max-bytes", "lots"], "is not a size"),
+        (["set", "--user", "quinn"], "give --max-bytes, --max-objects or both"),
+        (["set", "--user", "nobody", "--max-objects", "1"], "no user named 'nobody'"),
+        (["set", "--namespace", "builds/nightly@quinn", "--max-objects", "1"], "root namespaces"),
+        (["set", "--namespace", "builds", "--max-objects", "1"], "PATH@OWNER"),
+        (["clear", "--user", "quinn", "--namespace", "builds@quinn"], "a user (--user NAME) or"),
+        (["set", "--user", "quinn", "--max-objects", "-1"], "between 0 and"),
+    ]:
+        refused = proc_server.cli("quotas", *args, check=False)
+        assert refused.returncode == 1, args
+        assert message in refused.stderr, (args, refused.stderr)
+
+    assert "cleared" in proc_server.cli("quotas", "clear", "--user", "quinn").stdout
+    with httpx.Client(base_url=proc_server.base_url, headers=auth) as c:
+        assert c.delete("/n/quinn/builds").status_code == 204  # its quota goes with it
+    again = proc_server.cli("quotas", "clear", "--user", "quinn", check=False)
+    assert again.returncode == 1 and "has no quota" in again.stderr
+    assert "quinn" not in proc_server.cli("quotas", "list").stdout
 
 
 def refused_everywhere_by(

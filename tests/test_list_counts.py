@@ -24,13 +24,15 @@ from .harness import ThreadServer
 
 FULL = "object:read,write,delete namespace:read,write,delete invite:read,write"
 STATES = [None, "UPLOADING", "READ_ONLY", "DELETED"]
-# Counters (summed over their slots) and the rows they count, per key.
+# Counters (summed over their slots) and the rows they count, per key: how many, and their
+# bytes (which quotas read, migration 0013).
 COUNTERS = text(
-    "SELECT owner_id, namespace_id, state, content_type, sum(n) FROM object_counts"
+    "SELECT owner_id, namespace_id, state, content_type, sum(n), sum(bytes) FROM object_counts"
     " GROUP BY owner_id, namespace_id, state, content_type HAVING sum(n) <> 0"
 )
 ROWS = text(
-    "SELECT owner_id, coalesce(namespace_id, 0), state, content_type, count(*) FROM objects"
+    "SELECT owner_id, coalesce(namespace_id, 0), state, content_type, count(*),"
+    " coalesce(sum(size), 0) FROM objects"
     " GROUP BY owner_id, coalesce(namespace_id, 0), state, content_type"
 )
 # What a user's list shows, counted row by row: their own objects and those in namespaces
@@ -55,8 +57,8 @@ def database(server: ThreadServer) -> Iterator[Engine]:
 
 
 def counters_match(conn: Connection) -> None:
-    counted = {tuple(r[:4]): r[4] for r in conn.execute(COUNTERS)}
-    assert counted == {tuple(r[:4]): r[4] for r in conn.execute(ROWS)}
+    counted = {tuple(r[:4]): tuple(r[4:]) for r in conn.execute(COUNTERS)}
+    assert counted == {tuple(r[:4]): tuple(r[4:]) for r in conn.execute(ROWS)}
 
 
 class Users:

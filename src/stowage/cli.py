@@ -1,5 +1,6 @@
-"""The ``stowage`` command: run the server, administer users, tokens, S3 access keys and
-retention rules, and (in ``client.commands``) use a server over HTTP.
+"""The ``stowage`` command: run the server, administer users, tokens, S3 access keys,
+retention rules and quotas, report usage, and (in ``client.commands``) use a server over
+HTTP.
 
 Admin commands talk to the metadata database directly (same ``STOWAGE_*`` settings as the
 server), so they work whether or not a server is running. The S3 key commands derive
@@ -17,6 +18,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Column, Table
 from sqlalchemy.engine import make_url
 
@@ -31,7 +33,9 @@ from .core.errors import StowageError
 from .core.fsck import FsckReport
 from .core.models import AccessKey, Token, User
 from .core.ports import MetadataStore
+from .core.quotas import QuotaService, UsageReport, parse_size
 from .core.retention import RetentionService, RuledRoot, format_duration, parse_duration
+from .display import size_text
 
 app = typer.Typer(
     help="stowage: a self-hosted object store.",
@@ -49,7 +53,12 @@ retention_app = typer.Typer(
 app.add_typer(users_app, name="users", rich_help_panel=ADMIN)
 app.add_typer(tokens_app, name="tokens", rich_help_panel=ADMIN)
 app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
+quotas_app = typer.Typer(help="Limit what users and root namespaces hold.", no_args_is_help=True)
+app.add_typer(users_app, name="users", rich_help_panel=ADMIN)
+app.add_typer(tokens_app, name="tokens", rich_help_panel=ADMIN)
+app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
 app.add_typer(retention_app, name="retention", rich_help_panel=ADMIN)
+app.add_typer(quotas_app, name="quotas", rich_help_panel=ADMIN)
 register_client_commands(app)
 
 out = Console(soft_wrap=True)
@@ -61,18 +70,9 @@ ScopeOption = Annotated[
 ]
 
 
-def _with_access(action: Callable[[AccessService], Awaitable[T]]) -> T:
-    """Migrate, then run one admin action; domain errors become a message and exit 1."""
-    return _admin(lambda meta, secret: action(AccessService(meta, SystemClock(), secret)))
-
-
-def _with_retention(action: Callable[[RetentionService], Awaitable[T]]) -> T:
-    return _admin(lambda meta, _secret: action(RetentionService(meta)))
-
-
-def _admin(action: Callable[[MetadataStore, bytes], Awaitable[T]]) -> T:
-    """Migrate, then run ``action`` on the metadata store and the presign secret; domain
-    errors become a message and exit 1."""
+def _with_meta(action: Callable[[MetadataStore, bytes], Awaitable[T]]) -> T:
+    """Migrate, then run one admin action on the metadata (and the presign secret);
+    domain errors become a message and exit 1."""
     settings = Settings()
     secret = migrate_for_admin(settings)
 
@@ -88,6 +88,18 @@ def _admin(action: Callable[[MetadataStore, bytes], Awaitable[T]]) -> T:
     except StowageError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from None
+
+
+def _with_access(action: Callable[[AccessService], Awaitable[T]]) -> T:
+    return _with_meta(lambda meta, secret: action(AccessService(meta, SystemClock(), secret)))
+
+
+def _with_quotas(action: Callable[[QuotaService], Awaitable[T]]) -> T:
+    return _with_meta(lambda meta, _secret: action(QuotaService(meta, SystemClock())))
+
+
+def _with_retention(action: Callable[[RetentionService], Awaitable[T]]) -> T:
+    return _with_meta(lambda meta, _secret: action(RetentionService(meta)))
 
 
 def _banner(settings: Settings, new_token: str | None) -> None:
@@ -385,6 +397,93 @@ def retention_list() -> None:
     for ruled in _with_retention(lambda r: r.rules()):
         table.add_row(*_rule_words(ruled))
     out.print(table)
+
+
+UserOption = Annotated[str | None, typer.Option("--user", help="A user's quota")]
+NamespaceOption = Annotated[
+    str | None, typer.Option("--namespace", help="A root namespace's quota, as PATH@OWNER")
+]
+ExactOption = Annotated[bool, typer.Option("--bytes", help="Sizes in bytes, not 1.5 GiB")]
+
+
+def _print_usage(reports: list[UsageReport], exact: bool) -> None:
+    """One row per user or namespace: what it holds against its limits. Sizes are logical
+    bytes (as uploaded), which quotas count; what the store keeps of them (stored bytes,
+    bytes saved by sharing equal content) would be columns beside them."""
+
+    def size(n: int | None) -> str:
+        return "" if n is None else str(n) if exact else size_text(n, "")
+
+    table = Table(
+        "user or namespace",
+        Column("objects", justify="right"),
+        Column("max objects", justify="right"),
+        Column("logical bytes", justify="right"),
+        Column("max bytes", justify="right"),
+    )
+    for r in reports:
+        quota = r.quota
+        max_objects = quota.max_objects if quota else None
+        table.add_row(
+            r.scope,
+            str(r.usage.objects),
+            "" if max_objects is None else str(max_objects),
+            size(r.usage.bytes),
+            size(quota.max_bytes if quota else None),
+        )
+    # A row per line even past the terminal's width (80 columns when piped): scripts and
+    # people grep these, and rich would fold a long PATH@OWNER over two lines.
+    needed = Measurement.get(out, out.options.update_width(10_000), table).maximum
+    Console(soft_wrap=True, width=max(out.width, needed)).print(table)
+
+
+@quotas_app.command("set")
+def quotas_set(
+    user: UserOption = None,
+    namespace: NamespaceOption = None,
+    max_bytes: Annotated[
+        str | None, typer.Option(help="At most this many bytes: 10GiB, 500MB, 1048576")
+    ] = None,
+    max_objects: Annotated[int | None, typer.Option(help="At most this many objects")] = None,
+) -> None:
+    """Limit a user, or a root namespace with all its children. Limits not given stay as
+    they were; uploads that would go past a limit are refused from now on."""
+    report = _with_quotas(
+        lambda q: q.set(
+            user=user,
+            namespace=namespace,
+            max_bytes=parse_size(max_bytes) if max_bytes is not None else None,
+            max_objects=max_objects,
+        )
+    )
+    _print_usage([report], exact=False)
+
+
+@quotas_app.command("list")
+def quotas_list(exact: ExactOption = False) -> None:
+    """Every quota, with what its user or namespace holds now."""
+    _print_usage(_with_quotas(lambda q: q.quotas()), exact)
+
+
+@quotas_app.command("clear")
+def quotas_clear(user: UserOption = None, namespace: NamespaceOption = None) -> None:
+    """Remove a user's or a root namespace's quota: no limit any more."""
+    _with_quotas(lambda q: q.clear(user=user, namespace=namespace))
+    out.print(f"cleared the quota of {user or namespace}")
+
+
+@app.command(rich_help_panel=ADMIN)
+def usage(
+    user: Annotated[str | None, typer.Option(help="Only this user")] = None,
+    exact: ExactOption = False,
+) -> None:
+    """What each user (and each namespace with a quota) holds, against their quotas:
+    objects not deleted or expired, and their bytes as uploaded."""
+    if user is not None:
+        reports = [_with_quotas(lambda q: q.usage_of(user))]
+    else:
+        reports = _with_quotas(lambda q: q.everyone())
+    _print_usage(reports, exact)
 
 
 if __name__ == "__main__":

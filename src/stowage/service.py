@@ -13,6 +13,7 @@ from .core.namespaces import NamespaceService
 from .core.objects import Limits, ObjectService
 from .core.ports import BlobStore, MetadataStore
 from .core.presign import Presigner
+from .core.quotas import QuotaService
 from .metrics import Metrics
 from .reaper import Reaper
 
@@ -28,6 +29,7 @@ class Stowage:
     access: AccessService
     namespaces: NamespaceService
     objects: ObjectService
+    quotas: QuotaService
     presigner: Presigner
     reaper: Reaper
     metrics: Metrics
@@ -74,6 +76,7 @@ def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None)
         access=AccessService(meta, clock, presign_secret),
         namespaces=namespaces,
         objects=objects,
+        quotas=QuotaService(meta, clock),
         presigner=Presigner(presign_secret),
         reaper=Reaper(objects, settings.reaper_interval_seconds, metrics, settings.data_dir),
         metrics=metrics,

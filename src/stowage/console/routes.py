@@ -165,6 +165,7 @@ async def objects(request: Request, stowage: StowageDep, q: str = "") -> Respons
         "pages": _pages(request, number, found.has_more),
         "deleted": request.query_params.get("deleted"),
         "title": "Objects",
+        "usage": await stowage.quotas.usage(caller.user),
     }
     return page(request, "objects.html", context)
 

@@ -81,6 +81,7 @@ NEUTRAL = {
     "member": "already a collaborator",
     "invited": "already invited",
     "dns_name": "must be 3 to 63 lowercase letters, digits, '.' or '-', as DNS names are",
+    "quota": "over the {scope}'s quota of {limit} {dimension}",
 }
 
 
@@ -128,6 +129,28 @@ class Ambiguous(Invalid):
 
 class NamespaceGone(NotFound):
     """The namespace a write named was deleted while the write was in flight."""
+
+
+class QuotaExceeded(StowageError):
+    """A write would take an owner's or a root namespace's usage past its quota; nothing
+    of it was kept. ``scope`` is "user" or "namespace", ``dimension`` "bytes" or
+    "objects"; ``usage`` is what the write would have made it."""
+
+    def __init__(self, scope: str, dimension: str, limit: int, usage: int) -> None:
+        super().__init__(
+            f"quota exceeded: the {scope} may hold {limit} {dimension}, "
+            f"and this upload would make it {usage}"
+        )
+        self.scope = scope
+        self.dimension = dimension
+        self.limit = limit
+        self.usage = usage
+
+    @property
+    def problem(self) -> Problem:
+        """The refusal as a problem with the uploaded file (how Djinn words it)."""
+        detail = {"scope": self.scope, "dimension": self.dimension, "limit": self.limit}
+        return Problem("file", "quota", detail)
 
 
 class Unavailable(StowageError):

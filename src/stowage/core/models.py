@@ -319,3 +319,25 @@ class UploadedPart:
     md5: str
     created_ms: int
     checksum: str | None = None  # base64, of the upload's checksum_algorithm
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What an owner, or a root namespace with everything below it, holds: its objects
+    that are not deleted or expired (UPLOADING ones included) and their logical bytes (as
+    uploaded), which is what quotas count."""
+
+    objects: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """The limits of one owner (``user_id``) or one root namespace (``namespace_id``);
+    None is no limit."""
+
+    id: int
+    user_id: int | None
+    namespace_id: int | None
+    max_bytes: int | None
+    max_objects: int | None

@@ -24,11 +24,13 @@ from .models import (
     NewObject,
     ObjectQuery,
     Page,
+    Quota,
     Reaped,
     Retention,
     StoredObject,
     Token,
     UploadedPart,
+    Usage,
     User,
     Visibility,
 )
@@ -131,9 +133,10 @@ class ObjectStore(Protocol):
     async def get_object(self, ref: str | int) -> StoredObject | None: ...
     async def list_objects(self, query: ObjectQuery, now_ms: int) -> Page: ...
     async def attach_blob(
-        self, public_id: str, blob_key: str, blob: BlobWritten, mime_type: str
+        self, public_id: str, blob_key: str, blob: BlobWritten, mime_type: str, now_ms: int
     ) -> tuple[bool, str | None]:
-        """Point an UPLOADING object at a new blob; return (attached, replaced blob key)."""
+        """Point an UPLOADING object at a new blob; return (attached, replaced blob key).
+        QuotaExceeded when the new bytes do not fit a quota (nothing changes)."""
         ...
 
     async def complete_object(
@@ -303,8 +306,49 @@ class RetentionStore(Protocol):
         ...
 
 
+class QuotaStore(Protocol):
+    """Quotas of users and root namespaces, and what each holds. Every write that adds
+    objects or bytes (``create_object``, ``attach_blob``, ``insert_stored_object``,
+    ``replace_stored_object``, ``complete_multipart``) checks the quotas over it in its own
+    transaction, serialised per quota, and raises QuotaExceeded instead of committing."""
+
+    async def set_quota(
+        self,
+        *,
+        user_id: int | None = None,
+        namespace_id: int | None = None,
+        max_bytes: int | None = None,
+        max_objects: int | None = None,
+    ) -> Quota:
+        """Set the limits given of a user's or a root namespace's quota (made if absent)."""
+        ...
+
+    async def clear_quota(
+        self, *, user_id: int | None = None, namespace_id: int | None = None
+    ) -> bool: ...
+    async def list_quotas(self) -> list[Quota]: ...
+    async def quota_of(
+        self, *, user_id: int | None = None, namespace_id: int | None = None
+    ) -> Quota | None: ...
+    async def usage(
+        self, *, user_id: int | None = None, namespace_id: int | None = None, now_ms: int
+    ) -> Usage:
+        """What a user owns, or what a root namespace and its children hold."""
+        ...
+
+    async def usages(self, *, now_ms: int) -> dict[int, Usage]:
+        """``usage`` of every owner who ever stored an object, by user id."""
+        ...
+
+
 class MetadataStore(
-    AccountStore, ObjectStore, MultipartStore, NamespaceStore, RetentionStore, Protocol
+    AccountStore,
+    ObjectStore,
+    MultipartStore,
+    NamespaceStore,
+    RetentionStore,
+    QuotaStore,
+    Protocol,
 ):
     """All the metadata, on one database: what the process opens and closes."""
 

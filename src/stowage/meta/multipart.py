@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from ..core.models import BlobWritten, MultipartUpload, NewObject, StoredObject, UploadedPart
 from . import records
 from .objects import SqlObjects, stored_row
+from .quotas import HeldQuotas
 from .schema import multipart_parts, multipart_uploads
 
 _UPLOADS = multipart_uploads.c
@@ -46,13 +47,16 @@ class SqlMultipart(SqlObjects):
         self, upload: MultipartUpload, part: UploadedPart
     ) -> tuple[bool, str | None]:
         """Record a part, in place of an earlier one of the same number: (recorded, the
-        replaced part's blob key). Not recorded when the upload ended meanwhile."""
+        replaced part's blob key). Not recorded when the upload ended meanwhile, nor when
+        it does not fit a quota (QuotaExceeded: parts count as the bytes they are)."""
         number = (_PARTS.upload_pk == upload.id, _PARTS.part_number == part.part_number)
 
         def work(conn: Connection) -> tuple[bool, str | None]:
-            replaced = conn.execute(
-                select(_PARTS.blob_key).where(*number).with_for_update()
-            ).scalar()
+            earlier = conn.execute(
+                select(_PARTS.blob_key, _PARTS.size).where(*number).with_for_update()
+            ).first()
+            replaced = earlier.blob_key if earlier else None
+            held = HeldQuotas.lock(conn, self._writer.dialect, upload.owner_id, upload.namespace_id)
             conn.execute(delete(multipart_parts).where(*number))
             conn.execute(
                 insert(multipart_parts).values(
@@ -65,6 +69,8 @@ class SqlMultipart(SqlObjects):
                     checksum=part.checksum,
                 )
             )
+            freed = earlier.size if earlier else 0
+            held.check(part.created_ms, added_bytes=part.size - freed, added_objects=0)
             return True, replaced
 
         try:

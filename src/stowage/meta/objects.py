@@ -37,6 +37,7 @@ from .constraints import raise_if_namespace_gone, violated
 from .database import T
 from .listing import SqlListing, not_expired
 from .prepared import Prepared
+from .quotas import HeldQuotas
 from .schema import (
     UNDIGESTED,
     UNIQUE_NAMESPACED,
@@ -104,7 +105,9 @@ class SqlObjects(SqlListing):
         values = _new_row(new, ObjectState.UPLOADING)
 
         def work(conn: Connection) -> StoredObject:
+            held = HeldQuotas.lock(conn, self._writer.dialect, new.owner_id, new.namespace_id)
             row = self._INSERT_OBJECT.one(conn, self._writer.dialect, values)
+            held.check(new.create_time_ms, added_bytes=0, added_objects=1)
             if new.metadata:
                 conn.execute(
                     insert(object_metadata),
@@ -155,9 +158,17 @@ class SqlObjects(SqlListing):
         self, new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str
     ) -> StoredObject:
         """Insert an object whose bytes are already stored (whole-object puts); raise
-        NameTaken when its name is to be unique and is in use in its scope."""
+        NameTaken when its name is to be unique and is in use in its scope, QuotaExceeded
+        when it does not fit a quota."""
         values = stored_row(new, blob_key, blob, mime_type)
-        return await self._inserting(new, lambda conn: self._insert(conn, values))
+
+        def work(conn: Connection) -> StoredObject:
+            held = HeldQuotas.lock(conn, self._writer.dialect, new.owner_id, new.namespace_id)
+            stored = self._insert(conn, values)
+            held.check(new.create_time_ms, added_bytes=blob.size, added_objects=1)
+            return stored
+
+        return await self._inserting(new, work)
 
     async def replace_stored_object(
         self,
@@ -209,6 +220,7 @@ class SqlObjects(SqlListing):
                 objects.c.blob_key,
                 objects.c.etag,
                 objects.c.md5,
+                objects.c.size,
                 not_expired(now_ms).label("live"),
             )
             .where(*holds_name)
@@ -220,6 +232,7 @@ class SqlObjects(SqlListing):
             if if_match != "*" and if_match != (holder.etag or holder.md5):
                 raise ConditionFailed("the object holding the name has another etag")
         replaced = holder.blob_key if holder is not None else None
+        held = HeldQuotas.lock(conn, self._writer.dialect, new.owner_id, new.namespace_id)
         conn.execute(
             update(objects)
             .where(*holds_name)
@@ -230,7 +243,12 @@ class SqlObjects(SqlListing):
                 unique_name=False,
             )
         )
-        return self._insert(conn, values), replaced
+        stored = self._insert(conn, values)
+        # What the old object held is released in the same transaction.
+        live = holder is not None and bool(holder.live)
+        freed = (holder.size or 0) if holder is not None and live else 0
+        held.check(now_ms, added_bytes=values["size"] - freed, added_objects=0 if live else 1)
+        return stored, replaced
 
     def _insert(self, conn: Connection, values: dict[str, Any]) -> StoredObject:
         return records.stored_object(self._INSERT_OBJECT.one(conn, self._writer.dialect, values))
@@ -320,7 +338,13 @@ class SqlObjects(SqlListing):
 
     # The upload path's statements, built once (building one costs more than running it).
     _UPLOAD_STATE = Prepared(
-        select(objects.c.state, objects.c.blob_key)
+        select(
+            objects.c.state,
+            objects.c.blob_key,
+            objects.c.size,
+            objects.c.owner_id,
+            objects.c.namespace_id,
+        )
         .where(objects.c.public_id == bindparam("public_id"))
         .with_for_update()
     )
@@ -354,7 +378,7 @@ class SqlObjects(SqlListing):
     )
 
     async def attach_blob(
-        self, public_id: str, blob_key: str, blob: BlobWritten, mime_type: str
+        self, public_id: str, blob_key: str, blob: BlobWritten, mime_type: str, now_ms: int
     ) -> tuple[bool, str | None]:
         values = {
             "b_public_id": public_id,
@@ -370,7 +394,9 @@ class SqlObjects(SqlListing):
             row = self._UPLOAD_STATE.first(conn, dialect, {"public_id": public_id})
             if row is None or row.state != ObjectState.UPLOADING.value:
                 return False, None
+            held = HeldQuotas.lock(conn, dialect, row.owner_id, row.namespace_id)
             self._ATTACH.rows(conn, dialect, values)
+            held.check(now_ms, added_bytes=blob.size - (row.size or 0), added_objects=0)
             return True, row.blob_key
 
         return await self._write(work)

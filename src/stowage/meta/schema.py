@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     ForeignKey,
     Index,
@@ -251,8 +252,9 @@ multipart_parts = Table(
     Column("checksum", Text),  # base64, of the upload's algorithm (migration 0010)
 )
 
-# How many rows ``objects`` has per owner, namespace (0: none), state and content type, so
-# a list's total_count needs no scan. Triggers of migration 0006 keep it in the transaction
+# How many rows ``objects`` has per owner, namespace (0: none), state and content type, and
+# their bytes (``size``; migration 0013, for quotas), so a list's total_count and a quota's
+# usage need no scan. Triggers of migration 0006 (0013 for bytes) keep it in the transaction
 # of every write to ``objects`` (and keep SQLite's FTS5 name index ``objects_fts``), so no
 # code path can forget it; a table rebuilt by a later migration must recreate them. Each
 # counter is spread over 16 rows (``slot = id % 16``): one owner's concurrent writers
@@ -266,7 +268,28 @@ object_counts = Table(
     Column("content_type", String(16), primary_key=True),
     Column("slot", Integer, primary_key=True, autoincrement=False),
     Column("n", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False, server_default=text("0")),
     Index("ix_object_counts_namespace", "namespace_id"),
+)
+
+# Limits on what an owner, or a root namespace with everything below it, may hold (one of
+# the two columns set): bytes and objects, each optional. An upload to a limited scope locks
+# its row, so the uploads under one quota are checked one after another (``meta/quotas.py``).
+quotas = Table(
+    "quotas",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), unique=True),
+    Column(
+        "namespace_id",
+        Id,
+        ForeignKey("namespaces.id", ondelete="CASCADE", name="quotas_namespace_id_fkey"),
+        unique=True,
+    ),
+    Column("max_bytes", BigInteger),
+    Column("max_objects", BigInteger),
+    CheckConstraint("(user_id IS NULL) <> (namespace_id IS NULL)", name="ck_quotas_one_scope"),
+    sqlite_autoincrement=True,
 )
 
 object_metadata = Table(

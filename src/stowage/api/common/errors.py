@@ -33,6 +33,7 @@ STATUS: dict[type[e.StowageError], int] = {
     e.Unavailable: 503,
     e.InsufficientStorage: 507,
     e.TooBusy: 429,
+    e.QuotaExceeded: 403,  # understood and refused; the message says which quota
 }
 
 

@@ -20,6 +20,7 @@ from ...core.errors import (
     InsufficientStorage,
     Invalid,
     Problem,
+    QuotaExceeded,
     StowageError,
     TooBusy,
     TooLarge,
@@ -60,6 +61,7 @@ WORDS: dict[tuple[str, str] | str, str] = {
     ("handle", "self"): "Cannot invite self",
     ("handle", "member"): "Already a collaborator",
     ("handle", "invited"): "Invite already sent",
+    "quota": "{Field} exceeds the {scope} quota of {quota}",
 }
 
 
@@ -77,6 +79,8 @@ def worded(problem: Problem) -> str:
     limit = detail.get("limit")
     if isinstance(limit, int):
         detail["size"] = human_size(limit)
+        bytes_ = detail.get("dimension") != "objects"
+        detail["quota"] = human_size(limit) if bytes_ else f"{limit} objects"
     return template.format(field=problem.field, Field=problem.field.capitalize(), **detail)
 
 
@@ -97,6 +101,8 @@ def djinn_error(exc: StowageError) -> DjinnJson:
     400, the limits with their statuses, and auth, scope, access and absence alike as 404."""
     if isinstance(exc, FieldErrors):
         return DjinnJson(field_errors(exc), status_code=400)
+    if isinstance(exc, QuotaExceeded):  # Djinn words it as a problem with the file field
+        return DjinnJson(field_errors(FieldErrors(exc.problem)), status_code=400)
     if isinstance(exc, Invalid | TooLarge):
         return DjinnJson({"message": exc.message}, status_code=400)
     if isinstance(exc, BodyTimeout):

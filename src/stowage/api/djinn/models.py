@@ -29,6 +29,24 @@ class DjinnRetention(BaseModel):
     )
 
 
+class DjinnUsage(BaseModel):
+    objects: int = Field(description="Objects held: uploaded, not deleted or expired")
+    bytes: int = Field(description="Their bytes as uploaded (logical bytes)")
+
+
+class DjinnQuota(BaseModel):
+    max_bytes: int | None = Field(description="null: no limit")
+    max_objects: int | None = Field(description="null: no limit")
+
+
+class DjinnCurrentUser(DjinnUser):
+    """``GET /user``: Djinn's user, with what stowage adds (clients ignore what they do
+    not know)."""
+
+    usage: DjinnUsage
+    quota: DjinnQuota
+
+
 class _NamespaceFields(BaseModel):
     id: int
     user_id: int

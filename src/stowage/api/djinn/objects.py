@@ -29,9 +29,9 @@ from ..common.responses import BLOB_RESPONSES, blob_response
 from .errors import DjinnJson, DjinnRoute
 from .fields import body_is_form
 from .ids import MAX_ID, existing_id
-from .models import DjinnObject, DjinnUser
+from .models import DjinnCurrentUser, DjinnObject
 from .pages import LISTED, object_page, page_number, paginated
-from .render import api_base, render_objects, user_json
+from .render import api_base, render_objects, usage_json, user_json
 
 router = APIRouter(route_class=DjinnRoute, tags=["djinn"])
 FILE_SCHEMA = {"type": "string", "format": "binary", "minLength": 1}  # empty: "File required"
@@ -86,10 +86,11 @@ async def index(request: Request) -> DjinnJson:
     return DjinnJson({f"{r}_url": f"{base}/{r}" for r in resources})
 
 
-@router.get("/user", response_model=DjinnUser)
-async def current_user(caller: CallerDep) -> DjinnJson:
-    """The token's user."""
-    return DjinnJson(user_json(caller.user))
+@router.get("/user", response_model=DjinnCurrentUser)
+async def current_user(caller: CallerDep, stowage: StowageDep) -> DjinnJson:
+    """The token's user, with what they hold and their quota (``usage``, ``quota``)."""
+    report = await stowage.quotas.usage(caller.user)
+    return DjinnJson({**(user_json(caller.user) or {}), **usage_json(report)})
 
 
 @router.get("/objects", response_model=list[DjinnObject], responses=LISTED)

@@ -10,6 +10,7 @@ from fastapi import Request
 
 from ...core.access import Principal
 from ...core.models import Invite, Namespace, Retention, StoredObject, User
+from ...core.quotas import UsageReport
 from ...service import Stowage
 from ..common.links import public_base
 
@@ -40,6 +41,18 @@ def user_json(user: User | None) -> dict[str, Any] | None:
         "email": user.email or "",
         "username": user.name,
         "created_at": rfc3339(user.created_at_ms),
+    }
+
+
+def usage_json(report: UsageReport) -> dict[str, Any]:
+    """What a user holds and may hold, as ``GET /user`` adds it to Djinn's user."""
+    quota = report.quota
+    return {
+        "usage": {"objects": report.usage.objects, "bytes": report.usage.bytes},
+        "quota": {
+            "max_bytes": quota.max_bytes if quota else None,
+            "max_objects": quota.max_objects if quota else None,
+        },
     }
 
 

@@ -55,6 +55,7 @@ SIGNED: dict[int | str, dict[str, Any]] = {
     responses={
         **SIGNED,
         200: {"description": "Stored; ETag is the MD5"},
+        403: {"description": f"{SIGNED[403]['description']}; or over a quota (nothing kept)"},
         409: {"description": "The object is no longer UPLOADING"},
     },
     openapi_extra={"requestBody": {"required": True, "content": BLOB_RESPONSES[200]["content"]}},

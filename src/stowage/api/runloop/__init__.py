@@ -12,6 +12,6 @@ DIALECT = Dialect(
     tags=frozenset({"runloop"}),
     auth_statuses={
         401: "Missing, unknown or revoked bearer token",
-        403: "The token lacks the scope this call needs",
+        403: "The token lacks the scope this call needs, or a quota refuses the write",
     },
 )

@@ -36,6 +36,13 @@ def access_denied(message: str = "Access Denied", **extra: str) -> S3Error:
     return S3Error("AccessDenied", message, 403, extra)
 
 
+def quota_exceeded(message: str) -> S3Error:
+    """An upload over a stowage quota. AWS has no such code (its limits are per account,
+    not per bucket); like MinIO's bucket quotas, stowage names one, with 403 as for any
+    request understood and refused, and says in the message which quota it is."""
+    return S3Error("QuotaExceeded", message, 403)
+
+
 def invalid_access_key_id(access_key_id: str) -> S3Error:
     return S3Error(
         "InvalidAccessKeyId",

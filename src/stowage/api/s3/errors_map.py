@@ -44,6 +44,8 @@ def s3_error(exc: e.StowageError, request: S3Request) -> S3Error:
         return errors.no_such_bucket(request.bucket)
     if isinstance(exc, e.Unauthenticated | e.Forbidden | e.BadSignature):
         return errors.access_denied()
+    if isinstance(exc, e.QuotaExceeded):
+        return errors.quota_exceeded(exc.message)
     if isinstance(exc, e.TooLarge):
         return errors.entity_too_large(request.announced_length() or 0)
     if isinstance(exc, e.BodyTimeout):

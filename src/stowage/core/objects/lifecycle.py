@@ -141,7 +141,13 @@ class Lifecycle(ObjectsBase):
         written = await self._blobs.put(key, chunks, self.limits.max_upload_bytes)
         mime = detect_content_type(written.head)
         public_id = ticket.obj.public_id
-        attached, replaced = await self._meta.attach_blob(public_id, key, written, mime)
+        try:
+            attached, replaced = await self._meta.attach_blob(
+                public_id, key, written, mime, self._clock.now_ms()
+            )
+        except BaseException:  # over a quota, or the database failed: keep nothing
+            await self._blobs.delete(key)
+            raise
         if not attached:
             await self._blobs.delete(key)
             raise Conflict("Object was completed or deleted while the upload was running")
@@ -189,7 +195,9 @@ class Lifecycle(ObjectsBase):
                 raise self._too_large()
             written = await direct.digest(key)
             mime = detect_content_type(written.head)
-            attached, replaced = await self._meta.attach_blob(obj.public_id, key, written, mime)
+            attached, replaced = await self._meta.attach_blob(
+                obj.public_id, key, written, mime, self._clock.now_ms()
+            )
         except BaseException:
             await direct.delete(key)
             raise
