@@ -29,7 +29,7 @@ from .core.access import AccessService, IssuedKey, format_scopes, parse_scopes
 from .core.clock import SystemClock
 from .core.errors import StowageError
 from .core.fsck import FsckReport
-from .core.models import AccessKey, Token, User
+from .core.models import AccessKey, BlobTotals, Token, User
 
 app = typer.Typer(
     help="stowage: a self-hosted object store.",
@@ -40,9 +40,11 @@ ADMIN = "Server (runs on the server's machine, with its STOWAGE_* settings)"
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage S3 access keys.", no_args_is_help=True)
+blobs_app = typer.Typer(help="The stored blobs, shared by identical objects.", no_args_is_help=True)
 app.add_typer(users_app, name="users", rich_help_panel=ADMIN)
 app.add_typer(tokens_app, name="tokens", rich_help_panel=ADMIN)
 app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
+app.add_typer(blobs_app, name="blobs", rich_help_panel=ADMIN)
 register_client_commands(app)
 
 out = Console(soft_wrap=True)
@@ -142,13 +144,18 @@ def migrate_command() -> None:
 def fsck(
     verify: Annotated[bool, typer.Option(help="Re-hash every blob against its sha256")] = False,
     fix: Annotated[
-        bool, typer.Option(help="Delete orphan blobs, abort orphan multipart uploads")
+        bool,
+        typer.Option(
+            help="Delete orphan blobs, abort orphan multipart uploads, release "
+            "unreferenced blob rows for the reaper"
+        ),
     ] = False,
     grace: Annotated[
         float, typer.Option(help="Ignore orphans younger than this many seconds")
     ] = 3600,
 ) -> None:
-    """Check that rows and blobs agree: orphans, missing blobs, checksum mismatches.
+    """Check that rows and blobs agree: orphans, missing blobs, checksum mismatches,
+    objects sharing a blob that disagree about it, blob rows nothing references.
 
     Exits 0 when nothing is wrong (or --fix removed every orphan), 1 otherwise."""
     from rich.progress import Progress
@@ -179,24 +186,50 @@ def fsck(
     report = asyncio.run(run())
     out.print(f"{report.rows} objects with blobs, {report.blobs} blobs stored")
     if verify:
-        out.print(f"verified {report.verified} blobs")
+        out.print(f"verified {report.verified} blobs (each shared one once)")
     for label, items in (
         ("orphan blobs", report.orphans),
         ("objects whose blob is missing", report.missing),
         ("objects whose bytes do not match their sha256", report.corrupt),
+        ("objects that disagree with others on their shared blob", report.disagreeing),
+        ("blob rows nothing references", report.unreferenced),
         ("orphan multipart uploads in the blob store", report.orphan_uploads),
     ):
         if items:
             out.print(f"[yellow]{len(items)} {label}:[/yellow] {' '.join(items)}")
     if report.removed:
         out.print(f"removed {len(report.removed)} orphan blobs")
+    if report.released:
+        out.print(f"released {len(report.released)} blob rows; the reaper removes them later")
     if report.aborted:
         out.print(f"aborted {len(report.aborted)} orphan multipart uploads")
-    orphaned = report.orphans or report.orphan_uploads
-    unresolved = report.missing or report.corrupt or (orphaned and not fix)
+    orphaned = report.orphans or report.orphan_uploads or report.unreferenced
+    unresolved = report.missing or report.corrupt or report.disagreeing or (orphaned and not fix)
     if not unresolved:
         out.print("[green]clean[/green]" if report.clean else "[green]fixed[/green]")
     raise typer.Exit(1 if unresolved else 0)
+
+
+@blobs_app.command("stats")
+def blobs_stats() -> None:
+    """Logical bytes (every completed object's size) beside the bytes stored, each
+    distinct content once, and what deduplication saves."""
+    settings = Settings()
+    migrate(settings)
+
+    async def run() -> BlobTotals:
+        meta = open_metadata(settings)
+        try:
+            return await meta.blob_totals(SystemClock().now_ms())
+        finally:
+            await meta.close()
+
+    totals = asyncio.run(run())
+    table = Table("", Column("count", justify="right"), Column("bytes", justify="right"))
+    table.add_row("objects (logical)", str(totals.objects), str(totals.logical_bytes))
+    table.add_row("blobs (stored)", str(totals.blobs), str(totals.stored_bytes))
+    table.add_row("saved by deduplication", "", str(totals.saved_bytes))
+    out.print(table)
 
 
 @users_app.command("create")

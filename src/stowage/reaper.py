@@ -1,5 +1,6 @@
-"""The TTL reaper: a background task that removes expired objects, old tombstones and
-idempotency keys past their lifetime, each in bounded batches.
+"""The TTL reaper: a background task that removes expired objects, old tombstones,
+idempotency keys past their lifetime and blobs nothing has referenced for the grace
+(``ObjectService.collect_blobs``), each in bounded batches.
 
 Every worker process of a server has one, but only one of them sweeps: the first to take
 an ``flock`` on ``<data>/reaper.lock`` keeps it for its life, and the others try again
@@ -72,6 +73,10 @@ class Reaper:
             log.warning("reaper aborted %d orphan multipart uploads in the blob store", orphans)
         while await self._objects.forget_keys():
             pass
+        collected = 0
+        while found := await self._objects.collect_blobs():
+            collected += found
+        self._metrics.collected_blobs.inc(collected)
         self._metrics.reaper_runs.inc()
         self._metrics.reaped.inc(total)
         if total:

@@ -30,7 +30,8 @@ from typing import Any, TypeVar
 
 from ..core.errors import InsufficientStorage, TooLarge, Unavailable
 from ..core.models import BlobWritten
-from .digest import Digest
+from ..core.ports import KnownBlob
+from .digest import Digest, stored_twin
 from .publish import BatchPublisher, fsync_dir
 
 T = TypeVar("T")
@@ -165,8 +166,15 @@ class LocalBlobStore:
         return await asyncio.wrap_future(self._pool.submit(fn, *args))
 
     async def put(
-        self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        max_bytes: int | None,
+        known: KnownBlob | None = None,
     ) -> BlobWritten:
+        """Write and hash every byte; the temporary file is then made durable under
+        ``key``, or, when ``known`` names a stored blob with the same content, unlinked
+        before any fsync (``BlobWritten.shared``)."""
         final = self.path(key)
         out = _HashingFile(final.parent / f".{key}.tmp")
         lanes: _Lanes | None = None  # a body past one batch gets its own two threads
@@ -184,10 +192,17 @@ class LocalBlobStore:
                     batch = bytearray()
             if lanes is None:  # a small body, all in ``batch``: write it here, batch the rest
                 out.write(batch)
+                if twin := await stored_twin(known, out.digest.result()):
+                    out.discard()
+                    return twin
                 await self._publisher.publish(out.hand_over(), out.path, final)
                 return out.digest.result()
             await lanes.finish()
-            return await self._run(out.publish, batch, final)
+            await self._run(out.write, batch)
+            if twin := await stored_twin(known, out.digest.result()):
+                out.discard()
+                return twin
+            return await self._run(out.publish, bytearray(), final)
         except BaseException as exc:
             if lanes is not None:
                 lanes.abandon()  # wait for the batches in flight before removing the file

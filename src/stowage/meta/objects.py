@@ -33,6 +33,7 @@ from ..core.models import (
     StoredObject,
 )
 from . import records
+from .blobs import SqlBlobs
 from .constraints import raise_if_namespace_gone, violated
 from .database import T
 from .listing import SqlListing, not_expired
@@ -76,7 +77,7 @@ def _new_row(new: NewObject, state: ObjectState) -> dict[str, Any]:
     }
 
 
-class SqlObjects(SqlListing):
+class SqlObjects(SqlListing, SqlBlobs):
     """``core.ports.ObjectStore``: the object rows and the idempotency keys recorded with them."""
 
     # Built once: these run on every request, and building a statement costs more than
@@ -147,10 +148,16 @@ class SqlObjects(SqlListing):
     async def insert_stored_object(
         self, new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str
     ) -> StoredObject:
-        """Insert an object whose bytes are already stored (whole-object puts); raise
+        """Insert an object whose bytes are already stored (whole-object puts), holding
+        the stored blob of that content (``_claim``: maybe not ``blob_key``); raise
         NameTaken when its name is to be unique and is in use in its scope."""
         values = stored_row(new, blob_key, blob, mime_type)
-        return await self._inserting(new, lambda conn: self._insert(conn, values))
+
+        def work(conn: Connection) -> StoredObject:
+            claimed = self._claim(conn, blob_key, blob, new.create_time_ms)
+            return self._insert(conn, {**values, "blob_key": claimed})
+
+        return await self._inserting(new, work)
 
     async def replace_stored_object(
         self,
@@ -160,16 +167,16 @@ class SqlObjects(SqlListing):
         mime_type: str,
         now_ms: int,
         if_match: str | None = None,
-    ) -> tuple[StoredObject, str | None]:
+    ) -> StoredObject:
         """Insert an object in a namespace in place of the live one of the same name, in
         one transaction: readers see the old object or the new one, never neither. The old
-        one becomes a tombstone; its blob key is returned for removal. A concurrent put of
+        one becomes a tombstone and its blob is released. A concurrent put of
         the same name that committed first is replaced in turn (the last one wins).
         ``if_match``: replace only a live object whose etag (else md5) is this, or any
         live one for ``*`` (NotFound when there is none, ConditionFailed when it differs)."""
         values = stored_row(new, blob_key, blob, mime_type)
         return await self._replacing(
-            new, lambda conn: self._replace_named(conn, new, values, now_ms, if_match)
+            new, lambda conn: self._replace_named(conn, new, values, blob, now_ms, if_match)
         )
 
     async def _replacing(self, new: NewObject, work: Callable[[Connection], T]) -> T:
@@ -187,11 +194,13 @@ class SqlObjects(SqlListing):
         conn: Connection,
         new: NewObject,
         values: dict[str, Any],
+        blob: BlobWritten,
         now_ms: int,
         if_match: str | None,
-    ) -> tuple[StoredObject, str | None]:
-        """Insert ``values`` in place of the object holding ``new``'s name in its
-        namespace, which becomes a tombstone; the replaced blob key with the new row."""
+    ) -> StoredObject:
+        """Insert ``values`` (holding the stored blob of ``blob``'s content) in place of
+        the object holding ``new``'s name in its namespace, which becomes a tombstone whose
+        blob is released."""
         holds_name = (  # the partial unique index's own predicate, so that it is used
             objects.c.namespace_id == new.namespace_id,
             objects.c.name == new.name,
@@ -212,7 +221,7 @@ class SqlObjects(SqlListing):
                 raise NotFound("no object holds the name")
             if if_match != "*" and if_match != (holder.etag or holder.md5):
                 raise ConditionFailed("the object holding the name has another etag")
-        replaced = holder.blob_key if holder is not None else None
+        claimed = self._claim(conn, values["blob_key"], blob, now_ms)
         conn.execute(
             update(objects)
             .where(*holds_name)
@@ -223,7 +232,9 @@ class SqlObjects(SqlListing):
                 unique_name=False,
             )
         )
-        return self._insert(conn, values), replaced
+        if holder is not None and holder.blob_key != claimed:
+            self._release(conn, holder.blob_key, now_ms)
+        return self._insert(conn, {**values, "blob_key": claimed})
 
     def _insert(self, conn: Connection, values: dict[str, Any]) -> StoredObject:
         return records.stored_object(self._INSERT_OBJECT.one(conn, self._writer.dialect, values))
@@ -347,8 +358,8 @@ class SqlObjects(SqlListing):
     )
 
     async def attach_blob(
-        self, public_id: str, blob_key: str, blob: BlobWritten, mime_type: str
-    ) -> tuple[bool, str | None]:
+        self, public_id: str, blob_key: str, blob: BlobWritten, mime_type: str, now_ms: int
+    ) -> str | None:
         values = {
             "b_public_id": public_id,
             "b_blob_key": blob_key,
@@ -358,13 +369,16 @@ class SqlObjects(SqlListing):
             "b_mime_type": mime_type,
         }
 
-        def work(conn: Connection) -> tuple[bool, str | None]:
+        def work(conn: Connection) -> str | None:
             dialect = self._writer.dialect
             row = self._UPLOAD_STATE.first(conn, dialect, {"public_id": public_id})
             if row is None or row.state != ObjectState.UPLOADING.value:
-                return False, None
-            self._ATTACH.rows(conn, dialect, values)
-            return True, row.blob_key
+                return None
+            claimed = self._claim(conn, blob_key, blob, now_ms)
+            self._ATTACH.rows(conn, dialect, {**values, "b_blob_key": claimed})
+            if row.blob_key != claimed:
+                self._release(conn, row.blob_key, now_ms)
+            return claimed
 
         return await self._write(work)
 
@@ -377,17 +391,15 @@ class SqlObjects(SqlListing):
 
         return await self._keyed_write(keyed, work)
 
-    async def mark_deleted(
-        self, public_id: str, now_ms: int
-    ) -> tuple[StoredObject, str | None] | None:
+    async def mark_deleted(self, public_id: str, now_ms: int) -> StoredObject | None:
         current = select(objects).where(objects.c.public_id == public_id).with_for_update()
 
-        def work(conn: Connection) -> tuple[StoredObject, str | None] | None:
+        def work(conn: Connection) -> StoredObject | None:
             row = conn.execute(current).first()
             if row is None:
                 return None
             if row.state == ObjectState.DELETED.value:
-                return records.stored_object(row), None
+                return records.stored_object(row)
             updated = conn.execute(
                 update(objects)
                 .where(objects.c.id == row.id)
@@ -399,7 +411,8 @@ class SqlObjects(SqlListing):
                 )
                 .returning(*objects.c)
             ).one()
-            return records.stored_object(updated), row.blob_key
+            self._release(conn, row.blob_key, now_ms)
+            return records.stored_object(updated)
 
         return await self._write(work)
 
@@ -452,25 +465,18 @@ class SqlObjects(SqlListing):
         )
         return await self._read(lambda conn: list(conn.execute(stmt).scalars()))
 
-    async def totals(self, now_ms: int) -> tuple[int, int]:
-        """Completed, unexpired objects and their bytes (for metrics)."""
-        stmt = select(func.count(), func.coalesce(func.sum(objects.c.size), 0)).where(
-            objects.c.state == ObjectState.READ_ONLY.value, not_expired(now_ms)
-        )
-
-        def work(conn: Connection) -> tuple[int, int]:
-            count, size = conn.execute(stmt).one()
-            return int(count), int(size)
-
-        return await self._read(work)
-
-    async def blob_references(self) -> dict[str, tuple[str, int, str]]:
+    async def blob_references(self) -> dict[str, list[tuple[str, int, str]]]:
         stmt = select(
             objects.c.blob_key, objects.c.public_id, objects.c.size, objects.c.sha256
         ).where(objects.c.blob_key.is_not(None))
-        return await self._read(
-            lambda conn: {r.blob_key: (r.public_id, r.size, r.sha256) for r in conn.execute(stmt)}
-        )
+
+        def work(conn: Connection) -> dict[str, list[tuple[str, int, str]]]:
+            found: dict[str, list[tuple[str, int, str]]] = {}
+            for r in conn.execute(stmt):
+                found.setdefault(r.blob_key, []).append((r.public_id, r.size, r.sha256))
+            return found
+
+        return await self._read(work)
 
     async def staging_keys(self) -> set[str]:
         stmt = select(objects.c.staging_key).where(objects.c.staging_key.is_not(None))
@@ -501,6 +507,7 @@ class SqlObjects(SqlListing):
         def work(conn: Connection) -> Reaped:
             rows = conn.execute(pick).all()
             ids = [r.id for r in rows]
+            self._release_all(conn, sorted({r.blob_key for r in rows if r.blob_key}), now_ms)
             if ids:
                 conn.execute(delete(object_metadata).where(object_metadata.c.object_id.in_(ids)))
                 conn.execute(delete(objects).where(objects.c.id.in_(ids)))
@@ -513,7 +520,6 @@ class SqlObjects(SqlListing):
                 )
             return Reaped(
                 object_ids=ids,
-                blob_keys=[r.blob_key for r in rows if r.blob_key],
                 staging_keys=[r.staging_key for r in (*rows, *done) if r.staging_key],
                 swept=len(done),
             )

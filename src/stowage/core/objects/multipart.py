@@ -11,6 +11,10 @@ dialect shows them, and the upload ends and the object takes its name's place in
 transaction. The object also keeps S3's ETag for it: the md5 of the parts' md5s, and
 ``-N``. An upload not completed by its deadline is reaped, its bytes with it.
 
+Parts are not deduplicated; the object is. On local disk the assembling write drops its
+copy when a stored blob has the same content; on S3 the completed blob is deleted after
+the transaction that makes the object share the stored one.
+
 The blob an upload completes into is its own until that transaction: a completion that
 fails leaves it to the upload (a retry completes it again; the reaper removes it), and
 whoever ends the upload otherwise (abort, the reaper) removes it, after aborting the
@@ -288,16 +292,19 @@ class Multipart(ObjectsBase):
             tags=upload.tags,
         )
         try:
-            done = await self._meta.complete_multipart(upload, new, key, written, mime, now)
+            done = await self._meta.complete_multipart(
+                upload, new, written.shared or key, written, mime, now
+            )
         except BaseException:
             await self._forget(ours)
             raise
         if done is None:
             await self._forget(ours)
             raise NoSuchUpload("The specified upload does not exist")
-        stored, replaced, part_keys = done
-        for old in (*part_keys, *([replaced] if replaced else [])):
+        stored, part_keys = done
+        for old in part_keys:
             await self._blobs.delete(old)
+        await self._drop_unheld(key, written, stored.blob_key)  # an identical one is stored
         return stored
 
     async def _assemble(
@@ -309,7 +316,7 @@ class Multipart(ObjectsBase):
         backing = self._backing(upload)
         if backing is None:
             key = new_blob_key()
-            return key, await self._blobs.put(key, self._concatenated(kept), None), key
+            return key, await self._store(key, self._concatenated(kept), None), key
         parts, target, backing_id = backing
         try:
             written = await parts.complete(
