@@ -14,18 +14,22 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from alembic import command
+from alembic.config import Config as Alembic
 from botocore.client import BaseClient
 from botocore.config import Config
+from sqlalchemy import insert, select
 
 from stowage.core.access import parse_scopes
 from stowage.core.errors import Unavailable
 from stowage.core.fsck import check
 from stowage.core.ids import new_blob_key
 from stowage.core.models import BlobWritten, ContentType, NewObject
-from stowage.meta.schema import objects
+from stowage.meta.migrate import locked_connection
+from stowage.meta.schema import blobs, objects, users
 from stowage.processes import free_port
 
-from .backends import BACKENDS, backend_settings
+from .backends import BACKENDS, backend_settings, database_url
 from .harness import ThreadServer, run_thread_server_with
 
 GRACE_S = 60
@@ -266,3 +270,44 @@ def test_usage_shows_logical_stored_and_saved_bytes(server: ThreadServer) -> Non
     assert re.search(r"objects \(logical\)\s*│\s*4\s*│\s*30004", stats.stdout), stats.stdout
     assert re.search(r"blobs \(stored\)\s*│\s*2\s*│\s*10004", stats.stdout), stats.stdout
     assert re.search(r"saved by deduplication\s*│\s*│\s*20000", stats.stdout), stats.stdout
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_migration_gives_existing_blobs_rows_and_points_old_twins_at_one(
+    backend: str, tmp_path: Path, pg_base_url: str | None
+) -> None:
+    """Objects stored before deduplication: each blob gets its row; objects that held the
+    same bytes under two keys now share one (the other copy is left to fsck --fix)."""
+    with database_url(backend, pg_base_url) as url:
+        url = url or f"sqlite:///{tmp_path / 'stowage.db'}"
+        with locked_connection(url) as connection:
+            cfg = Alembic()
+            cfg.set_main_option("script_location", "stowage:migrations")
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "0012")
+            connection.execute(
+                insert(users).values(id=1, name="old", is_admin=False, created_at_ms=1)
+            )
+            row = {"owner_id": 1, "author_id": 1, "content_type": "binary", "create_time_ms": 1}
+            stored = [("a", "k2", "s" * 64, 3), ("b", "k1", "s" * 64, 3), ("c", "k3", "t" * 64, 5)]
+            for name, key, sha, size in stored:
+                connection.execute(
+                    insert(objects).values(
+                        public_id=f"obj_{name}",
+                        name=name,
+                        state="READ_ONLY",
+                        blob_key=key,
+                        sha256=sha,
+                        size=size,
+                        **row,
+                    )
+                )
+            connection.execute(
+                insert(objects).values(public_id="obj_d", name="d", state="UPLOADING", **row)
+            )
+            connection.commit()
+            command.upgrade(cfg, "head")
+            found = connection.execute(select(blobs.c.key, blobs.c.size, blobs.c.released_ms))
+            assert sorted(found) == [("k1", 3, None), ("k3", 5, None)]
+            held = connection.execute(select(objects.c.name, objects.c.blob_key))
+            assert sorted(held) == [("a", "k1"), ("b", "k1"), ("c", "k3"), ("d", None)]
