@@ -9,7 +9,9 @@ batches in flight while the event loop receives the next (1 GiB PUT, two workers
 323-386 MiB/s with one batch in flight on a shared pool, 358-433 so). Memory stays at
 about four batches per upload, whatever its size. A body smaller than one batch is hashed
 and written by the event loop itself, and made durable together with the other small ones
-waiting (``publish.BatchPublisher``).
+waiting (``publish.BatchPublisher``). When the content turns out to be stored already
+(deduplication: ``put``'s ``known``, asked once the digest is complete), the temporary
+file is unlinked before it is fsynced or renamed.
 
 Reads go out in 2 MiB preads: fewer thread hops and ASGI messages per GiB than 1 MiB (about
 2.0 → 2.4 GB/s on a cached file, near aiohttp's sendfile) while a download still holds only

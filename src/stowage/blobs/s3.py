@@ -6,7 +6,8 @@ in this mode mostly go straight to the bucket (``python -m benchmarks.s3_clients
 
 Writes stream: request chunks gather into 1 MiB batches, a worker thread hashes each batch
 (md5, sha256) while obstore uploads earlier ones as multipart parts. A failed or oversized
-upload is aborted, so nothing appears under the key. Presigned URLs point at the store
+upload is aborted, so nothing appears under the key; so is one whose content is stored
+already (deduplication: ``put``'s ``known``). Presigned URLs point at the store
 itself, so Runloop uploads and downloads never pass through stowage. S3's multipart
 uploads go into the store's own (``parts``, ``s3_parts.py``) when its keys are set.
 """
