@@ -14,8 +14,6 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-from alembic import command
-from alembic.config import Config as Alembic
 from botocore.client import BaseClient
 from botocore.config import Config
 from sqlalchemy import insert, select
@@ -29,7 +27,7 @@ from stowage.meta.migrate import locked_connection
 from stowage.meta.schema import blobs, objects, users
 from stowage.processes import free_port
 
-from .backends import BACKENDS, backend_settings, database_url
+from .backends import BACKENDS, backend_settings, database_url, migrate_to
 from .harness import ThreadServer, run_thread_server_with
 
 GRACE_S = 60
@@ -281,10 +279,7 @@ def test_the_migration_gives_existing_blobs_rows_and_points_old_twins_at_one(
     with database_url(backend, pg_base_url) as url:
         url = url or f"sqlite:///{tmp_path / 'stowage.db'}"
         with locked_connection(url) as connection:
-            cfg = Alembic()
-            cfg.set_main_option("script_location", "stowage:migrations")
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "0012")
+            migrate_to(connection, "0012")
             connection.execute(
                 insert(users).values(id=1, name="old", is_admin=False, created_at_ms=1)
             )
@@ -306,7 +301,7 @@ def test_the_migration_gives_existing_blobs_rows_and_points_old_twins_at_one(
                 insert(objects).values(public_id="obj_d", name="d", state="UPLOADING", **row)
             )
             connection.commit()
-            command.upgrade(cfg, "head")
+            migrate_to(connection, "head")
             found = connection.execute(select(blobs.c.key, blobs.c.size, blobs.c.released_ms))
             assert sorted(found) == [("k1", 3, None), ("k3", 5, None)]
             held = connection.execute(select(objects.c.name, objects.c.blob_key))
