@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -116,6 +117,18 @@ def test_identical_uploads_through_every_dialect_share_one_blob(server: ThreadSe
         assert s3.get_object(Bucket="twins", Key="sixth.bin")["Body"].read() == data
         sha = hashlib.sha256(data).hexdigest()
         assert {first["sha256"], second["sha256"]} == {sha}
+
+
+def test_twins_uploaded_at_once_end_up_sharing_one_blob(server: ThreadServer) -> None:
+    """None finds the others' blob stored yet, so each stores its own copy; the first to
+    commit gives the content its blob, and the others take it and delete their copies."""
+    data = os.urandom(200_000)
+    with server.client() as c, ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda i: djinn_put(c, f"at-once-{i}.bin", data), range(8)))
+    assert len({blob_of(server, m["id"]) for m in made}) == 1
+    assert len(server.stored_blobs()) == 1
+    with server.client() as c:
+        assert all(djinn_bytes(c, m["id"]) == data for m in made)
 
 
 def test_deleting_one_twin_leaves_the_other_and_the_last_frees_the_bytes(

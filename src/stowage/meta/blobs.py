@@ -14,6 +14,10 @@ How the pieces stay safe together:
 - Dropping a reference (``_release``) only marks the row with the time; the grace the
   collector waits from that mark is what lets an upload that found the blob before its
   last reference went still reference it when it commits.
+- Lock order on PostgreSQL: a transaction claims its blob before it touches the counters
+  of ``object_counts`` (its object's insert or update), and releases blobs as its last
+  statement, in key order. So a transaction that holds a blob's row lock waits for nothing
+  else, and two writers sharing blobs and counters cannot deadlock.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ class SqlBlobs(Database):
         )
     )
     _CONTENT = (_BLOBS.sha256 == bindparam("sha256"), _BLOBS.size == bindparam("size"))
-    _HOLD = Prepared(select(_BLOBS.key).where(*_CONTENT).with_for_update(key_share=True))
+    _HOLD = Prepared(select(_BLOBS.key).where(*_CONTENT).with_for_update(read=True, key_share=True))
     _HOLD_SQLITE = Prepared(select(_BLOBS.key).where(*_CONTENT))
     _INSERT = Prepared(_inserting(postgresql))
     _INSERT_SQLITE = Prepared(_inserting(sqlite))

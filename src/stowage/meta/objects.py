@@ -232,9 +232,10 @@ class SqlObjects(SqlListing, SqlBlobs):
                 unique_name=False,
             )
         )
+        inserted = self._insert(conn, {**values, "blob_key": claimed})
         if holder is not None and holder.blob_key != claimed:
             self._release(conn, holder.blob_key, now_ms)
-        return self._insert(conn, {**values, "blob_key": claimed})
+        return inserted
 
     def _insert(self, conn: Connection, values: dict[str, Any]) -> StoredObject:
         return records.stored_object(self._INSERT_OBJECT.one(conn, self._writer.dialect, values))
@@ -507,7 +508,6 @@ class SqlObjects(SqlListing, SqlBlobs):
         def work(conn: Connection) -> Reaped:
             rows = conn.execute(pick).all()
             ids = [r.id for r in rows]
-            self._release_all(conn, sorted({r.blob_key for r in rows if r.blob_key}), now_ms)
             if ids:
                 conn.execute(delete(object_metadata).where(object_metadata.c.object_id.in_(ids)))
                 conn.execute(delete(objects).where(objects.c.id.in_(ids)))
@@ -518,6 +518,7 @@ class SqlObjects(SqlListing, SqlBlobs):
                     .where(objects.c.id.in_([r.id for r in done]))
                     .values(staging_key=None, upload_deadline_ms=None)
                 )
+            self._release_all(conn, sorted({r.blob_key for r in rows if r.blob_key}), now_ms)
             return Reaped(
                 object_ids=ids,
                 staging_keys=[r.staging_key for r in (*rows, *done) if r.staging_key],
