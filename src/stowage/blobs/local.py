@@ -194,11 +194,12 @@ class LocalBlobStore:
                     batch = bytearray()
             if lanes is None:  # a small body, all in ``batch``: write it here, batch the rest
                 out.write(batch)
-                if twin := await stored_twin(known, out.digest.result()):
+                written = out.digest.result()
+                if twin := await stored_twin(known, written):
                     out.discard()
                     return twin
                 await self._publisher.publish(out.hand_over(), out.path, final)
-                return out.digest.result()
+                return written
             await lanes.finish()
             await self._run(out.write, batch)
             if twin := await stored_twin(known, out.digest.result()):

@@ -132,7 +132,11 @@ class S3BlobStore:
             nonlocal twin
             async for batch in hashed(chunks, hasher, max_bytes, self._pool):
                 yield batch
-            twin = await stored_twin(known, hasher.result())
+            try:
+                twin = await stored_twin(known, hasher.result())
+            except BaseException as exc:  # the metadata store's failure, not S3's
+                hasher.failure = exc
+                raise
             if twin is not None:
                 hasher.failure = _Stored()
                 raise hasher.failure
