@@ -159,14 +159,14 @@ class WholePut(ObjectsBase):
             else:
                 stored = await self._meta.insert_stored_object(new, blob_key, written, mime)
         except NameTaken:  # lost a race for the name: the database constraint decided
-            await self._blobs.delete(key)
+            await self._drop_unheld(key, written, None)
             raise FieldErrors(Problem("name", "taken")) from None
         except NamespaceGone:  # deleted while the body was arriving
-            await self._blobs.delete(key)
+            await self._drop_unheld(key, written, None)
             ref = where.path if isinstance(where, Namespace) else where
             raise FieldErrors(Problem("namespace", "missing", {"ref": ref})) from None
         except BaseException:
-            await self._blobs.delete(key)
+            await self._drop_unheld(key, written, None)
             raise
         await self._drop_unheld(key, written, stored.blob_key)
         return stored
