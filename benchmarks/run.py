@@ -24,7 +24,7 @@ from typing import Any
 
 from stowage.seaweed import SeaweedFS, weed_binary
 
-from . import big, listing, memory, samewrk, small
+from . import big, dedup, listing, memory, samewrk, small
 from .report import Row, markdown
 from .stack import pg_schema, s3_env, s5cmd_seconds, sendfile_server, stowage
 
@@ -225,6 +225,14 @@ def s3_api_rows(plan: Plan, work: Path, s3: SeaweedFS, figures: dict[str, Any]) 
     ]  # fmt: skip
 
 
+def dedup_rows(plan: Plan, work: Path, figures: dict[str, Any]) -> list[Row]:
+    """A 64 MiB object PUT fresh and PUT again (a dedup hit), on SQLite + local disk."""
+    with stowage(work / "dedup") as server:
+        found = dedup.measure(server, work, dedup.OBJECT_MIB, plan.rounds)
+    figures["dedup"] = {"object_mib": dedup.OBJECT_MIB, **asdict(found)}
+    return dedup.rows(found, dedup.OBJECT_MIB)
+
+
 def list_rows(plan: Plan, work: Path, figures: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     figures["list"] = {"rows": plan.list_rows}
@@ -322,6 +330,8 @@ def main() -> None:
             s3.stop()
         print("… same client (wrk)", file=sys.stderr)
         rows += same_client_rows(plan, work, figures)
+        print("… deduplication", file=sys.stderr)
+        rows += dedup_rows(plan, work, figures)
         print("… listing", file=sys.stderr)
         rows += list_rows(plan, work, figures)
         print("… memory", file=sys.stderr)

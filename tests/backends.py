@@ -21,6 +21,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection
 
 from stowage.processes import free_port, scratch_schema
 from stowage.seaweed import SeaweedFS
@@ -140,3 +143,12 @@ def database_url(backend: str, pg_base: str | None) -> Iterator[str | None]:
         )
     with scratch_schema(pg_base, "stowage_test") as url:
         yield url
+
+
+def migrate_to(connection: Connection, revision: str) -> None:
+    """Run the migrations on ``connection`` up to ``revision`` (to load rows as an older
+    schema held them before the rest runs)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", "stowage:migrations")
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, revision)

@@ -10,6 +10,7 @@ one store does on its own medium (files, fsync, crashes) is tested beside it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import time
@@ -95,6 +96,30 @@ def test_put_reports_size_digests_and_head_and_the_bytes_read_back(store: BlobSt
     assert put(store, key, data) == written_for(data)
     assert run(read_all(store, key, 0, len(data))) == data
     assert run(store.read_bytes(key, 0, len(data))) == data
+
+
+@pytest.mark.parametrize("size", [100, BIG], ids=["small", "big"])
+def test_a_put_whose_content_is_stored_already_keeps_nothing(store: BlobStore, size: int) -> None:
+    """Every byte is hashed, then, when ``known`` names a blob with that content, dropped:
+    nothing under the key, not even a temporary file, and ``shared`` names the other."""
+    data, stored, key = os.urandom(size), new_blob_key(), new_blob_key()
+    put(store, stored, data)
+    asked: list[tuple[int, str]] = []
+
+    async def known(size: int, sha256: str) -> str | None:
+        asked.append((size, sha256))
+        return stored
+
+    written = run(store.put(key, chunks(data, 65536), None, known))
+    assert written == dataclasses.replace(written_for(data), shared=stored)
+    assert asked == [(len(data), hashlib.sha256(data).hexdigest())]
+    assert_absent(store, key)
+    assert set(run(store.inventory())) == {stored}
+    if isinstance(store, LocalBlobStore):
+        assert [p.name for p in store.root.rglob("*") if p.is_file()] == [stored]
+    parts = getattr(store, "parts", None)
+    if parts is not None:  # the store's own upload of a big body was aborted
+        assert run(parts.in_progress()) == {}
 
 
 @pytest.mark.parametrize(

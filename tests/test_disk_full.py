@@ -1,4 +1,5 @@
-"""Out of space mid-write: 507 with a message, the partial file gone, other objects intact.
+"""Out of space mid-write: 507 with a message, the partial file gone, other objects intact,
+shared blobs included.
 
 The server runs under RLIMIT_FSIZE, so any file it grows past 8 MiB fails with EFBIG,
 as a full disk would fail with ENOSPC.
@@ -29,6 +30,8 @@ def test_a_full_disk_gives_507_and_keeps_everything_else(tmp_path: Path) -> None
         with httpx.Client(base_url=base, headers=headers, timeout=60) as c:
             kept = c.post("/objects", params={"name": "kept.bin"}, content=b"k" * 1_000_000)
             assert kept.status_code == 201
+            twin = c.post("/objects", params={"name": "twin.bin"}, content=b"k" * 1_000_000)
+            assert twin.status_code == 201  # shares kept.bin's blob
             r = c.post("/objects", params={"name": "huge.bin"}, content=b"h" * (LIMIT + 1024))
             assert r.status_code == 507
             assert "not enough storage" in r.json()["message"]
@@ -43,6 +46,13 @@ def test_a_full_disk_gives_507_and_keeps_everything_else(tmp_path: Path) -> None
                 f"/objects/{kept.json()['id']}", headers={"Accept": "application/octet-stream"}
             )
             assert got.content == b"k" * 1_000_000
+            assert c.delete(f"/objects/{kept.json()['id']}").status_code == 204
+            got = c.get(
+                f"/objects/{twin.json()['id']}", headers={"Accept": "application/octet-stream"}
+            )
+            assert got.content == b"k" * 1_000_000
+            stored = [p for p in (data / "blobs").rglob("*") if p.is_file()]
+            assert len(stored) == 1  # one copy of the twins' bytes, and nothing of the rest
             assert c.post("/objects", params={"name": "small.bin"}, content=b"s").status_code == 201
             assert process.poll() is None  # the server lived through it
     finally:

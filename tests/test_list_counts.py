@@ -11,15 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from stowage.meta import listing
 from stowage.meta.database import driver_url
 from stowage.meta.migrate import locked_connection, upgrade
 
-from .backends import database_url
+from .backends import database_url, migrate_to
 from .harness import ThreadServer
 
 FULL = "object:read,write,delete namespace:read,write,delete invite:read,write"
@@ -176,10 +174,7 @@ def test_the_migration_counts_and_indexes_existing_rows(
     with database_url(backend, pg_base_url) as url:
         url = url or f"sqlite:///{tmp_path / 'stowage.db'}"
         with locked_connection(url) as connection:
-            cfg = Config()
-            cfg.set_main_option("script_location", "stowage:migrations")
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "0005")
+            migrate_to(connection, "0005")
         engine = create_engine(driver_url(url))
         try:
             with engine.begin() as conn:

@@ -41,6 +41,8 @@ def test_expired_objects_vanish_at_once_and_the_reaper_removes_them(server: Thre
         assert blob in server.stored_blobs()  # until the reaper runs
         assert server.run(server.stowage.reaper.run_once()) == 1
         assert server.run(server.stowage.meta.get_object(short["id"])) is None
+        assert blob in server.stored_blobs()  # released, collected after the grace
+        assert server.collect_blobs() == 1
         assert blob not in server.stored_blobs()
         assert httpx.get(url).status_code in (403, 404)  # gone for every kind of URL
         assert server.run(server.stowage.reaper.run_once()) == 0
@@ -109,5 +111,6 @@ def test_unfinished_uploads_expire_after_the_upload_ttl_and_are_reaped(
 
         server.run(server.stowage.reaper.run_once())
         assert server.run(server.stowage.meta.get_object(created["id"])) is None
+        server.collect_blobs()
         assert server.stored_blobs() == {kept_blob}
         assert c.get(f"/v1/objects/{kept['id']}").json()["state"] == "READ_ONLY"

@@ -31,7 +31,7 @@ from .core.access import AccessService, IssuedKey, format_scopes, parse_scopes
 from .core.clock import SystemClock
 from .core.errors import StowageError
 from .core.fsck import FsckReport
-from .core.models import AccessKey, Token, User
+from .core.models import AccessKey, BlobTotals, Token, User
 from .core.ports import MetadataStore
 from .core.quotas import QuotaService, UsageReport, parse_size
 from .core.retention import RetentionService, RuledRoot, format_duration, parse_duration
@@ -50,15 +50,14 @@ retention_app = typer.Typer(
     help="Retention rules of root namespaces (their children inherit them).",
     no_args_is_help=True,
 )
-app.add_typer(users_app, name="users", rich_help_panel=ADMIN)
-app.add_typer(tokens_app, name="tokens", rich_help_panel=ADMIN)
-app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
 quotas_app = typer.Typer(help="Limit what users and root namespaces hold.", no_args_is_help=True)
+blobs_app = typer.Typer(help="The stored blobs, shared by identical objects.", no_args_is_help=True)
 app.add_typer(users_app, name="users", rich_help_panel=ADMIN)
 app.add_typer(tokens_app, name="tokens", rich_help_panel=ADMIN)
 app.add_typer(keys_app, name="keys", rich_help_panel=ADMIN)
 app.add_typer(retention_app, name="retention", rich_help_panel=ADMIN)
 app.add_typer(quotas_app, name="quotas", rich_help_panel=ADMIN)
+app.add_typer(blobs_app, name="blobs", rich_help_panel=ADMIN)
 register_client_commands(app)
 
 out = Console(soft_wrap=True)
@@ -171,13 +170,18 @@ def migrate_command() -> None:
 def fsck(
     verify: Annotated[bool, typer.Option(help="Re-hash every blob against its sha256")] = False,
     fix: Annotated[
-        bool, typer.Option(help="Delete orphan blobs, abort orphan multipart uploads")
+        bool,
+        typer.Option(
+            help="Delete orphan blobs, abort orphan multipart uploads, release "
+            "unreferenced blob rows for the reaper"
+        ),
     ] = False,
     grace: Annotated[
         float, typer.Option(help="Ignore orphans younger than this many seconds")
     ] = 3600,
 ) -> None:
-    """Check that rows and blobs agree: orphans, missing blobs, checksum mismatches.
+    """Check that rows and blobs agree: orphans, missing blobs, checksum mismatches,
+    objects sharing a blob that disagree about it, blob rows nothing references.
 
     Exits 0 when nothing is wrong (or --fix removed every orphan), 1 otherwise."""
     from rich.progress import Progress
@@ -208,24 +212,40 @@ def fsck(
     report = asyncio.run(run())
     out.print(f"{report.rows} objects with blobs, {report.blobs} blobs stored")
     if verify:
-        out.print(f"verified {report.verified} blobs")
+        out.print(f"verified {report.verified} blobs (each shared one once)")
     for label, items in (
         ("orphan blobs", report.orphans),
         ("objects whose blob is missing", report.missing),
         ("objects whose bytes do not match their sha256", report.corrupt),
+        ("objects that disagree with others on their shared blob", report.disagreeing),
+        ("blob rows nothing references", report.unreferenced),
         ("orphan multipart uploads in the blob store", report.orphan_uploads),
     ):
         if items:
             out.print(f"[yellow]{len(items)} {label}:[/yellow] {' '.join(items)}")
     if report.removed:
         out.print(f"removed {len(report.removed)} orphan blobs")
+    if report.released:
+        out.print(f"released {len(report.released)} blob rows; the reaper removes them later")
     if report.aborted:
         out.print(f"aborted {len(report.aborted)} orphan multipart uploads")
-    orphaned = report.orphans or report.orphan_uploads
-    unresolved = report.missing or report.corrupt or (orphaned and not fix)
+    orphaned = report.orphans or report.orphan_uploads or report.unreferenced
+    unresolved = report.missing or report.corrupt or report.disagreeing or (orphaned and not fix)
     if not unresolved:
         out.print("[green]clean[/green]" if report.clean else "[green]fixed[/green]")
     raise typer.Exit(1 if unresolved else 0)
+
+
+@blobs_app.command("stats")
+def blobs_stats() -> None:
+    """Logical bytes (every completed object's size) beside the bytes stored, each
+    distinct content once, and what deduplication saves."""
+    totals: BlobTotals = _with_meta(lambda meta, _secret: meta.blob_totals(SystemClock().now_ms()))
+    table = Table("", Column("count", justify="right"), Column("bytes", justify="right"))
+    table.add_row("objects (logical)", str(totals.objects), str(totals.logical_bytes))
+    table.add_row("blobs (stored)", str(totals.blobs), str(totals.stored_bytes))
+    table.add_row("saved by deduplication", "", str(totals.saved_bytes))
+    out.print(table)
 
 
 @users_app.command("create")

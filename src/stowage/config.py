@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     upload_url_ttl_seconds: int = 3600
     reaper_interval_seconds: float = 30.0
     deleted_retention_seconds: int = 86400
+    blob_grace_seconds: int = Field(
+        default=3600,
+        ge=60,
+        description="a blob no object references any more is removed this long after "
+        "its last reference went (covers uploads that found it and have yet to commit)",
+    )
     max_concurrent_uploads: int = Field(default=256, description="per process")
     max_concurrent_uploads_per_token: int = Field(default=64, description="per process")
     body_timeout_seconds: float = Field(

@@ -46,15 +46,28 @@ class _Tally:
 
 
 class _StoreFigures(Collector):
-    """Objects and bytes stored, as of the last scrape."""
+    """Objects and bytes stored, as of the last scrape: ``bytes`` as clients count them
+    (every completed object's size), ``blob_bytes`` as the store holds them (each distinct
+    content once, with blobs awaiting collection)."""
 
     def __init__(self) -> None:
         self.objects = 0
         self.bytes = 0
+        self.blobs = 0
+        self.blob_bytes = 0
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield GaugeMetricFamily("stowage_objects", "Completed objects stored", self.objects)
         yield GaugeMetricFamily("stowage_stored_bytes", "Bytes in completed objects", self.bytes)
+        yield GaugeMetricFamily("stowage_blobs", "Distinct blobs stored", self.blobs)
+        yield GaugeMetricFamily(
+            "stowage_blob_bytes", "Bytes stored in blobs, each content once", self.blob_bytes
+        )
+        yield GaugeMetricFamily(
+            "stowage_dedup_saved_bytes",
+            "Bytes of completed objects not stored again (shared blobs)",
+            max(0, self.bytes - self.blob_bytes),
+        )
 
 
 class Metrics:
@@ -97,6 +110,11 @@ class Metrics:
             "stowage_retention_expired_bytes",
             "Bytes of the objects expired by a namespace's retention rule",
             ["rule"],
+            registry=self.registry,
+        )
+        self.collected_blobs = Counter(
+            "stowage_collected_blobs",
+            "Blobs the reaper removed, unreferenced past the grace",
             registry=self.registry,
         )
         self.store = _StoreFigures()

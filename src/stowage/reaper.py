@@ -1,6 +1,7 @@
 """The TTL reaper: a background task that enforces namespaces' retention rules and removes
-expired objects, old tombstones and idempotency keys past their lifetime, each in bounded
-batches.
+expired objects, old tombstones, idempotency keys past their lifetime and blobs nothing
+has referenced for the grace (``ObjectService.collect_blobs``), each in bounded batches;
+it also makes the digests a restart left unmade (``ObjectService.fill_digests``).
 
 Every worker process of a server has one, but only one of them sweeps: the first to take
 an ``flock`` on ``<data>/reaper.lock`` keeps it for its life, and the others try again
@@ -79,6 +80,10 @@ class Reaper:
         while await self._objects.forget_keys():
             pass
         await self._objects.fill_digests()
+        collected = 0
+        while found := await self._objects.collect_blobs():
+            collected += found
+        self._metrics.collected_blobs.inc(collected)
         self._metrics.reaper_runs.inc()
         self._metrics.reaped.inc(total)
         if total:

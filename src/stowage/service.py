@@ -37,7 +37,9 @@ class Stowage:
 
     async def refresh_store_figures(self) -> None:
         figures = self.metrics.store
-        figures.objects, figures.bytes = await self.meta.totals(self.clock.now_ms())
+        totals = await self.meta.blob_totals(self.clock.now_ms())
+        figures.objects, figures.bytes = totals.objects, totals.logical_bytes
+        figures.blobs, figures.blob_bytes = totals.blobs, totals.stored_bytes
 
     async def readiness(self) -> dict[str, str]:
         """Each dependency's state: "ok", or why it is not."""
@@ -66,6 +68,7 @@ def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None)
             deleted_retention_ms=settings.deleted_retention_seconds * 1000,
             upload_ttl_ms=settings.upload_ttl_seconds * 1000,
             max_object_bytes=settings.max_object_bytes,
+            blob_grace_ms=settings.blob_grace_seconds * 1000,
         ),
     )
     return Stowage(

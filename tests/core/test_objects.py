@@ -69,6 +69,9 @@ def test_an_object_goes_from_create_to_upload_complete_read_and_delete(core: Cor
     assert run(core.objects.delete(alice, made.public_id)).state is ObjectState.DELETED
     with pytest.raises(Gone):
         run(core.objects.downloadable(alice, made.public_id))
+    assert run(core.blobs.inventory()) != {}  # released: the collector removes it after a grace
+    core.clock.advance(core.objects.limits.blob_grace_ms)
+    assert run(core.objects.collect_blobs()) == 1
     assert run(core.blobs.inventory()) == {}
 
 
@@ -115,6 +118,8 @@ def test_an_object_past_its_ttl_is_gone_and_the_reaper_removes_it(core: Core) ->
     with pytest.raises(NotFound):
         run(core.objects.get(alice, made.public_id))
     assert run(core.objects.reap()).object_ids == [made.id]
+    core.clock.advance(core.objects.limits.blob_grace_ms)
+    assert run(core.objects.collect_blobs()) == 1
     assert run(core.blobs.inventory()) == {}
 
 

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 from ..core.models import BlobWritten
+from ..core.ports import KnownBlob
 from ..core.sniff import SNIFF_LEN
+
+
+async def stored_twin(known: KnownBlob | None, written: BlobWritten) -> BlobWritten | None:
+    """``written`` as a copy of a stored blob (``shared``), when ``known`` names one with
+    the same size and sha256; None when the bytes are to be kept."""
+    if known is None or written.sha256 is None:
+        return None
+    found = await known(written.size, written.sha256)
+    return None if found is None else dataclasses.replace(written, shared=found)
 
 
 class Digest:

@@ -9,7 +9,9 @@ batches in flight while the event loop receives the next (1 GiB PUT, two workers
 323-386 MiB/s with one batch in flight on a shared pool, 358-433 so). Memory stays at
 about four batches per upload, whatever its size. A body smaller than one batch is hashed
 and written by the event loop itself, and made durable together with the other small ones
-waiting (``publish.BatchPublisher``).
+waiting (``publish.BatchPublisher``). When the content turns out to be stored already
+(deduplication: ``put``'s ``known``, asked once the digest is complete), the temporary
+file is unlinked before it is fsynced or renamed.
 
 A blob can also be a directory of hard links to other blobs' files, in order (``join``):
 an object assembled from multipart parts, made without copying a byte. Reads find out by
@@ -35,7 +37,8 @@ from typing import Any, TypeVar
 
 from ..core.errors import InsufficientStorage, TooLarge, Unavailable
 from ..core.models import BlobWritten
-from .digest import Digest
+from ..core.ports import KnownBlob
+from .digest import Digest, stored_twin
 from .publish import BatchPublisher, fsync_dir
 
 T = TypeVar("T")
@@ -216,8 +219,15 @@ class LocalBlobStore:
         return await asyncio.wrap_future(self._pool.submit(fn, *args))
 
     async def put(
-        self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        max_bytes: int | None,
+        known: KnownBlob | None = None,
     ) -> BlobWritten:
+        """Write and hash every byte; the temporary file is then made durable under
+        ``key``, or, when ``known`` names a stored blob with the same content, unlinked
+        before any fsync (``BlobWritten.shared``)."""
         final = self.path(key)
         out = _HashingFile(final.parent / f".{key}.tmp")
         lanes: _Lanes | None = None  # a body past one batch gets its own two threads
@@ -235,10 +245,18 @@ class LocalBlobStore:
                     batch = bytearray()
             if lanes is None:  # a small body, all in ``batch``: write it here, batch the rest
                 out.write(batch)
+                written = out.digest.result()
+                if twin := await stored_twin(known, written):
+                    out.discard()
+                    return twin
                 await self._publisher.publish(out.hand_over(), out.path, final)
-                return out.digest.result()
+                return written
             await lanes.finish()
-            return await self._run(out.publish, batch, final)
+            await self._run(out.write, batch)
+            if twin := await stored_twin(known, out.digest.result()):
+                out.discard()
+                return twin
+            return await self._run(out.publish, bytearray(), final)
         except BaseException as exc:
             if lanes is not None:
                 lanes.abandon()  # wait for the batches in flight before removing the file

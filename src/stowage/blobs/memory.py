@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Sequence
 
 from ..core.errors import TooLarge
 from ..core.models import BlobWritten
-from .digest import Digest
+from ..core.ports import KnownBlob
+from .digest import Digest, stored_twin
 
 READ_BYTES = 1024 * 1024
 
@@ -30,7 +31,11 @@ class MemoryBlobStore:
         """Nothing to release: no files, threads or connections."""
 
     async def put(
-        self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        max_bytes: int | None,
+        known: KnownBlob | None = None,
     ) -> BlobWritten:
         digest = Digest()
         body = bytearray()
@@ -39,8 +44,12 @@ class MemoryBlobStore:
                 raise TooLarge(f"the upload exceeds the limit of {max_bytes} bytes")
             digest.update(chunk)
             body += chunk
+        written = digest.result()
+        twin = await stored_twin(known, written)
+        if twin is not None:
+            return twin
         self._blobs[key] = (bytes(body), time.time())
-        return digest.result()
+        return written
 
     def _blob(self, key: str) -> bytes:
         """The blob's bytes; FileNotFoundError when there is none, as the other stores raise."""

@@ -6,7 +6,8 @@ in this mode mostly go straight to the bucket (``python -m benchmarks.s3_clients
 
 Writes stream: request chunks gather into 1 MiB batches, a worker thread hashes each batch
 (md5, sha256) while obstore uploads earlier ones as multipart parts. A failed or oversized
-upload is aborted, so nothing appears under the key. Presigned URLs point at the store
+upload is aborted, so nothing appears under the key; so is one whose content is stored
+already (deduplication: ``put``'s ``known``). Presigned URLs point at the store
 itself, so Runloop uploads and downloads never pass through stowage. S3's multipart
 uploads go into the store's own (``parts``, ``s3_parts.py``) when its keys are set.
 """
@@ -23,11 +24,17 @@ import obstore
 from obstore.store import S3Store
 
 from ..core.models import BlobWritten
+from ..core.ports import KnownBlob
+from .digest import stored_twin
 from .s3_parts import S3Parts
 from .s3_stream import Hasher, hashed, nothing, outage, reachable
 
 PART_BYTES = 8 * 1024 * 1024
 READ_BYTES = 1024 * 1024
+
+
+class _Stored(Exception):
+    """Ends a write's stream early: the store holds these bytes already."""
 
 
 class S3BlobStore:
@@ -108,18 +115,43 @@ class S3BlobStore:
         return found
 
     async def put(
-        self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        max_bytes: int | None,
+        known: KnownBlob | None = None,
     ) -> BlobWritten:
+        """Stream the body to the store, hashing it on the way. When ``known`` names a
+        stored blob with the same content, the stream fails just before its end, so the
+        store never completes the upload (obstore aborts a multipart one; a small body
+        was never sent), and the result is that blob (``BlobWritten.shared``)."""
         hasher = Hasher()
+        twin: BlobWritten | None = None
+
+        async def unless_stored() -> AsyncIterator[bytes]:
+            nonlocal twin
+            async for batch in hashed(chunks, hasher, max_bytes, self._pool):
+                yield batch
+            try:
+                twin = await stored_twin(known, hasher.result())
+            except BaseException as exc:  # the metadata store's failure, not S3's
+                hasher.failure = exc
+                raise
+            if twin is not None:
+                hasher.failure = _Stored()
+                raise hasher.failure
+
         try:
             await obstore.put_async(
                 self._store,
                 self.path(key),
-                hashed(chunks, hasher, max_bytes, self._pool),
+                unless_stored(),
                 chunk_size=PART_BYTES,
                 max_concurrency=4,
             )
         except Exception as exc:
+            if twin is not None:
+                return twin
             if hasher.failure is not None:  # the client's stream broke or was too large
                 raise hasher.failure from None
             raise outage(exc) from exc

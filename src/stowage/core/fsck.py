@@ -6,6 +6,14 @@ missing, and, with ``verify``, blobs whose sha256 no longer matches; ``fix`` rem
 orphans. Blobs younger than ``grace_s`` are left alone: they may belong to an upload that
 has not committed its row yet.
 
+Objects with the same content share one blob (``blobs`` rows, see meta/blobs.py). Every
+object naming a blob must agree with the others and with its row on size and sha256
+(``disagreeing`` lists those that do not: no fix, a person decides); ``verify`` reads a
+shared blob once. A blob row nothing references and nothing released (its objects went
+without passing through a delete, as with a removed user's) is ``unreferenced``; ``fix``
+releases it, and the reaper collects it after its grace. Released ones are the reaper's
+already and not reported.
+
 On a blob store with multipart uploads of its own (``ports.BlobParts``) a crash can also
 leave one of those that no upload row holds: its bytes are in no inventory, so they are
 checked apart (``orphan_uploads``, by the store's upload id), under the same grace, and
@@ -21,6 +29,8 @@ from dataclasses import dataclass, field
 from .clock import Clock
 from .ports import BlobStore, DirectBlobStore, MetadataStore
 
+Reference = tuple[str, int, str | None]  # public id, size, sha256 (None: not known yet)
+
 
 @dataclass
 class FsckReport:
@@ -29,14 +39,38 @@ class FsckReport:
     orphans: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # public ids
     corrupt: list[str] = field(default_factory=list)  # public ids
+    disagreeing: list[str] = field(default_factory=list)  # public ids
+    unreferenced: list[str] = field(default_factory=list)  # blob keys
     removed: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)  # blob keys
     orphan_uploads: list[str] = field(default_factory=list)  # the blob store's upload ids
     aborted: list[str] = field(default_factory=list)
     verified: int = 0
 
     @property
     def clean(self) -> bool:
-        return not (self.orphans or self.missing or self.corrupt or self.orphan_uploads)
+        return not (
+            self.orphans
+            or self.missing
+            or self.corrupt
+            or self.disagreeing
+            or self.unreferenced
+            or self.orphan_uploads
+        )
+
+
+def _disagree(references: list[Reference], row: tuple[int, str | None, bool] | None) -> bool:
+    """Whether the rows sharing a blob, or its own row, say different things of it. A
+    sha256 not known yet (an object assembled from parts, ``digests.py``) says nothing."""
+    facts = {(size, sha256) for _, size, sha256 in references}
+    known = {fact for fact in facts if fact[1] is not None}
+    sizes = {size for size, _ in facts}
+    if len(known) > 1 or len(sizes) > 1:
+        return True
+    if row is None:
+        return False
+    size, sha256 = row[:2]
+    return sizes != {size} or (sha256 is not None and not known <= {(size, sha256)})
 
 
 async def check(
@@ -50,34 +84,41 @@ async def check(
     progress: Callable[[int], None] | None = None,
 ) -> FsckReport:
     stored = await blobs.inventory()
+    rows = await meta.blob_rows()  # before the references: a row comes with its first
     references = await meta.blob_references()
     # Bytes of uploads still in progress: the reaper removes them when their time comes.
     staged = await meta.staging_keys() | await meta.part_keys()
-    report = FsckReport(blobs=len(stored), rows=len(references))
+    report = FsckReport(blobs=len(stored), rows=sum(len(refs) for refs in references.values()))
     settled_before = clock.now_ms() / 1000 - grace_s
     report.orphans = sorted(
         key
         for key, modified in stored.items()
-        if key not in references and key not in staged and modified <= settled_before
+        if key not in references and key not in rows and key not in staged
+        if modified <= settled_before
     )
-    report.missing = sorted(pid for key, (pid, _, _) in references.items() if key not in stored)
+    report.missing = sorted(
+        pid for key, refs in references.items() if key not in stored for pid, _, _ in refs
+    )
+    report.disagreeing = sorted(
+        pid
+        for key, refs in references.items()
+        if _disagree(refs, rows.get(key))
+        for pid, _, _ in refs
+    )
+    report.unreferenced = sorted(
+        key
+        for key, (_, _, released) in rows.items()
+        if not released and key not in references and key not in staged
+    )
     if verify:
-        for key, (public_id, size, sha256) in references.items():
-            if key not in stored or sha256 is None:  # no digest to check yet (digests.py)
-                continue
-            digest = hashlib.sha256()
-            async for chunk in await blobs.read(key, 0, size):
-                digest.update(chunk)
-            if digest.hexdigest() != sha256:
-                report.corrupt.append(public_id)
-            report.verified += 1
-            if progress:
-                progress(report.verified)
-        report.corrupt.sort()
+        await _verify(blobs, stored, references, report, progress)
     if fix:
         for key in report.orphans:
             await blobs.delete(key)
             report.removed.append(key)
+        if report.unreferenced:
+            await meta.release_unreferenced(report.unreferenced, clock.now_ms())
+            report.released = list(report.unreferenced)
     parts = blobs.parts if isinstance(blobs, DirectBlobStore) else None
     if parts is not None:
         held = await meta.backing_ids()
@@ -91,3 +132,27 @@ async def check(
             await parts.abort(key, upload_id)
             report.aborted.append(upload_id)
     return report
+
+
+async def _verify(
+    blobs: BlobStore,
+    stored: dict[str, float],
+    references: dict[str, list[Reference]],
+    report: FsckReport,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Re-hash each referenced blob once, however many objects share it."""
+    for key, refs in references.items():
+        if key not in stored or all(sha256 is None for _, _, sha256 in refs):
+            continue  # nothing to check it against yet (digests.py)
+        _, size, _ = refs[0]
+        digest = hashlib.sha256()
+        async for chunk in await blobs.read(key, 0, size):
+            digest.update(chunk)
+        report.corrupt.extend(
+            pid for pid, _, sha256 in refs if sha256 not in (None, digest.hexdigest())
+        )
+        report.verified += 1
+        if progress:
+            progress(report.verified)
+    report.corrupt.sort()

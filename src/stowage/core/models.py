@@ -205,6 +205,9 @@ class BlobWritten:
     md5: str | None
     sha256: str | None
     head: bytes  # the first bytes (up to 512), for content sniffing
+    # The key of a blob with the same content found already stored: the bytes just
+    # received were dropped instead of kept (whole-object deduplication).
+    shared: str | None = None
 
     @classmethod
     def unhashed(cls, size: int) -> BlobWritten:
@@ -238,10 +241,10 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Reaped:
-    """Rows the reaper removed, and the blobs that must go with them."""
+    """Rows the reaper removed, and the staging keys whose bytes must go with them (their
+    blobs were released, for the collector)."""
 
     object_ids: list[int] = field(default_factory=list)
-    blob_keys: list[str] = field(default_factory=list)
     # Direct-upload keys to remove: of the rows removed, and of finished objects whose
     # upload URL can no longer be used (bytes PUT after complete or delete land there).
     staging_keys: list[str] = field(default_factory=list)
@@ -341,3 +344,19 @@ class Quota:
     namespace_id: int | None
     max_bytes: int | None
     max_objects: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlobTotals:
+    """Bytes as clients see them and as stored: ``logical_bytes`` counts every completed
+    object's size, ``stored_bytes`` every distinct blob's once; the difference is what
+    deduplication saves."""
+
+    objects: int
+    logical_bytes: int
+    blobs: int
+    stored_bytes: int
+
+    @property
+    def saved_bytes(self) -> int:
+        return max(0, self.logical_bytes - self.stored_bytes)

@@ -8,11 +8,12 @@ the facade.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from .models import (
     AccessKey,
+    BlobTotals,
     BlobWritten,
     Collaborator,
     Expired,
@@ -101,7 +102,11 @@ class ObjectStore(Protocol):
     ) -> StoredObject:
         """Insert a READ_ONLY object; raise NameTaken if its name is to be unique
         (``new.unique_name``) and is in use, NamespaceGone if its namespace was deleted
-        meanwhile."""
+        meanwhile. Every write that takes a blob (this, ``replace_stored_object``,
+        ``attach_blob``, ``complete_multipart``) gets ``blob_key`` with the bytes just
+        stored there (or, with ``blob.shared`` set, none: they were dropped), and the row
+        holds the stored blob of that content, which may be another key; the caller then
+        deletes its own. Unavailable when the shared blob was collected meanwhile."""
         ...
 
     async def set_tags(self, object_id: int, tags: dict[str, str] | None) -> StoredObject | None:
@@ -116,10 +121,10 @@ class ObjectStore(Protocol):
         mime_type: str,
         now_ms: int,
         if_match: str | None = None,
-    ) -> tuple[StoredObject, str | None]:
+    ) -> StoredObject:
         """Insert a READ_ONLY object in place of the one holding its name in its namespace,
-        atomically; return it and the replaced object's blob key. ``if_match``: only in
-        place of a live one whose etag (else md5) is this, or any live one (``*``)."""
+        atomically, releasing the replaced object's blob. ``if_match``: only in place of a
+        live one whose etag (else md5) is this, or any live one (``*``)."""
         ...
 
     async def name_taken(self, owner_id: int, namespace_id: int | None, name: str) -> bool: ...
@@ -134,8 +139,9 @@ class ObjectStore(Protocol):
     async def list_objects(self, query: ObjectQuery, now_ms: int) -> Page: ...
     async def attach_blob(
         self, public_id: str, blob_key: str, blob: BlobWritten, mime_type: str, now_ms: int
-    ) -> tuple[bool, str | None]:
-        """Point an UPLOADING object at a new blob; return (attached, replaced blob key).
+    ) -> str | None:
+        """Point an UPLOADING object at a new blob, releasing the one it had; the blob key
+        it now holds, or None (nothing changed) when it is no longer UPLOADING.
         QuotaExceeded when the new bytes do not fit a quota (nothing changes)."""
         ...
 
@@ -162,20 +168,36 @@ class ObjectStore(Protocol):
         """Remove up to ``limit`` idempotency keys recorded at or before ``cutoff_ms``."""
         ...
 
-    async def mark_deleted(
-        self, public_id: str, now_ms: int
-    ) -> tuple[StoredObject, str | None] | None:
-        """Turn the object into a tombstone; return it and the blob key to remove."""
+    async def mark_deleted(self, public_id: str, now_ms: int) -> StoredObject | None:
+        """Turn the object into a tombstone, releasing its blob; return it."""
         ...
 
     async def metadata_keys(self, owner_id: int, now_ms: int) -> list[str]: ...
     async def metadata_values(self, owner_id: int, key: str, now_ms: int) -> list[str]: ...
-    async def totals(self, now_ms: int) -> tuple[int, int]:
-        """Completed, unexpired objects and their bytes."""
+    async def blob_references(self) -> dict[str, list[tuple[str, int, str | None]]]:
+        """blob key → (public id, size, sha256) of every row that points at it."""
         ...
 
-    async def blob_references(self) -> dict[str, tuple[str, int, str | None]]:
-        """blob key → (public id, size, sha256) for every row that points at a blob."""
+    async def find_blob(self, size: int, sha256: str, fresh_after_ms: int) -> str | None:
+        """The key of a stored blob with this content (not one released at or before
+        ``fresh_after_ms``: it may be collected before it can be referenced)."""
+        ...
+
+    async def collect_blobs(self, released_before_ms: int, limit: int) -> list[str]:
+        """Remove up to ``limit`` blob rows released at or before ``released_before_ms``
+        that nothing references; their keys, whose bytes the caller deletes next."""
+        ...
+
+    async def blob_rows(self) -> dict[str, tuple[int, str | None, bool]]:
+        """Every stored blob's row: key → (size, sha256, whether it is released)."""
+        ...
+
+    async def release_unreferenced(self, keys: list[str], now_ms: int) -> int:
+        """Mark blob rows released that were not (the collector removes them later)."""
+        ...
+
+    async def blob_totals(self, now_ms: int) -> BlobTotals:
+        """Logical bytes (completed live objects) beside the bytes stored once each."""
         ...
 
     async def staging_keys(self) -> set[str]:
@@ -183,8 +205,9 @@ class ObjectStore(Protocol):
         ...
 
     async def reap(self, now_ms: int, deleted_before_ms: int, limit: int) -> Reaped:
-        """Remove expired objects, unfinished uploads past their deadline and old tombstones,
-        and release the staging keys of finished uploads past it; return the keys to delete."""
+        """Remove expired objects, unfinished uploads past their deadline and old tombstones
+        (releasing their blobs), and release the staging keys of finished uploads past it;
+        return the staging keys to delete."""
         ...
 
 
@@ -220,8 +243,9 @@ class MultipartStore(Protocol):
         blob: BlobWritten,
         mime_type: str,
         now_ms: int,
-    ) -> tuple[StoredObject, str | None, list[str]] | None:
-        """End the upload and put the object in place of its name's, in one transaction."""
+    ) -> tuple[StoredObject, list[str]] | None:
+        """End the upload and put the object in place of its name's, in one transaction;
+        the object and the parts' blob keys, or None when the upload had ended."""
         ...
 
     async def expired_multipart(self, now_ms: int, limit: int) -> list[MultipartUpload]: ...
@@ -355,11 +379,23 @@ class MetadataStore(
     async def close(self) -> None: ...
 
 
+# Asked by a blob write once the digest is known: the key of a stored blob with that size
+# and sha256, if there is one (``ObjectStore.find_blob``).
+KnownBlob = Callable[[int, str], Awaitable[str | None]]
+
+
 class BlobStore(Protocol):
     async def put(
-        self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None
+        self,
+        key: str,
+        chunks: AsyncIterator[bytes],
+        max_bytes: int | None,
+        known: KnownBlob | None = None,
     ) -> BlobWritten:
         """Store the stream durably under ``key``; raise TooLarge past ``max_bytes``.
+        Every byte is hashed; when ``known`` then names a blob with the same content, the
+        bytes are dropped before they are made durable, nothing is left under ``key`` and
+        the result's ``shared`` is that key.
 
         On any failure nothing is left under ``key`` and no temporary file remains.
         """

@@ -136,21 +136,21 @@ class SqlMultipart(SqlObjects):
         blob: BlobWritten,
         mime_type: str,
         now_ms: int,
-    ) -> tuple[StoredObject, str | None, list[str]] | None:
+    ) -> tuple[StoredObject, list[str]] | None:
         """In one transaction: end the upload and put the object assembled from its parts
-        in place of the one holding its name. The new object, the replaced blob key and
-        the parts' blob keys; None when the upload had ended already."""
+        in place of the one holding its name (whose blob is released). The new object
+        (holding the stored blob of its content: maybe not ``blob_key``) and the parts'
+        blob keys; None when the upload had ended already."""
         values = stored_row(new, blob_key, blob, mime_type)
 
         class Ended(Exception):
             pass
 
-        def work(conn: Connection) -> tuple[StoredObject, str | None, list[str]]:
+        def work(conn: Connection) -> tuple[StoredObject, list[str]]:
             part_keys = self._end(conn, upload)
             if part_keys is None:
                 raise Ended
-            stored, replaced = self._replace_named(conn, new, values, now_ms, None)
-            return stored, replaced, part_keys
+            return self._replace_named(conn, new, values, blob, now_ms, None), part_keys
 
         try:
             return await self._replacing(new, work)

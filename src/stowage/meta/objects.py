@@ -33,6 +33,7 @@ from ..core.models import (
     StoredObject,
 )
 from . import records
+from .blobs import SqlBlobs
 from .constraints import raise_if_namespace_gone, violated
 from .database import T
 from .listing import SqlListing, not_expired
@@ -84,7 +85,7 @@ def _new_row(new: NewObject, state: ObjectState) -> dict[str, Any]:
     }
 
 
-class SqlObjects(SqlListing):
+class SqlObjects(SqlListing, SqlBlobs):
     """``core.ports.ObjectStore``: the object rows and the idempotency keys recorded with them."""
 
     # Built once: these run on every request, and building a statement costs more than
@@ -157,14 +158,16 @@ class SqlObjects(SqlListing):
     async def insert_stored_object(
         self, new: NewObject, blob_key: str, blob: BlobWritten, mime_type: str
     ) -> StoredObject:
-        """Insert an object whose bytes are already stored (whole-object puts); raise
+        """Insert an object whose bytes are already stored (whole-object puts), holding
+        the stored blob of that content (``_claim``: maybe not ``blob_key``); raise
         NameTaken when its name is to be unique and is in use in its scope, QuotaExceeded
         when it does not fit a quota."""
         values = stored_row(new, blob_key, blob, mime_type)
 
         def work(conn: Connection) -> StoredObject:
             held = HeldQuotas.lock(conn, self._writer.dialect, new.owner_id, new.namespace_id)
-            stored = self._insert(conn, values)
+            claimed = self._claim(conn, blob_key, blob, new.create_time_ms)
+            stored = self._insert(conn, {**values, "blob_key": claimed})
             held.check(new.create_time_ms, added_bytes=blob.size, added_objects=1)
             return stored
 
@@ -178,16 +181,16 @@ class SqlObjects(SqlListing):
         mime_type: str,
         now_ms: int,
         if_match: str | None = None,
-    ) -> tuple[StoredObject, str | None]:
+    ) -> StoredObject:
         """Insert an object in a namespace in place of the live one of the same name, in
         one transaction: readers see the old object or the new one, never neither. The old
-        one becomes a tombstone; its blob key is returned for removal. A concurrent put of
+        one becomes a tombstone and its blob is released. A concurrent put of
         the same name that committed first is replaced in turn (the last one wins).
         ``if_match``: replace only a live object whose etag (else md5) is this, or any
         live one for ``*`` (NotFound when there is none, ConditionFailed when it differs)."""
         values = stored_row(new, blob_key, blob, mime_type)
         return await self._replacing(
-            new, lambda conn: self._replace_named(conn, new, values, now_ms, if_match)
+            new, lambda conn: self._replace_named(conn, new, values, blob, now_ms, if_match)
         )
 
     async def _replacing(self, new: NewObject, work: Callable[[Connection], T]) -> T:
@@ -205,11 +208,13 @@ class SqlObjects(SqlListing):
         conn: Connection,
         new: NewObject,
         values: dict[str, Any],
+        blob: BlobWritten,
         now_ms: int,
         if_match: str | None,
-    ) -> tuple[StoredObject, str | None]:
-        """Insert ``values`` in place of the object holding ``new``'s name in its
-        namespace, which becomes a tombstone; the replaced blob key with the new row."""
+    ) -> StoredObject:
+        """Insert ``values`` (holding the stored blob of ``blob``'s content) in place of
+        the object holding ``new``'s name in its namespace, which becomes a tombstone whose
+        blob is released."""
         holds_name = (  # the partial unique index's own predicate, so that it is used
             objects.c.namespace_id == new.namespace_id,
             objects.c.name == new.name,
@@ -231,8 +236,8 @@ class SqlObjects(SqlListing):
                 raise NotFound("no object holds the name")
             if if_match != "*" and if_match != (holder.etag or holder.md5):
                 raise ConditionFailed("the object holding the name has another etag")
-        replaced = holder.blob_key if holder is not None else None
         held = HeldQuotas.lock(conn, self._writer.dialect, new.owner_id, new.namespace_id)
+        claimed = self._claim(conn, values["blob_key"], blob, now_ms)
         conn.execute(
             update(objects)
             .where(*holds_name)
@@ -243,12 +248,14 @@ class SqlObjects(SqlListing):
                 unique_name=False,
             )
         )
-        stored = self._insert(conn, values)
+        inserted = self._insert(conn, {**values, "blob_key": claimed})
         # What the old object held is released in the same transaction.
         live = holder is not None and bool(holder.live)
         freed = (holder.size or 0) if holder is not None and live else 0
         held.check(now_ms, added_bytes=values["size"] - freed, added_objects=0 if live else 1)
-        return stored, replaced
+        if holder is not None and holder.blob_key != claimed:
+            self._release(conn, holder.blob_key, now_ms)
+        return inserted
 
     def _insert(self, conn: Connection, values: dict[str, Any]) -> StoredObject:
         return records.stored_object(self._INSERT_OBJECT.one(conn, self._writer.dialect, values))
@@ -379,7 +386,7 @@ class SqlObjects(SqlListing):
 
     async def attach_blob(
         self, public_id: str, blob_key: str, blob: BlobWritten, mime_type: str, now_ms: int
-    ) -> tuple[bool, str | None]:
+    ) -> str | None:
         values = {
             "b_public_id": public_id,
             "b_blob_key": blob_key,
@@ -389,15 +396,18 @@ class SqlObjects(SqlListing):
             "b_mime_type": mime_type,
         }
 
-        def work(conn: Connection) -> tuple[bool, str | None]:
+        def work(conn: Connection) -> str | None:
             dialect = self._writer.dialect
             row = self._UPLOAD_STATE.first(conn, dialect, {"public_id": public_id})
             if row is None or row.state != ObjectState.UPLOADING.value:
-                return False, None
+                return None
             held = HeldQuotas.lock(conn, dialect, row.owner_id, row.namespace_id)
-            self._ATTACH.rows(conn, dialect, values)
+            claimed = self._claim(conn, blob_key, blob, now_ms)
+            self._ATTACH.rows(conn, dialect, {**values, "b_blob_key": claimed})
             held.check(now_ms, added_bytes=blob.size - (row.size or 0), added_objects=0)
-            return True, row.blob_key
+            if row.blob_key != claimed:
+                self._release(conn, row.blob_key, now_ms)
+            return claimed
 
         return await self._write(work)
 
@@ -410,17 +420,15 @@ class SqlObjects(SqlListing):
 
         return await self._keyed_write(keyed, work)
 
-    async def mark_deleted(
-        self, public_id: str, now_ms: int
-    ) -> tuple[StoredObject, str | None] | None:
+    async def mark_deleted(self, public_id: str, now_ms: int) -> StoredObject | None:
         current = select(objects).where(objects.c.public_id == public_id).with_for_update()
 
-        def work(conn: Connection) -> tuple[StoredObject, str | None] | None:
+        def work(conn: Connection) -> StoredObject | None:
             row = conn.execute(current).first()
             if row is None:
                 return None
             if row.state == ObjectState.DELETED.value:
-                return records.stored_object(row), None
+                return records.stored_object(row)
             updated = conn.execute(
                 update(objects)
                 .where(objects.c.id == row.id)
@@ -432,7 +440,8 @@ class SqlObjects(SqlListing):
                 )
                 .returning(*objects.c)
             ).one()
-            return records.stored_object(updated), row.blob_key
+            self._release(conn, row.blob_key, now_ms)
+            return records.stored_object(updated)
 
         return await self._write(work)
 
@@ -511,25 +520,18 @@ class SqlObjects(SqlListing):
         )
         return await self._read(lambda conn: list(conn.execute(stmt).scalars()))
 
-    async def totals(self, now_ms: int) -> tuple[int, int]:
-        """Completed, unexpired objects and their bytes (for metrics)."""
-        stmt = select(func.count(), func.coalesce(func.sum(objects.c.size), 0)).where(
-            objects.c.state == ObjectState.READ_ONLY.value, not_expired(now_ms)
-        )
-
-        def work(conn: Connection) -> tuple[int, int]:
-            count, size = conn.execute(stmt).one()
-            return int(count), int(size)
-
-        return await self._read(work)
-
-    async def blob_references(self) -> dict[str, tuple[str, int, str | None]]:
+    async def blob_references(self) -> dict[str, list[tuple[str, int, str | None]]]:
         stmt = select(
             objects.c.blob_key, objects.c.public_id, objects.c.size, objects.c.sha256
         ).where(objects.c.blob_key.is_not(None))
-        return await self._read(
-            lambda conn: {r.blob_key: (r.public_id, r.size, r.sha256) for r in conn.execute(stmt)}
-        )
+
+        def work(conn: Connection) -> dict[str, list[tuple[str, int, str | None]]]:
+            found: dict[str, list[tuple[str, int, str | None]]] = {}
+            for r in conn.execute(stmt):
+                found.setdefault(r.blob_key, []).append((r.public_id, r.size, r.sha256))
+            return found
+
+        return await self._read(work)
 
     async def staging_keys(self) -> set[str]:
         stmt = select(objects.c.staging_key).where(objects.c.staging_key.is_not(None))
@@ -570,9 +572,9 @@ class SqlObjects(SqlListing):
                     .where(objects.c.id.in_([r.id for r in done]))
                     .values(staging_key=None, upload_deadline_ms=None)
                 )
+            self._release_all(conn, sorted({r.blob_key for r in rows if r.blob_key}), now_ms)
             return Reaped(
                 object_ids=ids,
-                blob_keys=[r.blob_key for r in rows if r.blob_key],
                 staging_keys=[r.staging_key for r in (*rows, *done) if r.staging_key],
                 swept=len(done),
             )

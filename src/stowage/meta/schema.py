@@ -171,6 +171,29 @@ objects = Table(
     sqlite_autoincrement=True,  # ids are shown to clients: never reuse one
 )
 
+# Whole-object deduplication (migration 0015): each distinct content (sha256 and size) is
+# stored once, as one blob, and every object row with those bytes names it in ``blob_key``.
+# A row is written in the transaction of the first object that stores the bytes; later
+# objects with the same content reference it (taking a share lock on PostgreSQL, so the
+# collector cannot remove it under them). Dropping a reference (a delete, a replacement,
+# reaping) sets ``released_ms``; the reaper later removes the rows so marked longer than
+# the grace ago that nothing references any more, and only then their bytes
+# (``SqlBlobs.collect_blobs``). Parts of uploads in progress and staging keys are not here.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    # NULL: not known when stored (an object joined from multipart parts); never shared.
+    Column("sha256", String(64)),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("released_ms", BigInteger),
+    Index("uq_blobs_content", "sha256", "size", unique=True),
+    Index("ix_blobs_released", "released_ms"),
+)
+# The collector's reference check: is any object row still naming this blob?
+Index("ix_objects_blob_key", objects.c.blob_key)
+
 # Written as SQL that means the same on SQLite (0/1) and PostgreSQL (boolean). Queries that
 # want these indexes repeat the same predicate: SQLite uses a partial index only when the
 # query's WHERE contains the index's terms as written ("unique_name = 1" does not match).

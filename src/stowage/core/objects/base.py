@@ -4,6 +4,7 @@ way to find a live object and the namespace root that governs access to it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ..access import Principal, may_modify
@@ -22,6 +23,10 @@ class Limits:
     deleted_retention_ms: int
     upload_ttl_ms: int = 24 * 3600 * 1000  # an upload not completed by then is removed
     max_object_bytes: int = 5 * 1024**4  # an object assembled from parts (S3's 5 TiB)
+    # An unreferenced blob is collected this long after its last reference went; an
+    # upload shares only blobs released less than half of it ago, so it has the other
+    # half to commit its row.
+    blob_grace_ms: int = 3600 * 1000
 
 
 class ObjectsBase:
@@ -43,6 +48,23 @@ class ObjectsBase:
     @property
     def _direct(self) -> DirectBlobStore | None:
         return self._blobs if isinstance(self._blobs, DirectBlobStore) else None
+
+    async def _store(
+        self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None
+    ) -> BlobWritten:
+        """Write and hash the stream under ``key``, or drop it when a stored blob has the
+        same content (``BlobWritten.shared``): identical bytes are stored once."""
+        return await self._blobs.put(key, chunks, max_bytes, self._stored_twin)
+
+    async def _stored_twin(self, size: int, sha256: str) -> str | None:
+        fresh_after = self._clock.now_ms() - self.limits.blob_grace_ms // 2
+        return await self._meta.find_blob(size, sha256, fresh_after)
+
+    async def _drop_unheld(self, key: str, written: BlobWritten, held: str | None) -> None:
+        """Delete the bytes stored at ``key`` unless the row committed holds them
+        (``held``): a twin with the same content was stored first, or nothing holds them."""
+        if written.shared is None and held != key:
+            await self._blobs.delete(key)
 
     async def _keep_if_claimed(
         self, key: str, claimed: Claimed | None, written: BlobWritten

@@ -138,21 +138,18 @@ class Lifecycle(ObjectsBase):
         """Store the bytes of the UPLOADING object ``upload_target`` gave a ticket for."""
         self._refuse_declared(declared_size)
         key = new_blob_key()
-        written = await self._blobs.put(key, chunks, self.limits.max_upload_bytes)
+        written = await self._store(key, chunks, self.limits.max_upload_bytes)
         mime = detect_content_type(written.head)
         public_id = ticket.obj.public_id
+        held: str | None = None
         try:
-            attached, replaced = await self._meta.attach_blob(
-                public_id, key, written, mime, self._clock.now_ms()
+            held = await self._meta.attach_blob(
+                public_id, written.shared or key, written, mime, self._clock.now_ms()
             )
-        except BaseException:  # over a quota, or the database failed: keep nothing
-            await self._blobs.delete(key)
-            raise
-        if not attached:
-            await self._blobs.delete(key)
+        finally:
+            await self._drop_unheld(key, written, held)
+        if held is None:
             raise Conflict("Object was completed or deleted while the upload was running")
-        if replaced:
-            await self._blobs.delete(replaced)
         return await self._live(public_id)
 
     async def complete(
@@ -180,7 +177,9 @@ class Lifecycle(ObjectsBase):
         """Make a direct upload the object's blob: copy it to a key of its own, which no
         URL can reach, then check and hash the copy (one read). A PUT racing with this
         changes the staging key, never the copy, so size and hashes describe what is
-        attached. The staging key is deleted: complete consumes the upload."""
+        attached. The staging key is deleted: complete consumes the upload. The copy is
+        deleted too when a stored blob has the same content (the object shares that one):
+        a direct upload is deduplicated only after it was copied."""
         staged = obj.staging_key
         if staged is None:
             raise Conflict(NOTHING_UPLOADED)
@@ -195,15 +194,12 @@ class Lifecycle(ObjectsBase):
                 raise self._too_large()
             written = await direct.digest(key)
             mime = detect_content_type(written.head)
-            attached, replaced = await self._meta.attach_blob(
-                obj.public_id, key, written, mime, self._clock.now_ms()
-            )
+            now = self._clock.now_ms()
+            held = await self._meta.attach_blob(obj.public_id, key, written, mime, now)
         except BaseException:
             await direct.delete(key)
             raise
-        if not attached:
-            await direct.delete(key)
+        await self._drop_unheld(key, written, held)
+        if held is None:
             raise Conflict("Object was completed or deleted while completing")
-        if replaced:
-            await direct.delete(replaced)
         await direct.delete(staged)

@@ -12,6 +12,10 @@ ETag for it: the md5 of the parts' md5s, and ``-N``. Its own md5 and sha256 cann
 from the parts': unless the copy computed them, they follow in the background
 (``digests.py``). An upload not completed by its deadline is reaped, its bytes with it.
 
+Parts are not deduplicated, and neither is an object whose digests follow completion (a
+joined blob, or one the store completed): only one copied through the store's usual write
+drops its copy when a stored blob has the same content.
+
 The blob an upload completes into is its own until that transaction: a completion that
 fails leaves it to the upload (a retry completes it again; the reaper removes it), and
 whoever ends the upload otherwise (abort, the reaper) removes it, after aborting the
@@ -290,16 +294,19 @@ class Multipart(Digests):
             tags=upload.tags,
         )
         try:
-            done = await self._meta.complete_multipart(upload, new, key, written, mime, now)
+            done = await self._meta.complete_multipart(
+                upload, new, written.shared or key, written, mime, now
+            )
         except BaseException:
             await self._forget(ours)
             raise
         if done is None:
             await self._forget(ours)
             raise NoSuchUpload("The specified upload does not exist")
-        stored, replaced, part_keys = done
-        for old in (*part_keys, *([replaced] if replaced else [])):
+        stored, part_keys = done
+        for old in part_keys:
             await self._blobs.delete(old)
+        await self._drop_unheld(key, written, stored.blob_key)  # an identical one is stored
         if stored.sha256 is None:
             self._digest_soon(stored)
         return stored
@@ -316,7 +323,7 @@ class Multipart(Digests):
             if isinstance(self._blobs, JoiningBlobStore):
                 keys = [p.blob_key for p in kept if p.blob_key is not None]
                 return key, BlobWritten.unhashed(await self._blobs.join(key, keys)), key
-            return key, await self._blobs.put(key, self._concatenated(kept), None), key
+            return key, await self._store(key, self._concatenated(kept), None), key
         parts, target, backing_id = backing
         try:
             size = await parts.complete(target, backing_id, [(p.part_number, p.md5) for p in kept])

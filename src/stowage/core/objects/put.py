@@ -130,7 +130,7 @@ class WholePut(ObjectsBase):
         namespace = await self._namespaces.materialise(target) if target else None
 
         key = new_blob_key()
-        written = await self._blobs.put(key, body, self.limits.max_upload_bytes)
+        written = await self._store(key, body, self.limits.max_upload_bytes)
         await self._keep_if_claimed(key, claimed, written)
         mime = mime_type or detect_content_type(written.head)
         now = self._clock.now_ms()
@@ -150,26 +150,25 @@ class WholePut(ObjectsBase):
             checksum=checksum() if checksum else None,
             tags=dict(tags) if tags else None,
         )
-        replaced = None
+        blob_key = written.shared or key
         try:
             if policy.on_conflict is OnConflict.REPLACE:
-                stored, replaced = await self._meta.replace_stored_object(
-                    new, key, written, mime, self._clock.now_ms(), if_match
+                stored = await self._meta.replace_stored_object(
+                    new, blob_key, written, mime, self._clock.now_ms(), if_match
                 )
             else:
-                stored = await self._meta.insert_stored_object(new, key, written, mime)
+                stored = await self._meta.insert_stored_object(new, blob_key, written, mime)
         except NameTaken:  # lost a race for the name: the database constraint decided
-            await self._blobs.delete(key)
+            await self._drop_unheld(key, written, None)
             raise FieldErrors(Problem("name", "taken")) from None
         except NamespaceGone:  # deleted while the body was arriving
-            await self._blobs.delete(key)
+            await self._drop_unheld(key, written, None)
             ref = where.path if isinstance(where, Namespace) else where
             raise FieldErrors(Problem("namespace", "missing", {"ref": ref})) from None
         except BaseException:
-            await self._blobs.delete(key)
+            await self._drop_unheld(key, written, None)
             raise
-        if replaced:
-            await self._blobs.delete(replaced)
+        await self._drop_unheld(key, written, stored.blob_key)
         return stored
 
     async def _target(

@@ -12,12 +12,11 @@ from .base import ObjectsBase
 class Removal(ObjectsBase):
     async def delete(self, caller: Principal, ref: str | int) -> StoredObject:
         obj = await self.modifiable(caller, ref, "object:delete")
-        result = await self._meta.mark_deleted(obj.public_id, self._clock.now_ms())
-        if result is None:
+        tombstone = await self._meta.mark_deleted(obj.public_id, self._clock.now_ms())
+        if tombstone is None:
             raise NotFound("Object not found")
-        tombstone, blob_key = result
-        if blob_key:
-            await self._blobs.delete(blob_key)
+        # Its blob is released, not deleted: other objects may hold the same bytes, and
+        # the reaper collects it once nothing does (``collect_blobs``).
         if obj.staging_key and obj.state is ObjectState.UPLOADING:
             # A PUT to the upload URL may still land here; the reaper removes that later.
             await self._blobs.delete(obj.staging_key)
@@ -37,12 +36,13 @@ class Removal(ObjectsBase):
 
     async def reap(self, batch: int = 500) -> Reaped:
         """Remove expired objects, uploads left unfinished past their deadline and old
-        tombstones, and the bytes late PUTs left on staging keys; return what went. Rows
+        tombstones (their blobs released for ``collect_blobs``), and the bytes late PUTs
+        left on staging keys; return what went. Rows
         removed (``object_ids``) and staging keys released (``swept``) are told apart, so
         only the first count as reaped objects."""
         now = self._clock.now_ms()
         reaped = await self._meta.reap(now, now - self.limits.deleted_retention_ms, batch)
-        for key in (*reaped.blob_keys, *reaped.staging_keys):
+        for key in reaped.staging_keys:
             await self._blobs.delete(key)
         return reaped
 
@@ -57,3 +57,13 @@ class Removal(ObjectsBase):
         aged = await self._meta.expire_aged(now + lookahead_ms, batch)
         surplus = await self._meta.expire_surplus(now, batch)
         return aged, surplus
+
+    async def collect_blobs(self, batch: int = 500) -> int:
+        """Delete up to ``batch`` blobs that no object has referenced for the grace
+        (``Limits.blob_grace_ms``): their rows first, in a transaction that checks the
+        references, then their bytes. How many went."""
+        released_before = self._clock.now_ms() - self.limits.blob_grace_ms
+        keys = await self._meta.collect_blobs(released_before, batch)
+        for key in keys:
+            await self._blobs.delete(key)
+        return len(keys)
