@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import httpx
+from botocore.config import Config as BotoConfig
 
 from .report import curl_seconds, parallel_curl_seconds
 from .stack import S3Endpoint, StowageServer, s5cmd_seconds
@@ -75,11 +77,13 @@ class Transfer:
 @dataclass
 class PutGet:
     """MiB/s of a store measured by whole-object PUT and GET only; ``settled_s``, the
-    seconds after the PUT until the object's digests were shown (stowage's multipart)."""
+    seconds after the PUT until the object's digests were shown (stowage's multipart);
+    ``curl_get``, a GET of a presigned URL by curl."""
 
     put: float
     get: float
     settled_s: float = 0.0
+    curl_get: float = 0.0
 
 
 def whole_and_ranges(url: str, size: int, headers: list[str]) -> tuple[float, float]:
@@ -162,7 +166,9 @@ def s5cmd_rounds(
 ) -> PutGet:
     """The median of ``rounds`` of: s5cmd PUT (its multipart, 5 parts at once), the wait
     for ``settled(key)``, then GET with s5cmd's parallel ranged download into a file (a
-    pipe, as ``s5cmd cat`` writes, is read in order and was the ceiling of both stores)."""
+    pipe, as ``s5cmd cat`` writes, is read in order and was the ceiling of both stores),
+    and GET of a SigV4-presigned URL by curl: s5cmd reads both stores at about the same
+    700-900 MiB/s here whatever its settings, so it cannot tell them apart."""
     size_mib = source.stat().st_size / MIB
     found = []
     for index in range(rounds):
@@ -173,10 +179,29 @@ def s5cmd_rounds(
         target = source.with_name(f"{source.name}.got")
         get = size_mib / s5cmd_seconds(s3, "cp", url, str(target))
         target.unlink()
+        curl_get = size_mib / curl_seconds([presigned_get(s3, bucket, key)])
         s5cmd_seconds(s3, "rm", url)
-        found.append(PutGet(put, get, waited))
+        found.append(PutGet(put, get, waited, curl_get))
     return PutGet(
         statistics.median(f.put for f in found),
         statistics.median(f.get for f in found),
         statistics.median(f.settled_s for f in found),
+        statistics.median(f.curl_get for f in found),
+    )
+
+
+def presigned_get(s3: S3Endpoint, bucket: str, key: str) -> str:
+    """A SigV4 GET URL for the object, as boto3 makes it (path style)."""
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+        region_name="us-east-1",
+        config=BotoConfig(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    return str(
+        client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=3600
+        )
     )
