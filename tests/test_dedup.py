@@ -287,6 +287,10 @@ def test_usage_shows_logical_stored_and_saved_bytes(server: ThreadServer) -> Non
     assert re.search(r"objects \(logical\)\s*│\s*4\s*│\s*30004", stats.stdout), stats.stdout
     assert re.search(r"blobs \(stored\)\s*│\s*2\s*│\s*10004", stats.stdout), stats.stdout
     assert re.search(r"saved by deduplication\s*│\s*│\s*20000", stats.stdout), stats.stdout
+    usage = server.cli("usage", "--bytes")
+    assert usage.returncode == 0, usage.stderr
+    expected = "store: 30004 logical in 4 objects, 10004 stored in 2 blobs, 20000 saved"
+    assert expected in usage.stdout, usage.stdout
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -426,14 +426,15 @@ NamespaceOption = Annotated[
 ExactOption = Annotated[bool, typer.Option("--bytes", help="Sizes in bytes, not 1.5 GiB")]
 
 
+def _size(n: int | None, exact: bool) -> str:
+    return "" if n is None else str(n) if exact else size_text(n, "")
+
+
 def _print_usage(reports: list[UsageReport], exact: bool) -> None:
     """One row per user or namespace: what it holds against its limits. Sizes are logical
-    bytes (as uploaded), which quotas count; what the store keeps of them (stored bytes,
-    bytes saved by sharing equal content) would be columns beside them."""
-
-    def size(n: int | None) -> str:
-        return "" if n is None else str(n) if exact else size_text(n, "")
-
+    bytes (as uploaded), which quotas count. What the store keeps of them is a figure of
+    the whole store (``_print_stored``): a blob shared by identical objects belongs to no
+    one user."""
     table = Table(
         "user or namespace",
         Column("objects", justify="right"),
@@ -448,8 +449,8 @@ def _print_usage(reports: list[UsageReport], exact: bool) -> None:
             r.scope,
             str(r.usage.objects),
             "" if max_objects is None else str(max_objects),
-            size(r.usage.bytes),
-            size(quota.max_bytes if quota else None),
+            _size(r.usage.bytes, exact),
+            _size(quota.max_bytes if quota else None, exact),
         )
     # A row per line even past the terminal's width (80 columns when piped): scripts and
     # people grep these, and rich would fold a long PATH@OWNER over two lines.
@@ -498,12 +499,18 @@ def usage(
     exact: ExactOption = False,
 ) -> None:
     """What each user (and each namespace with a quota) holds, against their quotas:
-    objects not deleted or expired, and their bytes as uploaded."""
+    objects not deleted or expired, and their bytes as uploaded; then, for the whole store,
+    the bytes stored (identical objects share one blob) and what that saves."""
     if user is not None:
-        reports = [_with_quotas(lambda q: q.usage_of(user))]
-    else:
-        reports = _with_quotas(lambda q: q.everyone())
-    _print_usage(reports, exact)
+        _print_usage([_with_quotas(lambda q: q.usage_of(user))], exact)
+        return
+    _print_usage(_with_quotas(lambda q: q.everyone()), exact)
+    totals: BlobTotals = _with_meta(lambda meta, _secret: meta.blob_totals(SystemClock().now_ms()))
+    out.print(
+        f"store: {_size(totals.logical_bytes, exact)} logical in {totals.objects} objects, "
+        f"{_size(totals.stored_bytes, exact)} stored in {totals.blobs} blobs, "
+        f"{_size(totals.saved_bytes, exact)} saved by deduplication"
+    )
 
 
 if __name__ == "__main__":
