@@ -82,8 +82,9 @@ class _HashingFile:
             written = os.write(self.fd, view)
             view = view[written:]
 
-    def publish(self, last: bytearray, final: Path) -> BlobWritten:
-        self.write(last)  # also creates the file for an empty object
+    def publish(self, final: Path) -> BlobWritten:
+        """Make the written file durable under ``final`` (a body past one batch: the file
+        exists; a smaller one goes through ``BatchPublisher`` instead)."""
         os.fsync(self.fd)
         os.close(self.fd)
         self.fd = -1
@@ -256,7 +257,7 @@ class LocalBlobStore:
             if twin := await stored_twin(known, out.digest.result()):
                 out.discard()
                 return twin
-            return await self._run(out.publish, bytearray(), final)
+            return await self._run(out.publish, final)
         except BaseException as exc:
             if lanes is not None:
                 lanes.abandon()  # wait for the batches in flight before removing the file
