@@ -99,6 +99,25 @@ def parse_ref(raw: str) -> NamespaceRef:
     return NamespaceRef(raw=raw, segments=segments, owner=owner or None)
 
 
+def admin_ref(raw: str) -> NamespaceRef:
+    """A namespace as an admin command names it, ``PATH@OWNER``: an admin acts for no
+    one, so the owner must be said."""
+    ref = parse_ref(raw)
+    if ref.owner is None:
+        raise Invalid(f"{raw!r}: say whose namespace it is, as PATH@OWNER")
+    return ref
+
+
+async def find_admin_ref(meta: MetadataStore, ref: NamespaceRef) -> tuple[Namespace, User]:
+    """The namespace ``admin_ref`` named, and its owner."""
+    assert ref.owner is not None
+    owner = await meta.get_user_by_name(ref.owner)
+    namespace = await meta.get_namespace_by_path(owner.id, ref.path) if owner else None
+    if owner is None or namespace is None:
+        raise NotFound(f"no namespace {ref.raw!r}")
+    return namespace, owner
+
+
 def _description_and_visibility(description: str, visibility: str | None) -> list[Problem]:
     problems = []
     if len(description) > MAX_DESCRIPTION:

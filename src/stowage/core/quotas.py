@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from .clock import Clock
 from .errors import Invalid, NotFound
 from .models import Namespace, Quota, Usage, User
-from .namespaces import parse_ref
+from .namespaces import admin_ref, find_admin_ref
 from .ports import MetadataStore
 
 # Decimal and binary units, as people write them ("10GiB", "500MB", "1.5 TB", "4096").
@@ -154,13 +154,8 @@ class QuotaService:
                 raise NotFound(f"no user named {user!r}")
             return found, None
         assert namespace is not None
-        ref = parse_ref(namespace)
-        if ref.owner is None:
-            raise Invalid(f"{namespace!r}: say whose namespace it is, as PATH@OWNER")
+        ref = admin_ref(namespace)
         if len(ref.segments) > 1:
             raise Invalid(f"{namespace!r}: quotas are set on root namespaces (they cover children)")
-        owner = await self._meta.get_user_by_name(ref.owner)
-        root = await self._meta.get_namespace_by_path(owner.id, ref.path) if owner else None
-        if owner is None or root is None:
-            raise NotFound(f"no namespace {namespace!r}")
+        root, owner = await find_admin_ref(self._meta, ref)
         return owner, root

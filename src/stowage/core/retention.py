@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .errors import Invalid, NotFound
 from .models import Namespace, Retention, User
-from .namespaces import parse_ref
+from .namespaces import admin_ref, find_admin_ref
 from .ports import MetadataStore
 
 DURATION = re.compile(r"^([0-9]{1,9})([smhd])$")
@@ -77,13 +77,8 @@ class RetentionService:
         return RuledRoot(updated, owner)
 
     async def _root(self, ref: str) -> tuple[Namespace, User]:
-        parsed = parse_ref(ref)
-        if parsed.owner is None:
-            raise Invalid(f"name the namespace with its owner: {ref}@OWNER")
-        owner = await self._meta.get_user_by_name(parsed.owner)
-        namespace = await self._meta.get_namespace_by_path(owner.id, parsed.path) if owner else None
-        if owner is None or namespace is None:
-            raise NotFound(f"no namespace {ref}")
+        parsed = admin_ref(ref)
+        namespace, owner = await find_admin_ref(self._meta, parsed)
         if namespace.parent_id is not None:
             root = parsed.segments[0]
             raise Invalid(
