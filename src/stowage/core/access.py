@@ -102,8 +102,8 @@ def as_seen_by(user: User, viewer: Principal | None) -> User:
 
 
 class TokenCache(Generic[V]):
-    """Credentials found recently, by what a request presents (a token's hash, an access
-    key id), with what they resolve to (a principal; for a key also its secret): every
+    """Credentials found recently, by what a request presents (a token, an access key
+    id), with what they resolve to (a principal; for a key also its secret): every
     request presents one, and looking it up is a query.
 
     An entry lives ``ttl`` seconds from just before the lookup that made it, so whatever
@@ -117,15 +117,22 @@ class TokenCache(Generic[V]):
         self._size = size
         self._entries: dict[str, tuple[float, int, V]] = {}  # expiry, token id, value
 
-    async def resolve(
-        self, presented: str, lookup: Callable[[], Awaitable[tuple[int, V] | None]]
-    ) -> V | None:
-        """The cached value of ``presented``, else ``lookup``'s (token id, value), kept."""
+    def cached(self, presented: str) -> V | None:
+        """The value of ``presented`` while its entry lives, without awaiting anything."""
         entry = self._entries.get(presented)
         if entry is not None:
             if entry[0] > time.monotonic():
                 return entry[2]
             del self._entries[presented]
+        return None
+
+    async def resolve(
+        self, presented: str, lookup: Callable[[], Awaitable[tuple[int, V] | None]]
+    ) -> V | None:
+        """The cached value of ``presented``, else ``lookup``'s (token id, value), kept."""
+        value = self.cached(presented)
+        if value is not None:
+            return value
         looked_up_at = time.monotonic()  # before the query: its snapshot is no older
         found = await lookup()
         if found is None:
@@ -174,8 +181,11 @@ class AccessService:
     async def authenticate(self, bearer: str | None) -> Principal:
         if not bearer:
             raise Unauthenticated("missing bearer token: send 'Authorization: Bearer <token>'")
-        token_hash = hash_token(bearer)
-        principal = await self._tokens.resolve(token_hash, lambda: self._find_token(token_hash))
+        # Kept by the token itself, which this process holds anyway while it answers: a
+        # cached caller costs a dict lookup, not a SHA-256 and an await.
+        principal = self._tokens.cached(bearer) or await self._tokens.resolve(
+            bearer, lambda: self._find_token(hash_token(bearer))
+        )
         if principal is None:
             raise Unauthenticated("invalid or revoked token")
         return principal

@@ -97,8 +97,15 @@ def _reachable() -> Iterator[None]:
     """Connection failures are an outage to report (503), not a bug (500)."""
     try:
         yield
-    except (OperationalError, InterfaceError, PoolTimeout) as exc:
-        raise Unavailable("the metadata database is unavailable; retry shortly") from exc
+    except _UNREACHABLE as exc:
+        raise _unavailable() from exc
+
+
+_UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
+
+
+def _unavailable() -> Unavailable:
+    return Unavailable("the metadata database is unavailable; retry shortly")
 
 
 class Database:
@@ -192,8 +199,10 @@ class Database:
         params = params or {}
         dialect = self._reader.dialect
         if isinstance(stmt, Prepared) and self._pool is None:
-            with _reachable():
+            try:  # not ``with _reachable()``: a generator context costs more than the read
                 row = stmt.first(self._inline_connection().driver_connection, dialect, params)
+            except _UNREACHABLE as exc:
+                raise _unavailable() from exc
             return mapper(row) if row else None
 
         def work(conn: Connection) -> R | None:

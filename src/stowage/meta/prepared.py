@@ -98,10 +98,13 @@ class Prepared:
         """Run on ``conn``: a SQLAlchemy connection (in its transaction) or a raw one."""
         c = self._for(dialect, params)
         raw: Any = conn.connection.dbapi_connection if isinstance(conn, Connection) else conn
-        values: dict[str, Any] = {**c.defaults, **params}
-        for name, processor in c.binds:
-            if name in values:
-                values[name] = processor(values[name])
+        values: Mapping[str, Any] = params  # most hot statements need no copy
+        if c.defaults or c.binds:
+            bound = {**c.defaults, **params}
+            for name, processor in c.binds:
+                if name in bound:
+                    bound[name] = processor(bound[name])
+            values = bound
         args: Any = values if c.positions is None else [values[n] for n in c.positions]
         cursor = raw.cursor()
         try:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
-import secrets
 import time
 
 from fastapi import FastAPI
@@ -233,4 +233,4 @@ def _request_id(scope: Scope) -> bytes:
     for name, value in scope["headers"]:
         if name == b"x-request-id" and _CLEAN_ID.match(value):
             return value
-    return secrets.token_hex(12).encode()
+    return os.urandom(12).hex().encode()  # secrets.token_hex, without its two calls

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Mapping
@@ -78,9 +79,11 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+@functools.lru_cache(maxsize=4096)
 def http_date(seconds: int) -> str:
     """RFC 9110's IMF-fixdate, as ``email.utils.formatdate(usegmt=True)`` writes it at a
-    third of its cost (it builds a datetime and formats it through several calls)."""
+    third of its cost (it builds a datetime and formats it through several calls), and
+    remembered: every read of an object formats its same creation second again."""
     t = time.gmtime(seconds)
     return (
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
@@ -131,6 +134,28 @@ def _range_applies(if_range: str | None, etag: str, last_modified: str) -> bool:
 WHOLE_BODY_BYTES = 256 * 1024  # answered from one read; larger bodies stream
 
 
+class BlobResponse(Response):
+    """A blob's answer with its headers encoded here in one pass: Starlette's
+    ``init_headers`` scans and re-encodes them, a tenth of a 4 KiB GET's CPU. The type,
+    when given, gets a charset as Starlette gives ``text/*`` types."""
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: dict[str, str],
+        media_type: str | None = None,
+        body: bytes = b"",
+    ) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.background = None
+        self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        if media_type is not None:
+            if media_type.startswith("text/") and "charset=" not in media_type.lower():
+                media_type += "; charset=utf-8"
+            self.raw_headers.append((b"content-type", media_type.encode("latin-1")))
+
+
 async def blob_response(
     request: Request, objects: ObjectService, obj: StoredObject, media_type: str
 ) -> Response:
@@ -140,33 +165,36 @@ async def blob_response(
     modified_s = obj.create_time_ms // 1000  # HTTP dates have whole seconds
     last_modified = http_date(modified_s)
     headers = {
-        "ETag": etag,
-        "Last-Modified": last_modified,
-        "Accept-Ranges": "bytes",
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(obj.name, safe='')}",
+        "etag": etag,
+        "last-modified": last_modified,
+        "accept-ranges": "bytes",
+        "content-disposition": f"attachment; filename*=UTF-8''{quote(obj.name, safe='')}",
     }
     # One pass over the request's headers (Starlette's Headers scans them on every get);
     # reversed, so that a repeated header counts by its first value, as with Headers.get.
     sent = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(request.scope["headers"])}
     if precondition := _precondition(sent, etag, modified_s):
-        return Response(status_code=precondition, headers=headers)
+        if precondition == 412:
+            headers["content-length"] = "0"
+        return BlobResponse(precondition, headers)
 
     start, length, status = 0, size, 200
     range_header = sent.get("range")
     if range_header and _range_applies(sent.get("if-range"), etag, last_modified):
         parsed = parse_range(range_header, size)
         if parsed == "unsatisfiable":
-            headers["Content-Range"] = f"bytes */{size}"
-            return Response(status_code=416, headers=headers)
+            headers["content-range"] = f"bytes */{size}"
+            headers["content-length"] = "0"
+            return BlobResponse(416, headers)
         if isinstance(parsed, tuple):
             start, length = parsed
             status = 206
-            headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
-    headers["Content-Length"] = str(length)
+            headers["content-range"] = f"bytes {start}-{start + length - 1}/{size}"
+    headers["content-length"] = str(length)
     if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type=media_type)
+        return BlobResponse(status, headers, media_type)
     if length <= WHOLE_BODY_BYTES:  # one read and one send: no stream, no extra task
         data = await objects.read_bytes(obj, start, length)
-        return Response(data, status_code=status, headers=headers, media_type=media_type)
+        return BlobResponse(status, headers, media_type, data)
     body = await objects.read(obj, start, length)
     return StreamingResponse(body, status_code=status, headers=headers, media_type=media_type)
