@@ -3,8 +3,6 @@ requests one address may have in flight (each listener of a worker keeps its own
 
 from __future__ import annotations
 
-from collections import Counter
-
 from starlette.types import Scope
 
 from ...config import Settings
@@ -37,7 +35,7 @@ class ClientCap:
 
     def __init__(self, most: int) -> None:
         self.most = most
-        self._in_flight: Counter[str] = Counter()
+        self._in_flight: dict[str, int] = {}  # a plain dict: Counter's methods are Python
 
     @staticmethod
     def address(scope: Scope) -> str:
@@ -48,16 +46,19 @@ class ClientCap:
         has ``most`` in flight already."""
         if self.most <= 0:
             return True
-        if self._in_flight[address] >= self.most:
+        held = self._in_flight.get(address, 0)
+        if held >= self.most:
             return False
-        self._in_flight[address] += 1
+        self._in_flight[address] = held + 1
         return True
 
     def leave(self, address: str) -> None:
         if self.most <= 0:
             return
-        self._in_flight[address] -= 1
-        if not self._in_flight[address]:
+        held = self._in_flight[address] - 1
+        if held:
+            self._in_flight[address] = held
+        else:
             del self._in_flight[address]
 
     def refusal(self, address: str) -> str:

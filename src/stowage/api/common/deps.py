@@ -22,7 +22,10 @@ async def get_stowage(request: Request) -> Stowage:
 
 
 def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+    return _bearer(request.headers.get("authorization"))
+
+
+def _bearer(header: str | None) -> str | None:
     if not header:
         return None
     scheme, _, token = header.partition(" ")
@@ -36,10 +39,11 @@ async def get_principal(request: Request) -> Principal:
 
 async def optional_principal(request: Request) -> Principal | None:
     """The caller, or None when no token was sent. A bad token is an error, not anonymity."""
-    if not request.headers.get("authorization"):
+    header = request.headers.get("authorization")
+    if not header:
         return None
     stowage: Stowage = request.app.state.stowage
-    return await stowage.access.authenticate(bearer_token(request))
+    return await stowage.access.authenticate(_bearer(header))
 
 
 StowageDep = Annotated[Stowage, Depends(get_stowage)]
