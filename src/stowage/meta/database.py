@@ -5,8 +5,9 @@ Each operation is one synchronous transaction. Where it runs depends on the data
 * SQLite: reads run inline on the event loop. They take tens of microseconds and WAL
   readers never wait for the writer, while a hop to a worker thread costs 65-120 us on
   these machines (the async drivers paid such a hop per cursor call: ~1 ms per query).
-  Writes go to one writer thread whose connection opens every transaction with
-  ``BEGIN IMMEDIATE``, so writers queue instead of failing on lock upgrade.
+  Writes are grouped into batches (``group_commit``) on one connection that opens every
+  transaction with ``BEGIN IMMEDIATE``, so writers queue instead of failing on lock
+  upgrade; only the lock, the BEGIN and the COMMIT's fsync wait on a thread.
 * PostgreSQL: every operation is a network round trip, so all of them run in a thread pool.
 """
 
@@ -141,7 +142,7 @@ class Database:
 
     async def close(self) -> None:
         if self._group is not None:
-            self._group.shutdown()
+            await self._group.close()
             for raw in self._inline_connections:
                 raw.close()
         if self._pool is not None:
@@ -152,9 +153,10 @@ class Database:
 
     async def _write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a write transaction on a DB thread (on SQLite, a savepoint in a
-        group commit) and return once it is committed."""
+        group commit, on this event loop) and return once it is committed."""
         if self._group is not None:
-            return await asyncio.wrap_future(self._group.submit(work))
+            result: T = await self._group.run(work)
+            return result
 
         def run() -> T:
             with _reachable(), self._writer.begin() as conn:
