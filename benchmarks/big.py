@@ -9,6 +9,7 @@ stowage's S3 API as well, in ``s3_api.py``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import statistics
 import subprocess
@@ -32,6 +33,18 @@ def make_source(path: Path, size_mib: int) -> Path:
         for _ in range(size_mib):
             f.write(os.urandom(MIB))
     return path
+
+
+_UPLOADS = itertools.count()
+
+
+def made_unique(source: Path) -> Path:
+    """``source`` with its first 8 bytes rewritten to a number no upload of this run had:
+    stowage stores a repeated content once (deduplication), so a round sending the bytes
+    of an earlier one would skip the fsync and the rename that a new content costs."""
+    with open(source, "r+b") as f:
+        f.write(next(_UPLOADS).to_bytes(8, "big"))
+    return source
 
 
 def dd_fdatasync_mib_s(directory: Path, size_mib: int) -> float:
@@ -100,7 +113,7 @@ def runloop_round(server: StowageServer, source: Path) -> Transfer:
         created = c.post("/v1/objects", json={"name": "big.bin", "content_type": "binary"})
         created.raise_for_status()
         object_id, upload_url = created.json()["id"], created.json()["upload_url"]
-        put = size / MIB / curl_seconds(["-T", str(source), upload_url])
+        put = size / MIB / curl_seconds(["-T", str(made_unique(source)), upload_url])
         c.post(f"/v1/objects/{object_id}/complete").raise_for_status()
         url = c.get(f"/v1/objects/{object_id}/download").json()["download_url"]
         get, get_ranges = whole_and_ranges(url, size, [])
@@ -113,9 +126,10 @@ def djinn_round(server: StowageServer, source: Path, name: str) -> Transfer:
     size = source.stat().st_size
     auth = ["-H", f"Authorization: Bearer {server.token}"]
     upload_target = f"{server.base}/objects?name={name}"
+    body = made_unique(source)
     start = time.perf_counter()
     out = subprocess.run(
-        ["curl", "-sS", "--fail", *auth, "-X", "POST", "-T", str(source), upload_target],
+        ["curl", "-sS", "--fail", *auth, "-X", "POST", "-T", str(body), upload_target],
         check=True,
         capture_output=True,
     )
@@ -174,7 +188,7 @@ def s5cmd_rounds(
     for index in range(rounds):
         key = f"big-direct-{index}"
         url = f"s3://{bucket}/{key}"
-        put = size_mib / s5cmd_seconds(s3, "cp", str(source), url)
+        put = size_mib / s5cmd_seconds(s3, "cp", str(made_unique(source)), url)
         waited = settled(key)
         target = source.with_name(f"{source.name}.got")
         get = size_mib / s5cmd_seconds(s3, "cp", url, str(target))
