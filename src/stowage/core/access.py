@@ -183,9 +183,11 @@ class AccessService:
             raise Unauthenticated("missing bearer token: send 'Authorization: Bearer <token>'")
         # Kept by the token itself, which this process holds anyway while it answers: a
         # cached caller costs a dict lookup, not a SHA-256 and an await.
-        principal = self._tokens.cached(bearer) or await self._tokens.resolve(
-            bearer, lambda: self._find_token(hash_token(bearer))
-        )
+        principal = self._tokens.cached(bearer)
+        if principal is None:
+            principal = await self._tokens.resolve(
+                bearer, lambda: self._find_token(hash_token(bearer))
+            )
         if principal is None:
             raise Unauthenticated("invalid or revoked token")
         return principal
