@@ -75,7 +75,13 @@ def _sqlite_engine(url: URL, *, writer: bool) -> Engine:
         dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")  # a committed row survives power loss
+        if writer:
+            # A COMMIT writes the WAL and the group commit fsyncs it after, and runs the
+            # checkpoints: both off the event loop and the writer lock (group_commit.py).
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+        else:
+            cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -122,7 +128,9 @@ class Database:
             # Writes: one thread, group commit. Reads: inline on the event loop (no pool).
             database = sqlite_file(target)
             lock = writer_lock_file(database) if database is not None else None
-            self._group: GroupCommitter | None = GroupCommitter(self._writer, _reachable, lock)
+            self._group: GroupCommitter | None = GroupCommitter(
+                self._writer, _reachable, database, lock
+            )
             self._pool = None
             # Each thread that reads inline keeps one connection for prepared statements.
             self._inline = threading.local()

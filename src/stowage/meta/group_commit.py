@@ -1,27 +1,37 @@
-"""Group commit for SQLite: write transactions that queue up together share one COMMIT.
+"""Group commit for SQLite: write transactions that queue up together share one COMMIT,
+and one fsync that makes it durable, taken after every process may write again.
 
-SQLite has one writer, and with ``synchronous=FULL`` every COMMIT waits for an fsync of the
-WAL. One transaction per request capped small uploads at about one fsync each (~600
+SQLite has one writer, and a durable COMMIT waits for an fsync of the WAL. One
+transaction per request capped small uploads at about one fsync each (~600
 transactions/s here, and the Runloop flow needs three). So the writes waiting at once are
 taken as one batch: each runs inside its own SAVEPOINT (so one that fails rolls back
-alone), and they all commit at once. No caller hears of success before that COMMIT, so a
-2xx still means durable.
+alone), and they all commit at once. No caller hears of success before the fsync that
+follows that COMMIT, so a 2xx still means durable.
 
-The batch's statements run on the event loop itself; only what waits goes to a thread:
-taking the writer lock and ``BEGIN IMMEDIATE``, and the COMMIT with its fsync. A writer
-thread of its own ran them before, and lost: Python's sqlite3 lets go of the GIL around
-every statement, so a batch of small uploads took the GIL back ten times an upload from
-an event loop that wanted it too. It spent twice the CPU of the statements and as long
-again waiting (``make bench``, 4 KiB uploads: ~700 µs of writer time each). A statement
-here costs tens of microseconds; the loop pays them instead of waiting for them.
+Everything but waiting runs on the event loop: the SAVEPOINTs, the statements, and the
+COMMIT itself, which writes the WAL without syncing it (the writer's connection runs
+``synchronous=NORMAL``). Then the writer lock is given back, and only then is the WAL
+fsynced, on a thread: other writers commit their batches while this one's fsync runs,
+where ``synchronous=FULL`` had them wait for it. A later fsync of the WAL covers every
+frame before it, and a checkpoint syncs the WAL before copying it into the database
+(SQLite's rule for ``NORMAL``), so nothing acknowledged can be lost. What other
+connections may see meanwhile is committed but possibly not yet durable: after a power
+loss it can be gone, as is the 2xx its writer never got. Checkpoints run on a thread
+too, after every ``CHECKPOINT_EVERY`` batches (``wal_autocheckpoint`` is off for the
+writer), so no COMMIT on the loop waits for one. Threads ran more before, and lost each
+time: Python's sqlite3 lets go of the GIL around every statement, and a thread then
+waited for a busy event loop to hand it back (up to the 5 ms switch interval) while it
+held the writer lock; for 4 KiB uploads that was ~700 µs of writer time each when the
+statements ran there, and ~4 ms a batch when only the BEGIN and the COMMIT did.
 
 Several processes (``STOWAGE_WORKERS``, the CLI next to a running server) each commit
 their own batches. SQLite lets one of them write at a time, and the others wait in
 ``busy_timeout``, which polls with sleeps of up to 100 ms: under load that put p99 at
 ~71 ms. So the processes take turns on an ``flock`` of a file beside the database instead,
-held around each batch's ``BEGIN IMMEDIATE`` ... ``COMMIT``: the kernel wakes the next one
-the moment the lock is free, and a batch still commits once. Within a process, batches of
-different event loops (the tests run one beside the server's) take turns on a lock too.
+held from each batch's ``BEGIN IMMEDIATE`` to its COMMIT: taken on the event loop when it
+is free, else waited for on a thread, which the kernel wakes the moment it is. Within a
+process, batches of different event loops (the tests run one beside the server's) take
+turns on a lock too.
 """
 
 from __future__ import annotations
@@ -29,7 +39,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -38,8 +50,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+log = logging.getLogger(__name__)
+
 Work = Callable[[Connection], Any]
 MAX_BATCH = 128
+# A process checkpoints the WAL into the database after this many of its batches: a
+# batch of small uploads writes tens of pages, and SQLite's own automatic checkpoint
+# comes every 1,000. (The WAL file's size says nothing: it is reused from its start once
+# all of it was copied, and keeps its size.)
+CHECKPOINT_EVERY = 16
 
 
 class WriterLock:
@@ -49,8 +68,14 @@ class WriterLock:
     def __init__(self, path: Path) -> None:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
-    def acquire(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+    def acquire(self, wait: bool = True) -> bool:
+        """Take the lock, waiting for it unless ``wait`` is false: then say whether it
+        was free."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
     def release(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -64,12 +89,20 @@ class GroupCommitter:
         self,
         engine: Engine,
         reachable: Callable[[], AbstractContextManager[None]],
+        database: Path | None = None,
         lock_path: Path | None = None,
     ):
         self._engine = engine
         self._reachable = reachable  # maps connection failures to Unavailable
         # Writers in other processes take turns on this lock (None: an in-memory database).
         self._lock = WriterLock(lock_path) if lock_path is not None else None
+        # The file each COMMIT is made durable in, and the database it is checkpointed
+        # into (None: an in-memory database, nothing to sync).
+        self._wal = WalFile(database) if database is not None else None
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpointing = threading.Lock()  # one at a time, and not while closing
+        self._closed = False
+        self._batches = 0
         self._turn = threading.Lock()  # one transaction at a time in this process
         self._waiting: dict[asyncio.AbstractEventLoop, list[tuple[Work, asyncio.Future[Any]]]]
         self._waiting = {}
@@ -92,6 +125,14 @@ class GroupCommitter:
         if self._lock is not None and not self._draining:
             self._lock.close()
             self._lock = None
+        if not self._draining:
+            with self._checkpointing:
+                self._closed = True
+                if self._checkpointer is not None:
+                    self._checkpointer.close()
+                    self._checkpointer = None
+            if self._wal is not None:
+                self._wal.close()
 
     async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         """Commit what waits, in batches, until nothing does. Writes queued meanwhile
@@ -109,7 +150,9 @@ class GroupCommitter:
 
     async def _commit(self, batch: list[tuple[Work, asyncio.Future[Any]]]) -> None:
         try:
-            conn = await _finished(asyncio.to_thread(self._begin), self._end)
+            conn = self._begin(wait=False)
+            if conn is None:  # another process is writing: wait for it on a thread
+                conn = await _finished(asyncio.to_thread(self._begin), self._end)
         except Exception as exc:
             _settle(batch, [(False, exc)] * len(batch))
             return
@@ -134,22 +177,26 @@ class GroupCommitter:
                     outcomes.append((False, exc))
                 raw.execute("RELEASE work")
         except Exception as exc:  # nothing of the batch is kept
-            await asyncio.to_thread(self._end, conn, commit=False)
+            self._end(conn, commit=False)
             _settle(batch, [(False, exc)] * len(batch))
             return
         try:
-            await asyncio.to_thread(self._end, conn, commit=True)
-        except Exception as exc:  # the COMMIT itself failed: nothing of the batch is kept
+            self._end(conn, commit=True)
+            await self._make_durable()
+        except Exception as exc:  # not committed, or not known to be durable
             _settle(batch, [(False, exc)] * len(batch))
             return
         _settle(batch, outcomes)
 
-    def _begin(self) -> Connection:
-        """Take both locks and open the write transaction (``BEGIN IMMEDIATE``)."""
-        self._turn.acquire()
+    def _begin(self, wait: bool = True) -> Connection | None:
+        """Take both locks and open the write transaction (``BEGIN IMMEDIATE``); without
+        ``wait``, only if both are free (None when not)."""
+        if not self._turn.acquire(blocking=wait):
+            return None
         try:
-            if self._lock is not None:
-                self._lock.acquire()
+            if self._lock is not None and not self._lock.acquire(wait):
+                self._turn.release()
+                return None
             try:
                 with self._reachable():
                     conn = self._engine.connect()
@@ -181,6 +228,74 @@ class GroupCommitter:
             if self._lock is not None:
                 self._lock.release()
             self._turn.release()
+
+    async def _make_durable(self) -> None:
+        """fdatasync the WAL, which holds every COMMIT so far (as SQLite syncs it: its
+        data and size), on a thread; every ``CHECKPOINT_EVERY`` batches, start a
+        checkpoint there too, which no caller waits for."""
+        if self._wal is None:
+            return
+        with self._reachable():
+            fd = self._wal.current()
+        if fd is None:  # checkpointed into the database, which that synced, and gone
+            return
+        # The thread makes one call that lets go of the GIL, and takes it back once: each
+        # such call on a thread costs a wait for the busy event loop to hand the GIL
+        # over, up to the switch interval (5 ms).
+        await asyncio.to_thread(os.fdatasync, fd)
+        self._batches += 1
+        if self._batches % CHECKPOINT_EVERY == 0:
+            asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """A PASSIVE checkpoint: it copies what no reader still needs and waits for no
+        one; once the WAL is all copied, the next writer starts it over from the top."""
+        if not self._checkpointing.acquire(blocking=False):
+            return  # one is running: it copies this batch's pages too, or the next will
+        try:
+            if self._closed:
+                return
+            if self._checkpointer is None:
+                assert self._wal is not None
+                self._checkpointer = sqlite3.connect(self._wal.database, check_same_thread=False)
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:
+            log.warning("a WAL checkpoint failed; the next one retries", exc_info=True)
+        finally:
+            self._checkpointing.release()
+
+
+class WalFile:
+    """A database's WAL, kept open for its fdatasyncs. SQLite removes the file only when
+    its last connection closes (the writer's stays open), but a new one would be another
+    file: so each sync first checks, with a ``stat`` on the event loop, that the file
+    open is still the one named."""
+
+    def __init__(self, database: Path) -> None:
+        self.database = database
+        self.path = Path(f"{database}-wal")
+        self._fd = -1
+        self._inode = -1
+        self._replaced: list[int] = []  # closed with the committer: a sync may be using one
+
+    def current(self) -> int | None:
+        """The open WAL, or None when there is no WAL."""
+        try:
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        if named.st_ino != self._inode:
+            if self._fd >= 0:
+                self._replaced.append(self._fd)
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self._inode = os.fstat(self._fd).st_ino
+        return self._fd
+
+    def close(self) -> None:
+        for fd in [self._fd, *self._replaced]:
+            if fd >= 0:
+                os.close(fd)
+        self._fd, self._inode, self._replaced = -1, -1, []
 
 
 async def _finished(begun: Any, end: Callable[[Connection], None]) -> Connection:
