@@ -25,14 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
+from botocore.config import Config
 from granian.server.embed import Server as EmbeddedGranian
 
 from stowage.app import create_app
 from stowage.bootstrap import prepare
 from stowage.config import Settings
+from stowage.core.access import parse_scopes
 from stowage.core.clock import ManualClock
+from stowage.core.ids import is_inline_key
 from stowage.processes import free_port, wait_healthy
 from stowage.server import http_options
 from stowage.service import Stowage
@@ -145,14 +149,28 @@ class ThreadServer:
         )
 
     def stored_blobs(self) -> set[str]:
-        """The blob keys in the store, whichever backend it is."""
-        return set(self.run(self.stowage.blobs.inventory()))
+        """The keys of the blobs stored: in the blob store, whichever backend it is, and
+        in the database (inline blobs, ``core/objects/inline.py``)."""
+        rows = self.run(self.stowage.meta.blob_rows())
+        return set(self.run(self.stowage.blobs.inventory())) | set(filter(is_inline_key, rows))
 
     def collect_blobs(self) -> int:
         """Let the blob grace pass and collect what deletes and the reaper released, as a
         later reaper sweep would; how many blobs went."""
         self.clock.advance(self.settings.blob_grace_seconds * 1000)
         return int(self.run(self.stowage.objects.collect_blobs()))
+
+    def s3_client(self, scopes: str) -> Any:
+        """boto3 on this server's S3 port, with a new access key of the admin's."""
+        issued = self.run(self.stowage.access.create_key("admin", parse_scopes(scopes), "test"))
+        return boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{self.settings.s3_api_port}",
+            aws_access_key_id=issued.key.access_key_id,
+            aws_secret_access_key=issued.secret,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        )
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.token}"}
@@ -168,8 +186,6 @@ class ThreadServer:
 
     def token_for(self, name: str, scopes: str) -> str:
         """Another token for an existing user."""
-        from stowage.core.access import parse_scopes
-
         issued = self.stowage.access.issue_token(name, parse_scopes(scopes), "test")
         return self.run(issued).secret
 

@@ -90,7 +90,8 @@ def test_runloop_names_are_opaque_and_never_become_paths(server: ThreadServer, n
     """Runloop names are free text; they name nothing on disk or in the bucket."""
     with server.client() as c:
         created = c.post("/v1/objects", json={"name": name, "content_type": "text"}).json()
-        assert httpx.put(created["upload_url"], content=b"payload").status_code == 200
+        payload = b"payload" * 3000  # past STOWAGE_INLINE_MAX_BYTES: a blob store's
+        assert httpx.put(created["upload_url"], content=payload).status_code == 200
         done = c.post(f"/v1/objects/{created['id']}/complete").json()
         assert done["name"] == name
     assert not Path("/tmp/stowage-escape").exists()

@@ -253,7 +253,9 @@ def test_a_first_start_keeps_the_data_directory_private(
         try:
             token = (data / "admin-token").read_text().strip()
             headers = {"Authorization": f"Bearer {token}"}
-            up = httpx.post(f"{base}/objects?name=a.txt", headers=headers, content=b"private")
+            # Past STOWAGE_INLINE_MAX_BYTES, so that its blob is a file of its own.
+            body = b"private" * 3000
+            up = httpx.post(f"{base}/objects?name=a.txt", headers=headers, content=body)
             assert up.status_code == 201
             assert _mode(data) == 0o700
             files = [p for p in data.rglob("*") if p.is_file()]

@@ -12,14 +12,11 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 from botocore.client import BaseClient
-from botocore.config import Config
 from sqlalchemy import insert, select
 
-from stowage.core.access import parse_scopes
 from stowage.core.errors import Unavailable
 from stowage.core.fsck import check
 from stowage.core.ids import new_blob_key
@@ -48,15 +45,8 @@ def server(
 
 
 def s3_client(server: ThreadServer) -> BaseClient:
-    issued = server.run(server.stowage.access.create_key("admin", parse_scopes(SCOPES), "dedup"))
-    return boto3.client(
-        "s3",
-        endpoint_url=f"http://127.0.0.1:{server.settings.s3_api_port}",
-        aws_access_key_id=issued.key.access_key_id,
-        aws_secret_access_key=issued.secret,
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-    )
+    client: BaseClient = server.s3_client(SCOPES)
+    return client
 
 
 def djinn_put(c: httpx.Client, name: str, data: bytes) -> dict:
@@ -242,19 +232,20 @@ def test_fsck_verifies_shared_blobs_once_and_releases_rows_nothing_references(
     server: ThreadServer,
 ) -> None:
     s = server.stowage
+    twin, rotten = b"twin bytes" * 2000, b"rotten bytes" * 2000  # past inline: in the store
     with server.client() as c:
-        a, b = djinn_put(c, "a.bin", b"twin bytes"), djinn_put(c, "b.bin", b"twin bytes")
+        a, b = djinn_put(c, "a.bin", twin), djinn_put(c, "b.bin", twin)
         other = djinn_put(c, "c.bin", b"other bytes")
     server.clock.advance(10_000)
     report = server.run(check(s.meta, s.blobs, s.clock, verify=True, grace_s=0))
     assert report.clean and report.verified == 2, report
 
     shared = blob_of(server, a["id"])
-    server.run(s.blobs.put(shared, body(b"rotten bytes"), None))
+    server.run(s.blobs.put(shared, body(rotten), None))
     report = server.run(check(s.meta, s.blobs, s.clock, verify=True, grace_s=0))
     assert sorted(report.corrupt) == sorted([a["object_id"], b["object_id"]])
     assert report.verified == 2
-    server.run(s.blobs.put(shared, body(b"twin bytes"), None))
+    server.run(s.blobs.put(shared, body(twin), None))
 
     # Objects that went without a delete (as a removed user's go, by cascade) leave their
     # blob's row unreleased: fsck finds it and --fix hands it to the collector.

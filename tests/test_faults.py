@@ -89,20 +89,25 @@ def test_database_outage_and_recovery(fragile: FragileServer) -> None:
 def test_blob_store_outage_and_recovery(fragile: FragileServer) -> None:
     server = fragile.server
     accept = {"Accept": "application/octet-stream"}
+    big = b"\x00" * 20_000  # past STOWAGE_INLINE_MAX_BYTES: kept in the blob store
     with server.client() as c:
-        obj = c.post("/objects", params={"name": "a.bin"}, content=b"\x00" * 1000).json()
+        obj = c.post("/objects", params={"name": "a.bin"}, content=big).json()
+        small = c.post("/objects", params={"name": "small.bin"}, content=b"small").json()
         pending = c.post("/v1/objects", json={"name": "p", "content_type": "text"}).json()
         httpx.put(pending["upload_url"], content=b"pending").raise_for_status()
 
         fragile.s3.block()
         assert_unavailable(c.get(f"/objects/{obj['id']}", headers=accept))
-        assert_unavailable(c.post("/objects", params={"name": "b.bin"}, content=b"b"))
+        assert_unavailable(c.post("/objects", params={"name": "b.bin"}, content=big))
         assert_unavailable(c.post(f"/v1/objects/{pending['id']}/complete"))
+        # Small objects live in the database (core/objects/inline.py): still there.
+        assert c.get(f"/objects/{small['id']}", headers=accept).content == b"small"
+        assert c.post("/objects", params={"name": "c.bin"}, content=b"c").status_code == 201
         assert c.get(f"/objects/{obj['id']}").status_code == 200  # metadata still answers
         assert c.get("/objects", params={"search": "b.bin"}).json() == []  # nothing half-made
 
         fragile.s3.unblock()
-        assert c.get(f"/objects/{obj['id']}", headers=accept).content == b"\x00" * 1000
+        assert c.get(f"/objects/{obj['id']}", headers=accept).content == big
         assert c.post(f"/v1/objects/{pending['id']}/complete").json()["state"] == "READ_ONLY"
         assert c.post("/objects", params={"name": "b.bin"}, content=b"b").status_code == 201
 
@@ -111,10 +116,11 @@ def test_seaweedfs_stopped_and_started_again(own_seaweed: tuple[ThreadServer, Se
     server, s3 = own_seaweed
     accept = {"Accept": "application/octet-stream"}
     with server.client() as c:
-        obj = c.post("/objects", params={"name": "kept.bin"}, content=b"k" * 4096).json()
+        kept = b"k" * 20_000  # past STOWAGE_INLINE_MAX_BYTES: kept in the blob store
+        obj = c.post("/objects", params={"name": "kept.bin"}, content=kept).json()
         s3.stop()
         assert_unavailable(c.get(f"/objects/{obj['id']}", headers=accept))
-        assert_unavailable(c.post("/objects", params={"name": "new.bin"}, content=b"n"))
+        assert_unavailable(c.post("/objects", params={"name": "new.bin"}, content=kept))
         s3.restart()
         # The S3 port answers before SeaweedFS's volume server is back: until then a read is
         # still an outage (503), never a wrong answer; then it recovers with no restart.
@@ -123,7 +129,7 @@ def test_seaweedfs_stopped_and_started_again(own_seaweed: tuple[ThreadServer, Se
             assert_unavailable(back)
             assert time.monotonic() < deadline, "stowage did not recover after SeaweedFS"
             time.sleep(0.2)
-        assert back.content == b"k" * 4096
+        assert back.content == kept
         assert c.post("/objects", params={"name": "new.bin"}, content=b"n").status_code == 201
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +18,18 @@ from stowage.core.models import MultipartUpload
 from stowage.core.objects.multipart import ORPHAN_MARGIN_MS
 from stowage.core.ports import BlobParts, DirectBlobStore
 
-from .harness import ThreadServer
+from .backends import BACKENDS, backend_settings
+from .harness import ThreadServer, run_thread_server_with
+
+
+@pytest.fixture(params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_base_url: str | None
+) -> Iterator[ThreadServer]:
+    """Every body in the blob store, none in the database (``inline_max_bytes`` 0): these
+    tests break and mend its files. Inline blobs: test_inline_blobs.py."""
+    with backend_settings(request.param, request, pg_base_url) as extra:
+        yield from run_thread_server_with(tmp_path, {**extra, "inline_max_bytes": "0"})
 
 
 async def body(data: bytes) -> AsyncIterator[bytes]:

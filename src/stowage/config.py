@@ -73,6 +73,13 @@ class Settings(BaseSettings):
         description="a blob no object references any more is removed this long after "
         "its last reference went (covers uploads that found it and have yet to commit)",
     )
+    inline_max_bytes: int = Field(
+        default=16 * 1024,
+        ge=0,
+        le=1024 * 1024,
+        description="an object this small is kept in the database, not as a blob file "
+        "or S3 object (0: never)",
+    )
     max_concurrent_uploads: int = Field(default=256, description="per process")
     max_concurrent_uploads_per_token: int = Field(default=64, description="per process")
     body_timeout_seconds: float = Field(

@@ -69,6 +69,7 @@ def build(settings: Settings, presign_secret: bytes, clock: Clock | None = None)
             upload_ttl_ms=settings.upload_ttl_seconds * 1000,
             max_object_bytes=settings.max_object_bytes,
             blob_grace_ms=settings.blob_grace_seconds * 1000,
+            inline_max_bytes=settings.inline_max_bytes,
         ),
     )
     return Stowage(

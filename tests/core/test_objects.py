@@ -69,10 +69,10 @@ def test_an_object_goes_from_create_to_upload_complete_read_and_delete(core: Cor
     assert run(core.objects.delete(alice, made.public_id)).state is ObjectState.DELETED
     with pytest.raises(Gone):
         run(core.objects.downloadable(alice, made.public_id))
-    assert run(core.blobs.inventory()) != {}  # released: the collector removes it after a grace
+    assert run(core.stored_blobs()) != set()  # released: the collector removes it after a grace
     core.clock.advance(core.objects.limits.blob_grace_ms)
     assert run(core.objects.collect_blobs()) == 1
-    assert run(core.blobs.inventory()) == {}
+    assert run(core.stored_blobs()) == set()
 
 
 def test_a_put_with_unique_names_completes_at_once_under_a_name_of_its_own(core: Core) -> None:
@@ -85,7 +85,7 @@ def test_a_put_with_unique_names_completes_at_once_under_a_name_of_its_own(core:
     with pytest.raises(FieldErrors) as refused:
         run(core.objects.put(bob, "logs.tgz", None, chunks(b"again", 5), None, UNIQUE_NAMES))
     assert refused.value.problems == (Problem("name", "taken"),)
-    assert list(run(core.blobs.inventory())) == [stored.blob_key]  # the refused one kept none
+    assert run(core.stored_blobs()) == {stored.blob_key}  # the refused one kept none
 
     with pytest.raises(FieldErrors) as refused:  # every problem at once, none stored
         run(core.objects.put(bob, "a b", None, chunks(b"", 1), None, UNIQUE_NAMES))
@@ -93,7 +93,7 @@ def test_a_put_with_unique_names_completes_at_once_under_a_name_of_its_own(core:
         ("name", "pattern"),
         ("file", "required"),
     ]
-    assert list(run(core.blobs.inventory())) == [stored.blob_key]
+    assert run(core.stored_blobs()) == {stored.blob_key}
 
 
 def test_a_put_with_any_names_keeps_both_objects_of_a_name(core: Core) -> None:
@@ -120,7 +120,7 @@ def test_an_object_past_its_ttl_is_gone_and_the_reaper_removes_it(core: Core) ->
     assert run(core.objects.reap()).object_ids == [made.id]
     core.clock.advance(core.objects.limits.blob_grace_ms)
     assert run(core.objects.collect_blobs()) == 1
-    assert run(core.blobs.inventory()) == {}
+    assert run(core.stored_blobs()) == set()
 
 
 def test_others_objects_are_not_found_and_a_missing_scope_is_forbidden(core: Core) -> None:
@@ -146,12 +146,12 @@ def test_a_multipart_upload_left_past_its_deadline_is_reaped_with_its_parts(core
     bucket = run(core.namespaces.create_root(alice, "builds"))
     upload = run(core.objects.start_multipart(alice, bucket, "big.bin", None, None))
     run(core.objects.put_part(alice, upload, 1, chunks(TEXT, 1000), None))
-    assert len(run(core.blobs.inventory())) == 1
+    assert len(run(core.stored_blobs())) == 1
     core.clock.advance(24 * 3600 * 1000 - 1)
     assert run(core.objects.reap_multipart()) == 0
     core.clock.advance(1)
     assert run(core.objects.reap_multipart()) == 1
-    assert run(core.blobs.inventory()) == {}
+    assert run(core.stored_blobs()) == set()
     with pytest.raises(NotFound):  # NoSuchUpload
         run(core.objects.multipart(alice, bucket, "big.bin", upload.upload_id))
 

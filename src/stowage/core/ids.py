@@ -56,3 +56,16 @@ def new_blob_key(now_s: float | None = None) -> str:
     (``blobs.publish``), and over time every directory gets its share."""
     period = int((time.time() if now_s is None else now_s) // BLOB_DIRECTORY_SECONDS)
     return f"{period % 256:02x}{secrets.token_hex(15)}"
+
+
+INLINE_KEY_PREFIX = "in"  # never two hex digits: no blob store key starts with it
+
+
+def new_inline_key() -> str:
+    """The key of a blob whose bytes live in its metadata row (``objects/inline.py``):
+    readers tell it from a blob store's by its prefix, with nothing to look up."""
+    return f"{INLINE_KEY_PREFIX}{secrets.token_hex(15)}"
+
+
+def is_inline_key(key: str) -> bool:
+    return key.startswith(INLINE_KEY_PREFIX)

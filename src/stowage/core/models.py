@@ -208,6 +208,9 @@ class BlobWritten:
     # The key of a blob with the same content found already stored: the bytes just
     # received were dropped instead of kept (whole-object deduplication).
     shared: str | None = None
+    # The bytes themselves, for a blob small enough to be kept in its metadata row with
+    # them (``objects/inline.py``): no blob store holds them.
+    inline: bytes | None = None
 
     @classmethod
     def unhashed(cls, size: int) -> BlobWritten:

@@ -178,6 +178,10 @@ class ObjectStore(Protocol):
         """blob key → (public id, size, sha256) of every row that points at it."""
         ...
 
+    async def inline_data(self, key: str) -> bytes | None:
+        """The bytes kept in a blob's row (an inline blob), or None."""
+        ...
+
     async def find_blob(self, size: int, sha256: str, fresh_after_ms: int) -> str | None:
         """The key of a stored blob with this content (not one released at or before
         ``fresh_after_ms``: it may be collected before it can be referenced)."""

@@ -46,6 +46,7 @@ def _inserting(dialect: Any) -> Any:
             size=bindparam("size"),
             sha256=bindparam("sha256"),
             created_ms=bindparam("created_ms"),
+            data=bindparam("data"),
         )
         .on_conflict_do_nothing()
         .returning(_BLOBS.key)
@@ -70,6 +71,12 @@ class SqlBlobs(Database):
         update(blobs).where(_BLOBS.key == bindparam("b_key")).values(released_ms=bindparam("now"))
     )
 
+    _DATA = Prepared(select(_BLOBS.data).where(_BLOBS.key == bindparam("key")))
+
+    async def inline_data(self, key: str) -> bytes | None:
+        """The bytes kept in a blob's row (``core/objects/inline.py``), if it has one."""
+        return await self._first(self._DATA, lambda row: row.data, {"key": key})
+
     async def find_blob(self, size: int, sha256: str, fresh_after_ms: int) -> str | None:
         """The key of a stored blob with this content, unless it was released at or before
         ``fresh_after_ms`` (it may be collected before the caller can reference it)."""
@@ -79,15 +86,16 @@ class SqlBlobs(Database):
     def _claim(self, conn: Connection, key: str, blob: BlobWritten, now_ms: int) -> str:
         """The blob key a row being written in ``conn``'s transaction is to hold for
         ``blob``'s content, held until that transaction ends: the stored blob with that
-        content, else ``key``, whose bytes the caller has just stored and which gets its
-        row here. Raise Unavailable when the blob the caller meant to share
-        (``blob.shared``) was collected meanwhile: it dropped its own copy."""
+        content, else ``key``, whose bytes the caller has just stored (or which go into
+        its row, ``blob.inline``) and which gets its row here. Raise Unavailable when
+        the blob the caller meant to share (``blob.shared``) was collected meanwhile: it
+        dropped its own copy."""
         dialect = self._writer.dialect
         content = {"sha256": blob.sha256, "size": blob.size}
         hold, insert_new = (
             (self._HOLD_SQLITE, self._INSERT_SQLITE) if self._sqlite else (self._HOLD, self._INSERT)
         )
-        values = {"key": key, "created_ms": now_ms, **content}
+        values = {"key": key, "created_ms": now_ms, "data": blob.inline, **content}
         for _ in range(2):  # a twin's row may be collected between the two statements
             if blob.shared is None and insert_new.first(conn, dialect, values) is not None:
                 return key

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -188,6 +189,9 @@ blobs = Table(
     Column("sha256", String(64)),
     Column("created_ms", BigInteger, nullable=False),
     Column("released_ms", BigInteger),
+    # The bytes themselves, for a blob small enough to live in its row (migration 0017,
+    # core/objects/inline.py): its key says so, and no blob store holds it.
+    Column("data", LargeBinary),
     Index("uq_blobs_content", "sha256", "size", unique=True),
     Index("ix_blobs_released", "released_ms"),
 )

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from ..access import Principal, may_modify
 from ..clock import Clock
 from ..errors import DigestMismatch, NotFound, TooLarge
+from ..ids import is_inline_key, new_blob_key, new_inline_key
 from ..models import BlobWritten, Claimed, Namespace, StoredObject
 from ..namespaces import NamespaceService
 from ..ports import BlobStore, DirectBlobStore, MetadataStore
+from .inline import inline_written, whole_if_small
 
 Caller = Principal | None  # None: an anonymous request
 
@@ -27,6 +29,8 @@ class Limits:
     # upload shares only blobs released less than half of it ago, so it has the other
     # half to commit its row.
     blob_grace_ms: int = 3600 * 1000
+    # A body this small is kept in the database, in its blob's row (``inline.py``).
+    inline_max_bytes: int = 16 * 1024
 
 
 class ObjectsBase:
@@ -50,11 +54,25 @@ class ObjectsBase:
         return self._blobs if isinstance(self._blobs, DirectBlobStore) else None
 
     async def _store(
-        self, key: str, chunks: AsyncIterator[bytes], max_bytes: int | None
-    ) -> BlobWritten:
-        """Write and hash the stream under ``key``, or drop it when a stored blob has the
-        same content (``BlobWritten.shared``): identical bytes are stored once."""
-        return await self._blobs.put(key, chunks, max_bytes, self._stored_twin)
+        self, chunks: AsyncIterator[bytes], max_bytes: int | None
+    ) -> tuple[str, BlobWritten]:
+        """Hash the stream and keep it under a new key, which it returns: a small body in
+        the database with the row that will hold it (``inline.py``), a larger one in the
+        blob store, unless a stored blob has the same content (``BlobWritten.shared``):
+        identical bytes are stored once."""
+        if self.limits.inline_max_bytes:
+            whole, chunks = await whole_if_small(chunks, self.limits.inline_max_bytes)
+            if whole is not None:
+                if max_bytes is not None and len(whole) > max_bytes:
+                    raise self._too_large()
+                return new_inline_key(), inline_written(whole)
+        key = new_blob_key()
+        return key, await self._blobs.put(key, chunks, max_bytes, self._stored_twin)
+
+    async def _delete_blob(self, key: str) -> None:
+        """Delete a blob's bytes from the blob store; an inline blob's go with its row."""
+        if not is_inline_key(key):
+            await self._blobs.delete(key)
 
     async def _stored_twin(self, size: int, sha256: str) -> str | None:
         fresh_after = self._clock.now_ms() - self.limits.blob_grace_ms // 2
@@ -64,7 +82,7 @@ class ObjectsBase:
         """Delete the bytes stored at ``key`` unless the row committed holds them
         (``held``): a twin with the same content was stored first, or nothing holds them."""
         if written.shared is None and held != key:
-            await self._blobs.delete(key)
+            await self._delete_blob(key)
 
     async def _keep_if_claimed(
         self, key: str, claimed: Claimed | None, written: BlobWritten
@@ -78,7 +96,7 @@ class ObjectsBase:
             ("md5", claimed.md5, written.md5),
         ):
             if said is not None and said != found:
-                await self._blobs.delete(key)
+                await self._delete_blob(key)
                 raise DigestMismatch(digest, said, found or "")
 
     async def _live(self, ref: str | int) -> StoredObject:

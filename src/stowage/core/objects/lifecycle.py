@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..access import Principal
 from ..errors import Conflict
 from ..idempotency import KEY_LIFETIME_MS, KEY_REUSED, keyed_request
-from ..ids import new_blob_key, new_object_id
+from ..ids import is_inline_key, new_blob_key, new_object_id
 from ..models import ContentType, KeptAnswer, KeyedRequest, NewObject, ObjectState, StoredObject
 from ..naming import validate_metadata, validate_object_name, validate_ttl_ms
 from ..ports import DirectBlobStore
@@ -48,8 +48,10 @@ class Lifecycle(ObjectsBase):
         return direct.presign("PUT", obj.staging_key, expires_s)
 
     def direct_download_url(self, obj: StoredObject, expires_s: int) -> str | None:
+        """A presigned URL on the blob store itself, or None when stowage serves the bytes
+        (always those of an inline blob: the store has none)."""
         direct = self._direct
-        if direct is None or obj.blob_key is None:
+        if direct is None or obj.blob_key is None or is_inline_key(obj.blob_key):
             return None
         return direct.presign("GET", obj.blob_key, expires_s)
 
@@ -137,8 +139,7 @@ class Lifecycle(ObjectsBase):
     ) -> StoredObject:
         """Store the bytes of the UPLOADING object ``upload_target`` gave a ticket for."""
         self._refuse_declared(declared_size)
-        key = new_blob_key()
-        written = await self._store(key, chunks, self.limits.max_upload_bytes)
+        key, written = await self._store(chunks, self.limits.max_upload_bytes)
         mime = detect_content_type(written.head)
         public_id = ticket.obj.public_id
         held: str | None = None

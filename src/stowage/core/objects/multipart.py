@@ -223,7 +223,7 @@ class Multipart(Digests):
     async def _forget(self, key: str | None) -> None:
         """Delete a part's blob, if it has one."""
         if key is not None:
-            await self._blobs.delete(key)
+            await self._delete_blob(key)
 
     async def parts(
         self, caller: Principal, upload: MultipartUpload, after: int, limit: int
@@ -319,11 +319,12 @@ class Multipart(Digests):
         backing upload completed into is the upload's, see the module's docstring)."""
         backing = self._backing(upload)
         if backing is None:
-            key = new_blob_key()
             if isinstance(self._blobs, JoiningBlobStore):
+                key = new_blob_key()
                 keys = [p.blob_key for p in kept if p.blob_key is not None]
                 return key, BlobWritten.unhashed(await self._blobs.join(key, keys)), key
-            return key, await self._store(key, self._concatenated(kept), None), key
+            key, written = await self._store(self._concatenated(kept), None)
+            return key, written, key
         parts, target, backing_id = backing
         try:
             size = await parts.complete(target, backing_id, [(p.part_number, p.md5) for p in kept])

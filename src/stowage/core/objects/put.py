@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from ..access import Principal
 from ..errors import FieldErrors, NamespaceGone, NameTaken, Problem
-from ..ids import new_blob_key, new_object_id
+from ..ids import new_object_id
 from ..models import Checksum, Claimed, Namespace, NewObject, StoredObject
 from ..namespaces import UploadTarget
 from ..naming import MAX_NAME_BYTES, content_kind, validate_metadata, validate_object_name
@@ -129,8 +129,7 @@ class WholePut(ObjectsBase):
         assert name is not None  # _name_problems refuses a missing one
         namespace = await self._namespaces.materialise(target) if target else None
 
-        key = new_blob_key()
-        written = await self._store(key, body, self.limits.max_upload_bytes)
+        key, written = await self._store(body, self.limits.max_upload_bytes)
         await self._keep_if_claimed(key, claimed, written)
         mime = mime_type or detect_content_type(written.head)
         now = self._clock.now_ms()

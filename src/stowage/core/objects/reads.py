@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 
 from ..access import Principal, may_read
 from ..errors import Gone, Invalid, NotFound
+from ..ids import is_inline_key
 from ..models import Namespace, ObjectQuery, ObjectState, Page, StoredObject, Visibility
 from ..naming import validate_metadata_key
 from ..presign import Grant
 from .base import Caller, ObjectsBase
+from .inline import inline_range
 
 MAX_PAGE = 5000
 
@@ -84,10 +86,20 @@ class Reads(ObjectsBase):
         return _with_bytes(await self._live(grant.object_id))
 
     async def read(self, obj: StoredObject, start: int, length: int) -> AsyncIterator[bytes]:
-        return await self._blobs.read(_blob_key(obj), start, length)
+        key = _blob_key(obj)
+        if is_inline_key(key):
+            return _once(inline_range(await self._meta.inline_data(key), start, length))
+        return await self._blobs.read(key, start, length)
 
     async def read_bytes(self, obj: StoredObject, start: int, length: int) -> bytes:
-        return await self._blobs.read_bytes(_blob_key(obj), start, length)
+        key = _blob_key(obj)
+        if is_inline_key(key):
+            return inline_range(await self._meta.inline_data(key), start, length)
+        return await self._blobs.read_bytes(key, start, length)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 def _require_read(caller: Caller) -> None:

@@ -65,5 +65,5 @@ class Removal(ObjectsBase):
         released_before = self._clock.now_ms() - self.limits.blob_grace_ms
         keys = await self._meta.collect_blobs(released_before, batch)
         for key in keys:
-            await self._blobs.delete(key)
+            await self._delete_blob(key)
         return len(keys)
