@@ -4,8 +4,8 @@ client's ceiling (s5cmd, the other SeaweedFS client here, tops out near 1,300 PU
 
 SeaweedFS runs anonymous (no ``-s3.config``), so a plain ``PUT /bucket/key`` is accepted
 and the same request shape serves both sides. Durability differs and is reported beside
-the ratio: stowage answers a PUT after fsync of the file, its directory and the database
-commit; SeaweedFS does not fsync.
+the ratio: stowage answers a PUT once it is durable (a 4 KiB body lives in the database:
+an fdatasync of its WAL); SeaweedFS does not fsync.
 """
 
 from __future__ import annotations
