@@ -1,12 +1,15 @@
 """For tests that call stowage's async code directly, without a server: running one step,
-and request bodies as a blob store receives them (async streams of chunks, which may
-break off midway or never end)."""
+request bodies as a blob store receives them (async streams of chunks, which may break
+off midway or never end), and the blobs stored."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
+
+from stowage.core.ids import is_inline_key
+from stowage.core.ports import BlobStore, MetadataStore
 
 T = TypeVar("T")
 
@@ -45,3 +48,10 @@ class Endless:
         while True:
             self.consumed += self.chunk
             yield b"z" * self.chunk
+
+
+async def stored_blob_keys(meta: MetadataStore, blobs: BlobStore) -> set[str]:
+    """The keys of the blobs stored: in the blob store, and in the database (inline
+    blobs, ``core/objects/inline.py``)."""
+    inline = set(filter(is_inline_key, await meta.blob_rows()))
+    return set(await blobs.inventory()) | inline

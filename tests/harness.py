@@ -36,11 +36,11 @@ from stowage.bootstrap import prepare
 from stowage.config import Settings
 from stowage.core.access import parse_scopes
 from stowage.core.clock import ManualClock
-from stowage.core.ids import is_inline_key
 from stowage.processes import free_port, wait_healthy
 from stowage.server import http_options
 from stowage.service import Stowage
 
+from .aio import stored_blob_keys
 from .backends import backend_settings
 
 SMALL_UPLOAD_LIMIT = 32 * 1024 * 1024
@@ -151,8 +151,7 @@ class ThreadServer:
     def stored_blobs(self) -> set[str]:
         """The keys of the blobs stored: in the blob store, whichever backend it is, and
         in the database (inline blobs, ``core/objects/inline.py``)."""
-        rows = self.run(self.stowage.meta.blob_rows())
-        return set(self.run(self.stowage.blobs.inventory())) | set(filter(is_inline_key, rows))
+        return self.run(stored_blob_keys(self.stowage.meta, self.stowage.blobs))
 
     def collect_blobs(self) -> int:
         """Let the blob grace pass and collect what deletes and the reaper released, as a

@@ -16,13 +16,12 @@ from pathlib import Path
 from stowage.blobs.memory import MemoryBlobStore
 from stowage.core.access import AccessService, Principal, parse_scopes
 from stowage.core.clock import ManualClock
-from stowage.core.ids import is_inline_key
 from stowage.core.namespaces import NamespaceService
 from stowage.core.objects import Limits, ObjectService
 from stowage.meta.migrate import locked_connection, upgrade
 from stowage.meta.sql import SqlMetadataStore
 
-from ..aio import run
+from ..aio import run, stored_blob_keys
 
 MAX_UPLOAD_BYTES = 1024 * 1024
 DELETED_RETENTION_MS = 60_000
@@ -55,10 +54,7 @@ class Core:
         return await self.token(name, scopes)
 
     async def stored_blobs(self) -> set[str]:
-        """The keys of the blobs stored: in the blob store, and in the database (inline
-        blobs, ``core/objects/inline.py``)."""
-        inline = set(filter(is_inline_key, await self.meta.blob_rows()))
-        return set(await self.blobs.inventory()) | inline
+        return await stored_blob_keys(self.meta, self.blobs)
 
     async def token(self, name: str, scopes: str) -> Principal:
         """Another token of an existing user, as its caller (authenticated as a request is)."""

@@ -23,12 +23,12 @@ checked apart (``orphan_uploads``, by the store's upload id), under the same gra
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .clock import Clock
 from .ids import is_inline_key
-from .objects.inline import inline_range
+from .objects.inline import read_blob
 from .ports import BlobStore, DirectBlobStore, MetadataStore
 
 Reference = tuple[str, int, str | None]  # public id, size, sha256 (None: not known yet)
@@ -154,7 +154,7 @@ async def _verify(
             continue  # nothing to check it against yet (digests.py)
         _, size, _ = refs[0]
         digest = hashlib.sha256()
-        async for chunk in _read(meta, blobs, key, size):
+        async for chunk in await read_blob(meta, blobs, key, 0, size):
             digest.update(chunk)
         report.corrupt.extend(
             pid for pid, _, sha256 in refs if sha256 not in (None, digest.hexdigest())
@@ -163,11 +163,3 @@ async def _verify(
         if progress:
             progress(report.verified)
     report.corrupt.sort()
-
-
-async def _read(meta: MetadataStore, blobs: BlobStore, key: str, size: int) -> AsyncIterator[bytes]:
-    if is_inline_key(key):
-        yield inline_range(await meta.inline_data(key), 0, size)
-    else:
-        async for chunk in await blobs.read(key, 0, size):
-            yield chunk

@@ -122,17 +122,18 @@ class GroupCommitter:
         task = self._draining.get(asyncio.get_running_loop())
         if task is not None:
             await task
-        if self._lock is not None and not self._draining:
+        if self._draining:  # another event loop still commits here
+            return
+        if self._lock is not None:
             self._lock.close()
             self._lock = None
-        if not self._draining:
-            with self._checkpointing:
-                self._closed = True
-                if self._checkpointer is not None:
-                    self._checkpointer.close()
-                    self._checkpointer = None
-            if self._wal is not None:
-                self._wal.close()
+        with self._checkpointing:
+            self._closed = True
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
+        if self._wal is not None:
+            self._wal.close()
 
     async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         """Commit what waits, in batches, until nothing does. Writes queued meanwhile
@@ -235,8 +236,7 @@ class GroupCommitter:
         checkpoint there too, which no caller waits for."""
         if self._wal is None:
             return
-        with self._reachable():
-            fd = self._wal.current()
+        fd = self._wal.current()
         if fd is None:  # checkpointed into the database, which that synced, and gone
             return
         # The thread makes one call that lets go of the GIL, and takes it back once: each

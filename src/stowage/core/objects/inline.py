@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator
 
+from ..ids import is_inline_key
 from ..models import BlobWritten
+from ..ports import BlobStore, MetadataStore
 from ..sniff import SNIFF_LEN
 
 
@@ -34,7 +36,7 @@ async def whole_if_small(
         size += len(chunk)
         if size > limit:
             return None, _again(held, chunks)
-    return b"".join(held), _again([], chunks)
+    return b"".join(held), chunks
 
 
 async def _again(held: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -56,3 +58,17 @@ def inline_range(data: bytes | None, start: int, length: int) -> bytes:
     if data is None:
         raise FileNotFoundError("the inline blob has no row")
     return data[start : start + length]
+
+
+async def read_blob(
+    meta: MetadataStore, blobs: BlobStore, key: str, start: int, length: int
+) -> AsyncIterator[bytes]:
+    """``length`` bytes of the blob ``key`` from ``start``, as ``BlobStore.read`` opens
+    them, wherever they are: an inline blob's from its row, others' from the store."""
+    if is_inline_key(key):
+        return _once(inline_range(await meta.inline_data(key), start, length))
+    return await blobs.read(key, start, length)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data

@@ -15,7 +15,7 @@ from ..models import Namespace, ObjectQuery, ObjectState, Page, StoredObject, Vi
 from ..naming import validate_metadata_key
 from ..presign import Grant
 from .base import Caller, ObjectsBase
-from .inline import inline_range
+from .inline import inline_range, read_blob
 
 MAX_PAGE = 5000
 
@@ -86,20 +86,13 @@ class Reads(ObjectsBase):
         return _with_bytes(await self._live(grant.object_id))
 
     async def read(self, obj: StoredObject, start: int, length: int) -> AsyncIterator[bytes]:
-        key = _blob_key(obj)
-        if is_inline_key(key):
-            return _once(inline_range(await self._meta.inline_data(key), start, length))
-        return await self._blobs.read(key, start, length)
+        return await read_blob(self._meta, self._blobs, _blob_key(obj), start, length)
 
     async def read_bytes(self, obj: StoredObject, start: int, length: int) -> bytes:
         key = _blob_key(obj)
         if is_inline_key(key):
             return inline_range(await self._meta.inline_data(key), start, length)
         return await self._blobs.read_bytes(key, start, length)
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 def _require_read(caller: Caller) -> None:
